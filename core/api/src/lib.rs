@@ -1,0 +1,24 @@
+//! modproxy-api: the module ABI and the safe SDK that every modproxy module
+//! links, and that the host uses to read modules.
+//!
+//! - [`abi`]: the `repr(C)` contract (entry symbol, version check, host
+//!   services table, hook kinds). Only this and the conversion helpers
+//!   ([`waker`], [`future`], [`chunk`]) contain `unsafe`.
+//! - [`sdk`]: traits and types for module authors: [`sdk::Module`],
+//!   [`sdk::Request`], the host's runtime in [`sdk::net`].
+//! - [`proxy`] and [`lb`]: the interfaces the proxy family shares, and the
+//!   documented API for third-party load-balancing methods.
+//!
+//! Not for: running a server. This crate has no tokio (a module's own tokio
+//! has no reactor: it must use the host's, through [`sdk::net`]).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod abi;
+pub mod chunk;
+pub mod future;
+pub mod lb;
+pub mod proxy;
+pub mod sdk;
+pub mod waker;
+
+pub use sdk::{log, Headers, Level, Module, Registrar, Request, Section, Status};

@@ -1,0 +1,366 @@
+//! The proxy family's own interfaces, shared by `proxy`, `proxy_http` and
+//! `proxy_balancer` (Apache's `mod_proxy.h`): the scheme handler that does
+//! the exchange with a backend, and the balancer that picks a member.
+//! Both are providers: `("proxy_scheme", "http")`, `("proxy_balancer", "balancer")`.
+
+use crate::abi::{AbiFuture, AbiStr, HeaderVisitor};
+use crate::sdk::module::{guard, report_panic, Registrar};
+use crate::sdk::{Module, Request};
+use std::ffi::c_void;
+use std::future::Future;
+use std::pin::Pin;
+
+pub const SCHEME_GROUP: &str = "proxy_scheme";
+pub const BALANCER_GROUP: &str = "proxy_balancer";
+pub const BALANCER_NAME: &str = "balancer";
+
+/// Per-worker settings (ProxyPass / BalancerMember keys).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerParams {
+    /// Wait this long for the backend's response head and each read (`timeout`).
+    pub timeout_ms: u64,
+    /// Wait this long for the TCP connect (`connection_timeout`).
+    pub connect_timeout_ms: u64,
+    /// Close pooled connections idle longer than this (`ttl`); 0 = never.
+    pub ttl_ms: u64,
+    /// Most idle connections kept (`max`).
+    pub max_idle: u32,
+    /// [`worker_flags`] bits.
+    pub flags: u32,
+}
+
+impl Default for WorkerParams {
+    fn default() -> Self {
+        WorkerParams { timeout_ms: 60_000, connect_timeout_ms: 60_000, ttl_ms: 0, max_idle: 256, flags: 0 }
+    }
+}
+
+pub mod worker_flags {
+    /// `disable_reuse`: one connection per request.
+    pub const DISABLE_REUSE: u32 = 1 << 0;
+    /// `keepalive`: TCP keepalive probes on backend connections.
+    pub const TCP_KEEPALIVE: u32 = 1 << 1;
+}
+
+/// How the request leaves for the backend (ProxyPreserveHost and friends).
+pub mod exchange_flags {
+    pub const PRESERVE_HOST: u32 = 1 << 0;
+    pub const ADD_FORWARDED: u32 = 1 << 1;
+    pub const VIA: u32 = 1 << 2;
+}
+
+/// One exchange with a backend. OWNERSHIP: borrowed from the caller, which
+/// keeps it alive and in place until the returned future is dropped.
+#[repr(C)]
+pub struct ProxyExchange {
+    /// `http://host:port/path?query` as it goes to the backend.
+    pub target: AbiStr,
+    /// Which connection pool to use, e.g. `http://127.0.0.1:8080`.
+    pub worker: AbiStr,
+    pub params: WorkerParams,
+    pub flags: u32,
+    /// Filled in by the scheme handler.
+    pub outcome: *mut ExchangeOutcome,
+}
+
+// SAFETY: the exchange is built and read inside one future (the caller's),
+// which may move between threads; the pointers it holds point into that
+// same future's state.
+unsafe impl Send for ProxyExchange {}
+
+/// What happened, for the balancer's statistics and the failover decision.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeOutcome {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// The backend's status, 0 if none arrived.
+    pub status: u16,
+}
+
+/// Result codes of a scheme handler's future.
+pub mod exchange {
+    /// The response was relayed.
+    pub const OK: i32 = 0;
+    /// Nothing was sent: connect refused or timed out. Safe to try another member.
+    pub const CONNECT_FAILED: i32 = 1;
+    /// No response head in time: 502 (Apache answers 502, not 504).
+    pub const TIMEOUT: i32 = 2;
+    /// Malformed or oversized response head: 502.
+    pub const BAD_RESPONSE: i32 = 3;
+    /// Failed after the response head went out: abort the client connection.
+    pub const ABORTED: i32 = 4;
+    /// The client's request was at fault (its body broke off or was too big).
+    pub const CLIENT_ERROR: i32 = 5;
+    /// No scheme handler claimed the target.
+    pub const DECLINED: i32 = crate::abi::code::DECLINED;
+}
+
+#[repr(C)]
+pub struct SchemeHandlerV1 {
+    pub size: usize,
+    pub exchange: extern "C" fn(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture,
+}
+
+/// Safe view of a [`ProxyExchange`] for the scheme handler.
+pub struct Exchange {
+    raw: *const ProxyExchange,
+}
+// SAFETY: the caller keeps the exchange alive and unchanged while the
+// handler's future runs; it holds only immutable data plus the outcome,
+// which only the handler writes.
+unsafe impl Send for Exchange {}
+
+impl Exchange {
+    fn raw(&self) -> &ProxyExchange {
+        // SAFETY: valid for the life of the handler future (see ProxyExchange).
+        unsafe { &*self.raw }
+    }
+    pub fn target(&self) -> &str {
+        // SAFETY: as in raw(); the caller built it from a &str.
+        std::str::from_utf8(unsafe { self.raw().target.as_bytes() }).unwrap_or("")
+    }
+    pub fn worker(&self) -> &str {
+        // SAFETY: as in target().
+        std::str::from_utf8(unsafe { self.raw().worker.as_bytes() }).unwrap_or("")
+    }
+    pub fn params(&self) -> WorkerParams {
+        self.raw().params
+    }
+    pub fn flags(&self) -> u32 {
+        self.raw().flags
+    }
+    pub fn set_outcome(&mut self, outcome: ExchangeOutcome) {
+        // SAFETY: the outcome pointer is valid and written only by us.
+        unsafe { *self.raw().outcome = outcome };
+    }
+}
+
+/// Implemented by a module that speaks a backend protocol (proxy_http).
+pub trait SchemeHandler: Send + Sync + 'static {
+    /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
+    fn exchange(&'static self, req: Request, ex: Exchange) -> Pin<Box<dyn Future<Output = i32> + Send>>;
+}
+
+extern "C" fn scheme_shim<H: SchemeHandler>(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture {
+    // SAFETY: `data` is the &'static H registered in register_scheme.
+    let handler: &'static H = unsafe { &*(data as *const H) };
+    guard(AbiFuture::ready(crate::abi::code::PANICKED), || {
+        // SAFETY: the caller passes a live request and exchange (see ProxyExchange).
+        let req = unsafe { Request::from_raw(req) };
+        crate::future::export(handler.exchange(req, Exchange { raw: ex }), report_panic)
+    })
+}
+
+/// Registers `handler` for URLs of `scheme` (e.g. "http").
+pub fn register_scheme<M: Module, H: SchemeHandler>(r: &mut Registrar<M>, scheme: &str, handler: &'static H) {
+    let vtable: &'static SchemeHandlerV1 =
+        Box::leak(Box::new(SchemeHandlerV1 { size: std::mem::size_of::<SchemeHandlerV1>(), exchange: scheme_shim::<H> }));
+    r.provider_raw(SCHEME_GROUP, scheme, 1, vtable as *const _ as *const c_void, handler as *const H as *const c_void);
+}
+
+/// A scheme handler found in the registry.
+#[derive(Clone, Copy)]
+pub struct SchemeHandle {
+    vtable: &'static SchemeHandlerV1,
+    data: *const c_void,
+}
+// SAFETY: providers are Send + Sync by their traits and live forever.
+unsafe impl Send for SchemeHandle {}
+// SAFETY: as above.
+unsafe impl Sync for SchemeHandle {}
+
+impl SchemeHandle {
+    pub fn lookup(scheme: &str) -> Option<SchemeHandle> {
+        let p = crate::sdk::provider::lookup(SCHEME_GROUP, scheme)?;
+        // SAFETY: providers in SCHEME_GROUP are registered by register_scheme.
+        let vtable = unsafe { &*(p.vtable as *const SchemeHandlerV1) };
+        Some(SchemeHandle { vtable, data: p.data })
+    }
+
+    /// Runs the exchange. `req` stays usable afterwards.
+    pub async fn exchange(
+        &self,
+        req: &mut Request,
+        target: &str,
+        worker: &str,
+        params: WorkerParams,
+        flags: u32,
+    ) -> (i32, ExchangeOutcome) {
+        let mut outcome = ExchangeOutcome::default();
+        let ex = ProxyExchange {
+            target: AbiStr::new(target.as_bytes()),
+            worker: AbiStr::new(worker.as_bytes()),
+            params,
+            flags,
+            outcome: &mut outcome,
+        };
+        let raw = (self.vtable.exchange)(self.data, req.as_raw(), &ex);
+        // SAFETY: made by scheme_shim via future::export; `ex`, `outcome`
+        // and `req` outlive it because we await it here, in this frame.
+        let code = unsafe { crate::future::Imported::new(raw) }.await;
+        (code, outcome)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The balancer provider
+
+/// A member picked for one attempt.
+#[repr(C)]
+pub struct MemberPick {
+    pub member: u32,
+    /// The member's URL, e.g. `http://127.0.0.1:8080`. OWNERSHIP: lives as long as the process.
+    pub url: AbiStr,
+    pub params: WorkerParams,
+}
+
+/// Result codes of [`BalancerV1::pick`].
+pub mod pick {
+    pub const OK: i32 = 0;
+    /// Every member is unusable: 503.
+    pub const NONE_USABLE: i32 = 1;
+    /// No balancer by that name.
+    pub const NO_SUCH_BALANCER: i32 = 2;
+}
+
+#[repr(C)]
+pub struct BalancerV1 {
+    pub size: usize,
+    pub exists: extern "C" fn(data: *const c_void, name: AbiStr) -> bool,
+    pub max_attempts: extern "C" fn(data: *const c_void, name: AbiStr) -> u32,
+    pub pick: extern "C" fn(data: *const c_void, name: AbiStr, req: *mut c_void, out: *mut MemberPick) -> i32,
+    pub report: extern "C" fn(data: *const c_void, name: AbiStr, member: u32, code: i32, outcome: *const ExchangeOutcome),
+    pub visit_members: extern "C" fn(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void),
+}
+
+/// A picked member as the safe side sees it.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    pub member: u32,
+    pub url: &'static str,
+    pub params: WorkerParams,
+}
+
+/// Implemented by proxy_balancer.
+pub trait Balancer: Send + Sync + 'static {
+    fn exists(&self, name: &str) -> bool;
+    /// Failover attempts allowed after the first.
+    fn max_attempts(&self, name: &str) -> u32;
+    /// Picks a member for `req`: `Err` carries a [`pick`] code.
+    fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32>;
+    /// Tells the balancer how the attempt went (an [`exchange`] code).
+    fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome);
+    /// Every member URL, for ProxyPassReverse.
+    fn member_urls(&self, name: &str) -> Vec<String>;
+}
+
+fn str_arg<'a>(s: AbiStr) -> &'a str {
+    // SAFETY: the caller passes a &str for the duration of the call.
+    std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+}
+
+extern "C" fn bal_exists<B: Balancer>(data: *const c_void, name: AbiStr) -> bool {
+    // SAFETY: `data` is the &'static B registered in register_balancer.
+    let b = unsafe { &*(data as *const B) };
+    guard(false, || b.exists(str_arg(name)))
+}
+extern "C" fn bal_max_attempts<B: Balancer>(data: *const c_void, name: AbiStr) -> u32 {
+    // SAFETY: as in bal_exists.
+    let b = unsafe { &*(data as *const B) };
+    guard(0, || b.max_attempts(str_arg(name)))
+}
+extern "C" fn bal_pick<B: Balancer>(data: *const c_void, name: AbiStr, req: *mut c_void, out: *mut MemberPick) -> i32 {
+    // SAFETY: as in bal_exists.
+    let b = unsafe { &*(data as *const B) };
+    guard(crate::abi::code::PANICKED, || {
+        // SAFETY: the caller passes a live request for the call.
+        let mut req = unsafe { Request::from_raw(req) };
+        match b.pick(str_arg(name), &mut req) {
+            Ok(p) => {
+                // SAFETY: `out` is valid for writing, provided by the caller.
+                unsafe { *out = MemberPick { member: p.member, url: AbiStr::new(p.url.as_bytes()), params: p.params } };
+                pick::OK
+            }
+            Err(code) => code,
+        }
+    })
+}
+extern "C" fn bal_report<B: Balancer>(data: *const c_void, name: AbiStr, member: u32, code: i32, outcome: *const ExchangeOutcome) {
+    // SAFETY: as in bal_exists; `outcome` is valid for the call.
+    let (b, outcome) = unsafe { (&*(data as *const B), &*outcome) };
+    guard((), || b.report(str_arg(name), member, code, outcome))
+}
+extern "C" fn bal_visit<B: Balancer>(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void) {
+    // SAFETY: as in bal_exists.
+    let b = unsafe { &*(data as *const B) };
+    guard((), || {
+        for url in b.member_urls(str_arg(name)) {
+            visitor(ud, AbiStr::new(url.as_bytes()), AbiStr::EMPTY);
+        }
+    })
+}
+
+pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer: &'static B) {
+    let vtable: &'static BalancerV1 = Box::leak(Box::new(BalancerV1 {
+        size: std::mem::size_of::<BalancerV1>(),
+        exists: bal_exists::<B>,
+        max_attempts: bal_max_attempts::<B>,
+        pick: bal_pick::<B>,
+        report: bal_report::<B>,
+        visit_members: bal_visit::<B>,
+    }));
+    r.provider_raw(BALANCER_GROUP, BALANCER_NAME, 1, vtable as *const _ as *const c_void, balancer as *const B as *const c_void);
+}
+
+/// The balancer provider as proxy sees it.
+#[derive(Clone, Copy)]
+pub struct BalancerHandle {
+    vtable: &'static BalancerV1,
+    data: *const c_void,
+}
+// SAFETY: providers are Send + Sync by their traits and live forever.
+unsafe impl Send for BalancerHandle {}
+// SAFETY: as above.
+unsafe impl Sync for BalancerHandle {}
+
+impl BalancerHandle {
+    pub fn lookup() -> Option<BalancerHandle> {
+        let p = crate::sdk::provider::lookup(BALANCER_GROUP, BALANCER_NAME)?;
+        // SAFETY: the provider in BALANCER_GROUP is registered by register_balancer.
+        let vtable = unsafe { &*(p.vtable as *const BalancerV1) };
+        Some(BalancerHandle { vtable, data: p.data })
+    }
+    pub fn exists(&self, name: &str) -> bool {
+        (self.vtable.exists)(self.data, AbiStr::new(name.as_bytes()))
+    }
+    pub fn max_attempts(&self, name: &str) -> u32 {
+        (self.vtable.max_attempts)(self.data, AbiStr::new(name.as_bytes()))
+    }
+    pub fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32> {
+        let mut out = MemberPick { member: 0, url: AbiStr::EMPTY, params: WorkerParams::default() };
+        match (self.vtable.pick)(self.data, AbiStr::new(name.as_bytes()), req.as_raw(), &mut out) {
+            pick::OK => Ok(Picked {
+                member: out.member,
+                // SAFETY: member URLs live as long as the process (see MemberPick).
+                url: std::str::from_utf8(unsafe { out.url.as_bytes() }).unwrap_or(""),
+                params: out.params,
+            }),
+            code => Err(code),
+        }
+    }
+    pub fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome) {
+        (self.vtable.report)(self.data, AbiStr::new(name.as_bytes()), member, code, outcome);
+    }
+    pub fn member_urls(&self, name: &str) -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        extern "C" fn collect(ud: *mut c_void, url: AbiStr, _: AbiStr) {
+            // SAFETY: `ud` is the Vec below, alive for the call.
+            let urls = unsafe { &mut *(ud as *mut Vec<String>) };
+            urls.push(str_arg(url).to_owned());
+        }
+        (self.vtable.visit_members)(self.data, AbiStr::new(name.as_bytes()), collect, &mut urls as *mut _ as *mut c_void);
+        urls
+    }
+}

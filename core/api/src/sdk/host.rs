@@ -1,0 +1,42 @@
+//! The host services table as the module sees it: set once at init, then
+//! read by every SDK call. Each module binary has its own copy.
+
+use crate::abi::{AbiStr, HostApi};
+use std::fmt::Display;
+use std::sync::OnceLock;
+
+static HOST: OnceLock<&'static HostApi> = OnceLock::new();
+static MODULE_NAME: OnceLock<&'static str> = OnceLock::new();
+
+pub(crate) fn install(host: &'static HostApi, module_name: &'static str) {
+    let _ = HOST.set(host);
+    let _ = MODULE_NAME.set(module_name);
+}
+
+/// The host table. Panics only if called before the module's init, which
+/// the host never does.
+pub(crate) fn host() -> &'static HostApi {
+    HOST.get().expect("modproxy host table used before module init")
+}
+
+/// The name this module was declared with.
+pub fn module_name() -> &'static str {
+    MODULE_NAME.get().copied().unwrap_or("?")
+}
+
+/// Log levels, as Apache's LogLevel.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Writes one line to the server's error log, tagged with this module's name.
+pub fn log(level: Level, msg: impl Display) {
+    let Some(host) = HOST.get() else { return };
+    let text = msg.to_string();
+    (host.log)(level as u32, AbiStr::from_static(module_name()), AbiStr::new(text.as_bytes()));
+}

@@ -1,0 +1,153 @@
+//! The host's runtime as futures: TCP connections, timers and spawn. A
+//! module must use these, never its own tokio (which has no reactor here).
+
+use super::host::host;
+use super::IoError;
+use crate::abi::{self, AbiStr};
+use std::ffi::c_void;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A TCP connection owned by the host's reactor.
+pub struct TcpConn {
+    raw: *mut c_void,
+}
+
+// SAFETY: the host's connection is a tokio TcpStream, which is Send; the
+// handle is used by one owner at a time (`&mut self`).
+unsafe impl Send for TcpConn {}
+
+impl TcpConn {
+    /// Connects to `addr` (`host:port`), giving up after `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<TcpConn, IoError> {
+        let op = Op((host().connect_new)(AbiStr::new(addr.as_bytes()), millis(timeout)));
+        poll_fn(|cx| {
+            let mut conn = std::ptr::null_mut();
+            match crate::waker::lend(cx, |w| (host().connect_poll)(op.0, w, &mut conn)) {
+                abi::io::PENDING => Poll::Pending,
+                abi::io::READY => Poll::Ready(Ok(TcpConn { raw: conn })),
+                e => Poll::Ready(Err(IoError::from_code(e))),
+            }
+        })
+        .await
+    }
+
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
+        let mut n = 0;
+        let rc = crate::waker::lend(cx, |w| (host().conn_read)(self.raw, buf.as_mut_ptr(), buf.len(), w, &mut n));
+        ready_len(rc, n)
+    }
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+        let mut n = 0;
+        let rc = crate::waker::lend(cx, |w| (host().conn_write)(self.raw, buf.as_ptr(), buf.len(), w, &mut n));
+        ready_len(rc, n)
+    }
+    /// Reads into `buf`; `Ok(0)` is end of stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), IoError> {
+        while !buf.is_empty() {
+            let n = poll_fn(|cx| self.poll_write(cx, buf)).await?;
+            if n == 0 {
+                return Err(IoError::Reset);
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+    /// Half-closes the sending side.
+    pub async fn shutdown(&mut self) -> Result<(), IoError> {
+        poll_fn(|cx| match crate::waker::lend(cx, |w| (host().conn_shutdown)(self.raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            abi::io::READY => Poll::Ready(Ok(())),
+            e => Poll::Ready(Err(IoError::from_code(e))),
+        })
+        .await
+    }
+}
+
+fn ready_len(rc: i32, n: usize) -> Poll<Result<usize, IoError>> {
+    match rc {
+        abi::io::PENDING => Poll::Pending,
+        abi::io::READY => Poll::Ready(Ok(n)),
+        e => Poll::Ready(Err(IoError::from_code(e))),
+    }
+}
+
+impl Drop for TcpConn {
+    fn drop(&mut self) {
+        (host().conn_drop)(self.raw);
+    }
+}
+
+struct Op(*mut c_void);
+// SAFETY: a pending connect is a host future that is Send.
+unsafe impl Send for Op {}
+// SAFETY: only used through `&` for polling by one task at a time.
+unsafe impl Sync for Op {}
+impl Drop for Op {
+    fn drop(&mut self) {
+        (host().connect_drop)(self.0);
+    }
+}
+
+/// A host timer.
+pub struct Sleep {
+    raw: *mut c_void,
+}
+// SAFETY: the host timer is a tokio Sleep, which is Send.
+unsafe impl Send for Sleep {}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let raw = self.raw;
+        match crate::waker::lend(cx, |w| (host().timer_poll)(raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
+}
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        (host().timer_drop)(self.raw);
+    }
+}
+
+/// Completes after `d`.
+pub fn sleep(d: Duration) -> Sleep {
+    Sleep { raw: (host().timer_new)(millis(d)) }
+}
+
+/// The deadline passed before the future completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Runs `fut` for at most `d`.
+pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer = sleep(d);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        Pin::new(&mut timer).poll(cx).map(|_| Err(Elapsed))
+    })
+    .await
+}
+
+/// Runs `fut` on the host's runtime, detached.
+pub fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) {
+    let wrapped = async move {
+        fut.await;
+        abi::code::OK
+    };
+    (host().spawn)(crate::future::export(wrapped, super::module::report_panic));
+}

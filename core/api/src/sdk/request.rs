@@ -1,0 +1,209 @@
+//! Safe access to the request the host is serving: borrowed reads (no
+//! header maps rebuilt on this side), changes, notes, and the bodies.
+
+use super::host::host;
+use super::IoError;
+use crate::abi::{self, AbiChunk, AbiStr};
+use bytes::Bytes;
+use std::ffi::c_void;
+use std::future::poll_fn;
+use std::task::Poll;
+
+/// Which header map to work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headers {
+    Request = abi::headers::REQUEST as isize,
+    Response = abi::headers::RESPONSE as isize,
+}
+
+/// The request being served. Reads borrow from the host until the next
+/// change (`&mut self`), so the borrow checker keeps them valid.
+pub struct Request {
+    raw: *mut c_void,
+}
+
+// SAFETY: the host only polls a request's hooks and futures from the task
+// that owns the request; the handle may move with that task between threads.
+unsafe impl Send for Request {}
+
+impl Request {
+    /// Wraps a host request handle.
+    ///
+    /// # Safety
+    /// `raw` must be a request handle the host passed to this module, and the
+    /// result must not outlive the hook call or handler future it came with.
+    pub unsafe fn from_raw(raw: *mut c_void) -> Request {
+        Request { raw }
+    }
+
+    pub fn as_raw(&self) -> *mut c_void {
+        self.raw
+    }
+
+    fn field(&self, field: u32) -> &str {
+        let s = (host().req_field)(self.raw, field);
+        // SAFETY: the host keeps request fields alive and valid UTF-8 (it
+        // validates the request line) until the request changes.
+        std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+    }
+    pub fn method(&self) -> &str {
+        self.field(abi::field::METHOD)
+    }
+    /// The path as received, percent-encoding untouched.
+    pub fn path(&self) -> &str {
+        self.field(abi::field::PATH)
+    }
+    /// The query string without `?` (empty when there is none).
+    pub fn query(&self) -> &str {
+        self.field(abi::field::QUERY)
+    }
+    pub fn version(&self) -> &str {
+        self.field(abi::field::VERSION)
+    }
+    pub fn client_addr(&self) -> &str {
+        self.field(abi::field::CLIENT_ADDR)
+    }
+    pub fn local_addr(&self) -> &str {
+        self.field(abi::field::LOCAL_ADDR)
+    }
+    pub fn scheme(&self) -> &str {
+        self.field(abi::field::SCHEME)
+    }
+    pub fn server_name(&self) -> &str {
+        self.field(abi::field::SERVER_NAME)
+    }
+    /// `scheme://authority` when the request line held an absolute URI
+    /// (a forward-proxy request); empty otherwise.
+    pub fn absolute_authority(&self) -> &str {
+        self.field(abi::field::ABSOLUTE_AUTHORITY)
+    }
+    /// Index of the virtual host that received the request.
+    pub fn vhost(&self) -> usize {
+        (host().req_vhost)(self.raw) as usize
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, map: Headers, name: &str) -> Option<&[u8]> {
+        let mut out = AbiStr::EMPTY;
+        let found = (host().header_get)(self.raw, map as u32, AbiStr::new(name.as_bytes()), &mut out);
+        // SAFETY: valid until the request changes, which needs `&mut self`.
+        found.then(|| unsafe { out.as_bytes() })
+    }
+    pub fn header_str(&self, map: Headers, name: &str) -> Option<&str> {
+        self.header(map, name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+    /// Calls `f` with every header (name lower-case, value) in order.
+    pub fn for_each_header(&self, map: Headers, mut f: impl FnMut(&str, &[u8])) {
+        let mut visit = Visit { f: &mut f, panic: None };
+        (host().headers_visit)(self.raw, map as u32, visit_trampoline, &mut visit as *mut Visit as *mut c_void);
+        // A panic in `f` was stopped before the host's frames; resume it here,
+        // on our side, where the hook's own catch_unwind will take it.
+        if let Some(payload) = visit.panic {
+            std::panic::resume_unwind(payload);
+        }
+    }
+    pub fn set_header(&mut self, map: Headers, name: &str, value: &[u8]) {
+        self.change(map, abi::headers::SET, name, value);
+    }
+    pub fn add_header(&mut self, map: Headers, name: &str, value: &[u8]) {
+        self.change(map, abi::headers::ADD, name, value);
+    }
+    pub fn remove_header(&mut self, map: Headers, name: &str) {
+        self.change(map, abi::headers::REMOVE, name, b"");
+    }
+    fn change(&mut self, map: Headers, mode: u32, name: &str, value: &[u8]) {
+        let rc = (host().header_change)(
+            self.raw,
+            map as u32,
+            mode,
+            AbiStr::new(name.as_bytes()),
+            AbiStr::new(value),
+        );
+        if rc != 0 {
+            super::log(
+                super::Level::Warn,
+                format_args!("header {name:?} not set: invalid name or value"),
+            );
+        }
+    }
+
+    /// A per-request note, the way modules pass facts to each other.
+    pub fn note(&self, key: &str) -> Option<&str> {
+        let mut out = AbiStr::EMPTY;
+        let found = (host().note_get)(self.raw, AbiStr::new(key.as_bytes()), &mut out);
+        // SAFETY: notes are stored as UTF-8 by note_set and live until changed.
+        found.then(|| std::str::from_utf8(unsafe { out.as_bytes() }).unwrap_or(""))
+    }
+    pub fn set_note(&mut self, key: &str, value: &str) {
+        (host().note_set)(self.raw, AbiStr::new(key.as_bytes()), AbiStr::new(value.as_bytes()));
+    }
+
+    pub fn status(&self) -> u16 {
+        (host().status_get)(self.raw)
+    }
+    pub fn set_status(&mut self, status: u16) {
+        (host().status_set)(self.raw, status);
+    }
+
+    /// Sends the response head: status and response headers as set now,
+    /// after the response_headers hooks ran. Fails if already sent.
+    pub fn send_head(&mut self) -> Result<(), IoError> {
+        match (host().response_start)(self.raw) {
+            0 => Ok(()),
+            e => Err(IoError::from_code(e)),
+        }
+    }
+
+    /// The next chunk of the request body; `None` at its end.
+    pub async fn read_body(&mut self) -> Result<Option<Bytes>, IoError> {
+        let raw = self.raw;
+        poll_fn(|cx| {
+            let mut chunk = AbiChunk::empty();
+            let rc = crate::waker::lend(cx, |w| (host().body_poll_read)(raw, w, &mut chunk));
+            match rc {
+                abi::io::PENDING => Poll::Pending,
+                abi::io::READY if chunk.drop_fn.is_none() => Poll::Ready(Ok(None)),
+                // SAFETY: the host made this chunk with chunk::from_bytes.
+                abi::io::READY => Poll::Ready(Ok(Some(unsafe { crate::chunk::into_bytes(chunk) }))),
+                e => Poll::Ready(Err(IoError::from_code(e))),
+            }
+        })
+        .await
+    }
+
+    /// Sends a chunk of the response body, waiting while the client is slow.
+    pub async fn write_body(&mut self, data: Bytes) -> Result<(), IoError> {
+        let raw = self.raw;
+        poll_fn(|cx| match crate::waker::lend(cx, |w| (host().body_poll_ready)(raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            abi::io::READY => Poll::Ready(Ok(())),
+            e => Poll::Ready(Err(IoError::from_code(e))),
+        })
+        .await?;
+        match (host().body_send)(raw, crate::chunk::from_bytes(data)) {
+            0 => Ok(()),
+            e => Err(IoError::from_code(e)),
+        }
+    }
+}
+
+struct Visit<'a> {
+    f: &'a mut dyn FnMut(&str, &[u8]),
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+extern "C" fn visit_trampoline(ud: *mut c_void, name: AbiStr, value: AbiStr) {
+    // SAFETY: `ud` is the `Visit` passed by for_each_header, alive during
+    // headers_visit; name and value are valid for this call.
+    let visit = unsafe { &mut *(ud as *mut Visit) };
+    // SAFETY: as above.
+    let (name, value) = unsafe { (name.as_bytes(), value.as_bytes()) };
+    if visit.panic.is_some() {
+        return;
+    }
+    if let Ok(name) = std::str::from_utf8(name) {
+        let f = &mut visit.f;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, value)));
+        visit.panic = result.err();
+    }
+}

@@ -1,0 +1,142 @@
+//! `[[vhost]]` entries: the core reads `listen`, `server_name` and `server_alias`; every other key belongs to a module.
+use super::fields::Reader;
+use crate::error::ConfigError;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+const VHOST_KEYS: &[&str] = &["listen", "server_name", "server_alias"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vhost {
+    /// Position among all vhosts of the configuration (main file first, then includes in order).
+    pub index: usize,
+    /// Position among the vhosts of `file`, as used in key paths such as `vhost[0].listen`.
+    pub index_in_file: usize,
+    pub listen: Vec<SocketAddr>,
+    pub server_name: Option<String>,
+    pub server_alias: Vec<String>,
+    /// The file that defines this vhost.
+    pub file: PathBuf,
+    /// Module-owned keys, e.g. `proxy`; routed by `route_sections`.
+    pub extra: Table,
+}
+
+impl Vhost {
+    /// `vhost[N]`, the key path of this vhost in its file.
+    pub fn key_path(&self) -> String {
+        format!("vhost[{}]", self.index_in_file)
+    }
+}
+
+/// Parses the `vhost` value of one file; `first_index` is how many vhosts earlier files defined.
+pub(crate) fn parse_all(
+    value: &Value,
+    file: &Path,
+    first_index: usize,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Vhost> {
+    let Value::Array(entries) = value else {
+        let problem = format!("expected an array of tables, found {}", value.type_str());
+        errors.push(ConfigError::new(
+            file,
+            "vhost",
+            problem,
+            "write each virtual host as [[vhost]], with two brackets",
+        ));
+        return Vec::new();
+    };
+    let mut vhosts = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let mut r = Reader::new(file, &format!("vhost[{i}]."), errors);
+        let Value::Table(table) = entry else {
+            r.error(
+                "",
+                format!("expected a table, found {}", entry.type_str()),
+                "write each virtual host as [[vhost]]",
+            );
+            continue;
+        };
+        vhosts.push(Vhost {
+            index: first_index + i,
+            index_in_file: i,
+            listen: listen(table, &mut r),
+            server_name: r.optional_string(table, "server_name"),
+            server_alias: r.strings(table, "server_alias"),
+            file: file.to_path_buf(),
+            extra: table
+                .iter()
+                .filter(|(k, _)| !VHOST_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+    }
+    vhosts
+}
+
+fn listen(table: &Table, r: &mut Reader) -> Vec<SocketAddr> {
+    if !table.contains_key("listen") {
+        r.error(
+            "listen",
+            "missing: a virtual host needs an address to listen on",
+            "add listen = \"127.0.0.1:8000\"",
+        );
+    }
+    let mut addrs = Vec::new();
+    for text in r.strings(table, "listen") {
+        match text.parse() {
+            Ok(addr) => addrs.push(addr),
+            Err(_) => r.error(
+                "listen",
+                format!("{text:?} is not an IP address and port"),
+                "write it like \"127.0.0.1:8000\", \"0.0.0.0:80\" or \"[::]:443\" (host names are not resolved)",
+            ),
+        }
+    }
+    addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(src: &str) -> (Vec<Vhost>, Vec<String>) {
+        let table: Table = src.parse().unwrap();
+        let mut errors = Vec::new();
+        let vhosts = parse_all(&table["vhost"], Path::new("s.toml"), 2, &mut errors);
+        (vhosts, errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn listen_takes_a_string_or_an_array_and_other_keys_are_extra() {
+        let src = "[[vhost]]\nlisten = \"127.0.0.1:80\"\n[vhost.proxy]\na = 1\n[[vhost]]\nlisten = [\"[::1]:81\", \"0.0.0.0:82\"]\nserver_name = \"b\"\n";
+        let (vhosts, errors) = parse_str(src);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (vhosts[1].index, vhosts[1].key_path()),
+            (3, "vhost[1]".to_string())
+        );
+        assert_eq!(vhosts[1].listen.len(), 2);
+        assert_eq!(vhosts[0].extra.keys().collect::<Vec<_>>(), ["proxy"]);
+        assert_eq!(vhosts[1].server_name.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn bad_and_missing_listen_and_single_brackets_are_errors() {
+        let (_, errors) =
+            parse_str("[[vhost]]\nlisten = \"localhost:80\"\n[[vhost]]\nserver_name = \"x\"\n");
+        assert!(
+            errors[0].starts_with("s.toml: vhost[0].listen: \"localhost:80\" is not an IP address"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("vhost[1].listen: missing") && errors[1].contains("add listen ="),
+            "{errors:?}"
+        );
+        let (_, errors) = parse_str("[vhost]\nlisten = \"127.0.0.1:80\"\n");
+        assert!(
+            errors[0].contains("[[vhost]], with two brackets"),
+            "{errors:?}"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The module loader: opens every enabled module, lets it register, hands
+//! it its configuration, and runs post_config. This directory holds all of
+//! the host's `unsafe` (the dlopen, the services table, raw request handles).
+#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod dl;
+pub mod host_api;
+pub mod registry;
+pub mod request;
+
+use modproxy_api::abi::HookKind;
+use modproxy_config::{Config, Descriptor};
+use registry::{ModuleInfo, Registry};
+
+/// Loads `enabled` (already in dependency order) and lets each register.
+/// Each error is one line naming the module.
+pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
+    let mut registry = Registry::default();
+    let mut errors = Vec::new();
+    for d in enabled {
+        let opened = match dl::open(&d.name, &d.library) {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let index = registry.modules.len();
+        registry.modules.push(ModuleInfo {
+            name: opened.name,
+            version: opened.version,
+            abi_version: opened.header.abi_version,
+            library: d.library.clone(),
+        });
+        let mut reg = host_api::RegCtx { registry: &mut registry, module: index };
+        if let Err(reasons) = host_api::call_init(opened.header, &mut reg) {
+            errors.push(format!("module {}: init failed: {}", d.name, reasons.join("; ")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(registry)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Routes the configuration's module sections to their modules, then runs
+/// post_config. Needs the frozen registry, so modules can look up providers.
+pub fn configure(registry: &'static Registry, config: &Config, available: &[Descriptor], enabled: &[Descriptor]) -> Result<(), Vec<String>> {
+    let claims: Vec<(String, String)> = registry
+        .claims
+        .iter()
+        .map(|c| (c.path.clone(), registry.modules[c.module].name.clone()))
+        .collect();
+    let mut sections: Vec<modproxy_config::Section> = enabled.iter().filter_map(modproxy_config::module_defaults).collect();
+    match modproxy_config::route_sections(config, &claims, available) {
+        Ok(routed) => sections.extend(routed),
+        Err(errs) => return Err(errs.iter().map(ToString::to_string).collect()),
+    }
+    let mut errors = Vec::new();
+    for s in &sections {
+        let Some(claim) = registry.claims.iter().find(|c| c.path == s.path && registry.modules[c.module].name == s.module) else {
+            continue; // defaults for a module that claims no `defaults` section
+        };
+        let text = wrap_value(&s.value);
+        let file = s.file.display().to_string();
+        if let Err(e) = host_api::call_section(claim, &s.path, s.vhost, &file, &s.key, &text) {
+            errors.extend(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for hook in registry.hooks(HookKind::PostConfig) {
+        if let Err(e) = host_api::call_post_config(hook) {
+            let name = &registry.modules[hook.module].name;
+            errors.extend(e.into_iter().map(|m| format!("module {name}: {m}")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Sections travel as `value = ...` (TOML has no bare top-level values).
+fn wrap_value(value: &toml::Value) -> String {
+    let mut t = toml::Table::new();
+    t.insert("value".into(), value.clone());
+    toml::to_string(&t).unwrap_or_default()
+}

@@ -1,0 +1,96 @@
+//! The host's side of one request: the state modules reach through their
+//! `Request` handle, and the raw handle's lifetime. Everything a module
+//! can read or change lives here, so accessors can lend borrowed slices.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// Facts about the connection a request arrived on.
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    pub local: SocketAddr,
+    pub client_text: String,
+    pub local_text: String,
+    pub scheme: &'static str,
+}
+
+/// One request, as modules see it.
+pub struct RequestCtx {
+    pub head: http::request::Parts,
+    pub body: Option<Incoming>,
+    pub body_limit: u64,
+    pub body_read: u64,
+    pub conn: Arc<ConnInfo>,
+    pub vhost: u32,
+    pub server_name: Arc<str>,
+    /// `scheme://authority` of an absolute-URI request line, else empty.
+    pub absolute_authority: String,
+    pub notes: Vec<(String, String)>,
+    pub status: StatusCode,
+    pub response_headers: HeaderMap,
+    /// Set by `response_start`: the head is out and the body may follow.
+    pub head_sent: bool,
+    /// The body chunk a module handed over, waiting for hyper to take it.
+    pub pending_chunk: Option<Bytes>,
+    pub bytes_sent: u64,
+    pub started: std::time::Instant,
+}
+
+impl RequestCtx {
+    pub fn note(&self, key: &str) -> Option<&str> {
+        self.notes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    pub fn set_note(&mut self, key: &str, value: &str) {
+        match self.notes.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_owned(),
+            None => self.notes.push((key.to_owned(), value.to_owned())),
+        }
+    }
+}
+
+/// Owns a [`RequestCtx`] at a fixed address, which is what modules hold
+/// (as `*mut c_void`) while their hooks and futures run. Only one task
+/// touches it at a time, and never through two `&mut` at once: host code
+/// borrows it only between calls into modules.
+pub struct CtxHandle(NonNull<RequestCtx>);
+
+// SAFETY: the context is owned by the one task serving the request; the
+// handle moves with that task.
+unsafe impl Send for CtxHandle {}
+
+impl CtxHandle {
+    pub fn new(ctx: RequestCtx) -> CtxHandle {
+        CtxHandle(NonNull::from(Box::leak(Box::new(ctx))))
+    }
+    pub fn raw(&self) -> *mut std::ffi::c_void {
+        self.0.as_ptr() as *mut std::ffi::c_void
+    }
+    pub fn get(&mut self) -> &mut RequestCtx {
+        // SAFETY: the box lives until Drop; no module call is in progress
+        // while host code holds this borrow (see the type's comment).
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl Drop for CtxHandle {
+    fn drop(&mut self) {
+        // SAFETY: made from Box::leak in `new`, freed once; every module
+        // future that held the raw pointer was dropped before the handle
+        // (the handler future is a field declared before it).
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// The context behind a raw handle a module passed back.
+///
+/// # Safety
+/// `raw` must come from a live [`CtxHandle`] and no other borrow of the
+/// context may be active.
+pub unsafe fn ctx<'a>(raw: *mut std::ffi::c_void) -> &'a mut RequestCtx {
+    // SAFETY: forwarded to the caller.
+    unsafe { &mut *(raw as *mut RequestCtx) }
+}

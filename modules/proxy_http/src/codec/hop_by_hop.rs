@@ -1,0 +1,112 @@
+//! Which headers stop at the proxy: the fixed hop-by-hop list plus every
+//! header a message's `Connection` field names (RFC 9110 §7.6.1).
+//!
+//! CVE-2022-31813: a client could send `Connection: X-Forwarded-For` so the
+//! proxy dropped the client IP it had just added, and the backend trusted
+//! whatever came instead. The rule here is that filtering applies only to
+//! headers *received*; callers add their own X-Forwarded-* (and Via) after
+//! filtering, so a Connection token can never remove them.
+
+/// Headers that describe one connection, never the message (case-insensitive).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// True for the fixed hop-by-hop headers; see [`HopFilter`] for the ones a
+/// `Connection` header adds.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// The comma-separated tokens of one `Connection` value, trimmed, empties skipped.
+pub fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Decides, for one message, whether a received header must be dropped.
+#[derive(Debug, Default, Clone)]
+pub struct HopFilter<'a> {
+    named: Vec<&'a str>,
+}
+
+impl<'a> HopFilter<'a> {
+    /// Collects the tokens of every `Connection` header among `headers`.
+    /// A value that is not UTF-8 cannot name a valid header, so it adds nothing.
+    pub fn from_headers<I>(headers: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
+        let named = headers
+            .into_iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .flat_map(connection_tokens)
+            .collect();
+        HopFilter { named }
+    }
+
+    /// True if `name` is hop-by-hop or named in this message's `Connection`.
+    pub fn should_drop(&self, name: &str) -> bool {
+        is_hop_by_hop(name) || self.named.iter().any(|t| t.eq_ignore_ascii_case(name))
+    }
+
+    /// True if `Connection` carried `token` (e.g. `close`, `keep-alive`).
+    pub fn has_token(&self, token: &str) -> bool {
+        self.named.iter().any(|t| t.eq_ignore_ascii_case(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_list_is_case_insensitive() {
+        for n in [
+            "Connection",
+            "KEEP-ALIVE",
+            "te",
+            "Proxy-Authorization",
+            "Upgrade",
+        ] {
+            assert!(is_hop_by_hop(n), "{n}");
+        }
+        for n in [
+            "Host",
+            "Content-Length",
+            "X-Forwarded-For",
+            "Expect",
+            "Trailers",
+        ] {
+            assert!(!is_hop_by_hop(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn tokens_trimmed_and_empties_skipped() {
+        let got: Vec<_> = connection_tokens(" close ,, X-Foo,\tkeep-alive ").collect();
+        assert_eq!(got, ["close", "X-Foo", "keep-alive"]);
+    }
+
+    #[test]
+    fn filter_uses_every_connection_header() {
+        let headers: [(&str, &[u8]); 4] = [
+            ("connection", b"X-A"),
+            ("Host", b"h"),
+            ("CONNECTION", b"x-b, close"),
+            ("Connection", b"\xff"),
+        ];
+        let f = HopFilter::from_headers(headers);
+        assert!(f.should_drop("x-a") && f.should_drop("X-B") && f.should_drop("TE"));
+        assert!(!f.should_drop("Host"));
+        assert!(f.has_token("Close") && !f.has_token("keep-alive"));
+    }
+}

@@ -1,0 +1,313 @@
+//! Serialises the request head proxy_http sends to a backend.
+//!
+//! Order on the wire: request line, `Host`, the client's end-to-end headers,
+//! the proxy's X-Forwarded-* and `Via`, then the body framing we chose.
+//! Received `Host`, `Content-Length` and hop-by-hop headers never pass: the
+//! proxy writes its own Host and framing, so a client cannot smuggle a second
+//! length past us. `Expect: 100-continue` passes (it is end to end).
+
+use std::fmt;
+
+use super::hop_by_hop::HopFilter;
+
+/// How the body that follows the head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body and no framing header (GET, HEAD, …).
+    None,
+    ContentLength(u64),
+    Chunked,
+}
+
+/// The values for `ProxyAddHeaders On`.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
+    /// The client's IP address, for X-Forwarded-For.
+    pub for_addr: &'a str,
+    /// The client's original Host, for X-Forwarded-Host (none: header not added).
+    pub host: Option<&'a [u8]>,
+    /// Our ServerName, for X-Forwarded-Server.
+    pub server: &'a str,
+    /// `http` or `https` as the client spoke it, for X-Forwarded-Proto.
+    pub proto: &'a str,
+}
+
+/// Everything the head is built from. `headers` is iterated more than once
+/// (Connection tokens first, then the copy), hence `Clone`.
+#[derive(Debug, Clone)]
+pub struct RequestHead<'a, H> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    /// The Host to send: the backend's, or the client's with ProxyPreserveHost.
+    pub host: &'a str,
+    /// The client's headers, in arrival order.
+    pub headers: H,
+    pub framing: BodyFraming,
+    pub forwarded: Option<Forwarded<'a>>,
+    /// Our Via element, e.g. `1.1 proxy.example (modproxy)`; none: ProxyVia Off.
+    pub via: Option<&'a str>,
+}
+
+/// A field would have broken the head (CR/LF injection, bad token), so
+/// nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeadError {
+    what: String,
+}
+
+impl fmt::Display for RequestHeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refusing to send invalid {} to the backend", self.what)
+    }
+}
+
+impl std::error::Error for RequestHeadError {}
+
+/// Writes the head into `out` (cleared first, so a buffer can be reused).
+/// On error `out` is left empty, never holding half a head.
+///
+/// A client header the proxy also adds (X-Forwarded-*, Via) is merged into
+/// one line, client values first, then ours after `", "`, as Apache's
+/// `apr_table_mergen` does; backends must read the rightmost entries they
+/// trust. X-Forwarded-Proto (not in Apache) follows the same rule so a TLS
+/// terminator in front of us keeps its entry.
+pub fn write_request_head<'a, H>(
+    head: &RequestHead<'a, H>,
+    out: &mut Vec<u8>,
+) -> Result<(), RequestHeadError>
+where
+    H: IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+{
+    out.clear();
+    let r = write_head(head, out);
+    if r.is_err() {
+        out.clear();
+    }
+    r
+}
+
+fn write_head<'a, H>(head: &RequestHead<'a, H>, out: &mut Vec<u8>) -> Result<(), RequestHeadError>
+where
+    H: IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+{
+    check_token(head.method, "method")?;
+    let target = head.path_and_query.as_bytes();
+    if target.is_empty() || target.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Err(invalid("request target"));
+    }
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put(out, "Host", head.host.as_bytes())?;
+
+    let filter = HopFilter::from_headers(head.headers.clone());
+    let passes = |name: &str| {
+        !(filter.should_drop(name)
+            || name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case("content-length"))
+    };
+    let fwd = head.forwarded.as_ref();
+    let ours: [(&str, Option<&[u8]>); 5] = [
+        ("X-Forwarded-For", fwd.map(|f| f.for_addr.as_bytes())),
+        ("X-Forwarded-Host", fwd.and_then(|f| f.host)),
+        ("X-Forwarded-Server", fwd.map(|f| f.server.as_bytes())),
+        ("X-Forwarded-Proto", fwd.map(|f| f.proto.as_bytes())),
+        ("Via", head.via.map(str::as_bytes)),
+    ];
+    let merged = |name: &str| {
+        ours.iter()
+            .any(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name))
+    };
+
+    for (name, value) in head.headers.clone() {
+        if passes(name) && !merged(name) {
+            check_token(name, "header name")?;
+            put(out, name, value)?;
+        }
+    }
+    // Added only now, after filtering: Connection cannot name them away
+    // (CVE-2022-31813), but a client value dropped by Connection stays dropped.
+    for (name, value) in ours {
+        let Some(value) = value else { continue };
+        check_value(value, name)?;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        for (n, v) in head.headers.clone() {
+            if n.eq_ignore_ascii_case(name) && passes(n) {
+                check_value(v, name)?;
+                out.extend_from_slice(v);
+                out.extend_from_slice(b", ");
+            }
+        }
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    match head.framing {
+        BodyFraming::None => {}
+        BodyFraming::ContentLength(n) => put(out, "Content-Length", n.to_string().as_bytes())?,
+        BodyFraming::Chunked => put(out, "Transfer-Encoding", b"chunked")?,
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Result<(), RequestHeadError> {
+    check_value(value, name)?;
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+fn invalid(what: &str) -> RequestHeadError {
+    RequestHeadError {
+        what: what.to_owned(),
+    }
+}
+
+/// RFC 9110 token: the only bytes allowed in a method or header name.
+fn check_token(s: &str, what: &str) -> Result<(), RequestHeadError> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if s.is_empty() || !s.bytes().all(tchar) {
+        return Err(invalid(what));
+    }
+    Ok(())
+}
+
+/// CR, LF or NUL in a value would end the line early: header injection.
+fn check_value(v: &[u8], name: &str) -> Result<(), RequestHeadError> {
+    if v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(invalid(&format!("value of {name}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
+    fn build(headers: Headers<'_>, framing: BodyFraming, fwd: bool) -> String {
+        let head = RequestHead {
+            method: "POST",
+            path_and_query: "/app/x?y=1",
+            host: "backend:8080",
+            headers: headers.iter().copied(),
+            framing,
+            forwarded: fwd.then_some(Forwarded {
+                for_addr: "192.0.2.7",
+                host: Some(b"www.example.com"),
+                server: "proxy.example",
+                proto: "https",
+            }),
+            via: fwd.then_some("1.1 proxy.example"),
+        };
+        let mut out = b"stale".to_vec();
+        write_request_head(&head, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strips_hop_by_hop_by_list_and_by_connection() {
+        let headers: Headers = &[
+            ("Host", b"www.example.com"),
+            ("User-Agent", b"t/1"),
+            ("Connection", b"keep-alive, X-Secret"),
+            ("Keep-Alive", b"timeout=5"),
+            ("TE", b"trailers"),
+            ("X-Secret", b"s"),
+            ("Proxy-Authorization", b"Basic x"),
+            ("Content-Length", b"5"),
+            ("Transfer-Encoding", b"chunked"),
+            ("Expect", b"100-continue"),
+            ("x-forwarded-for", b"10.0.0.1"),
+            ("Upgrade", b"websocket"),
+        ];
+        assert_eq!(
+            build(headers, BodyFraming::ContentLength(5), true),
+            "POST /app/x?y=1 HTTP/1.1\r\n\
+             Host: backend:8080\r\n\
+             User-Agent: t/1\r\n\
+             Expect: 100-continue\r\n\
+             X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\
+             X-Forwarded-Host: www.example.com\r\n\
+             X-Forwarded-Server: proxy.example\r\n\
+             X-Forwarded-Proto: https\r\n\
+             Via: 1.1 proxy.example\r\n\
+             Content-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_cannot_remove_our_forwarded_headers() {
+        let headers: Headers = &[
+            ("Connection", b"X-Forwarded-For, Via"),
+            ("X-Forwarded-For", b"6.6.6.6"),
+            ("Via", b"1.0 spoof"),
+        ];
+        let got = build(headers, BodyFraming::Chunked, true);
+        assert!(got.contains("\r\nX-Forwarded-For: 192.0.2.7\r\n"), "{got}");
+        assert!(got.contains("\r\nVia: 1.1 proxy.example\r\n"), "{got}");
+        assert!(!got.contains("6.6.6.6") && !got.contains("spoof"), "{got}");
+        assert!(got.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{got}");
+    }
+
+    #[test]
+    fn without_add_headers_client_values_pass_untouched() {
+        let headers: Headers = &[
+            ("X-Forwarded-For", b"10.0.0.1"),
+            ("X-Forwarded-For", b"10.0.0.2"),
+            ("Via", b"1.0 a"),
+        ];
+        assert_eq!(
+            build(headers, BodyFraming::None, false),
+            "POST /app/x?y=1 HTTP/1.1\r\nHost: backend:8080\r\n\
+             X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nVia: 1.0 a\r\n\r\n"
+        );
+        // With them on, several client lines merge into one before ours.
+        let got = build(headers, BodyFraming::None, true);
+        assert!(got.contains("X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\n"));
+        assert!(got.contains("Via: 1.0 a, 1.1 proxy.example\r\n"));
+    }
+
+    #[test]
+    fn injection_is_refused_and_buffer_left_empty() {
+        let mut out = Vec::new();
+        let mut head = RequestHead {
+            method: "GET",
+            path_and_query: "/",
+            host: "b\r\nX-Evil: 1",
+            headers: std::iter::empty(),
+            framing: BodyFraming::None,
+            forwarded: None,
+            via: None,
+        };
+        let err = write_request_head(&head, &mut out).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing to send invalid value of Host to the backend"
+        );
+        assert!(out.is_empty());
+        head.host = "b";
+        head.path_and_query = "/a b";
+        assert!(write_request_head(&head, &mut out).is_err());
+        head.path_and_query = "/";
+        head.method = "GE T";
+        assert!(write_request_head(&head, &mut out).is_err());
+        let bad: Headers = &[("X-A", b"1\n2")];
+        let head = RequestHead {
+            method: "GET",
+            path_and_query: "/",
+            host: "b",
+            headers: bad.iter().copied(),
+            framing: BodyFraming::None,
+            forwarded: None,
+            via: None,
+        };
+        assert!(write_request_head(&head, &mut out).is_err());
+    }
+}
