@@ -41,10 +41,16 @@ impl AbiStr {
     pub const EMPTY: AbiStr = AbiStr::from_static("");
 
     pub const fn from_static(s: &'static str) -> AbiStr {
-        AbiStr { ptr: s.as_ptr(), len: s.len() }
+        AbiStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
     pub fn new(b: &[u8]) -> AbiStr {
-        AbiStr { ptr: b.as_ptr(), len: b.len() }
+        AbiStr {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        }
     }
     /// # Safety
     /// `ptr..ptr+len` must be valid, initialised and unchanged for `'a`.
@@ -80,7 +86,12 @@ pub struct AbiChunk {
 
 impl AbiChunk {
     pub const fn empty() -> AbiChunk {
-        AbiChunk { ptr: std::ptr::null(), len: 0, owner: std::ptr::null_mut(), drop_fn: None }
+        AbiChunk {
+            ptr: std::ptr::null(),
+            len: 0,
+            owner: std::ptr::null_mut(),
+            drop_fn: None,
+        }
     }
 }
 
@@ -119,7 +130,11 @@ impl AbiFuture {
     /// A future that is already complete with `code` (no allocation): used
     /// when a hook declines synchronously.
     pub const fn ready(code: i32) -> AbiFuture {
-        AbiFuture { data: code as isize as *mut c_void, poll: None, drop_fn: None }
+        AbiFuture {
+            data: code as isize as *mut c_void,
+            poll: None,
+            drop_fn: None,
+        }
     }
 }
 
@@ -303,16 +318,22 @@ pub struct HostApi {
         vtable: *const c_void,
         data: *const c_void,
     ) -> i32,
-    pub claim_section:
-        extern "C" fn(reg: *mut c_void, path: AbiStr, func: SectionFn, module: *const c_void) -> i32,
+    pub claim_section: extern "C" fn(
+        reg: *mut c_void,
+        path: AbiStr,
+        func: SectionFn,
+        module: *const c_void,
+    ) -> i32,
     pub lookup_provider: extern "C" fn(group: AbiStr, name: AbiStr, out: *mut AbiProvider) -> bool,
     pub error_write: extern "C" fn(errors: *mut c_void, msg: AbiStr),
 
     // --- the request; strings returned are valid until the request changes ---
     pub req_field: extern "C" fn(req: *mut c_void, field: u32) -> AbiStr,
     pub req_vhost: extern "C" fn(req: *mut c_void) -> u32,
-    pub header_get: extern "C" fn(req: *mut c_void, map: u32, name: AbiStr, out: *mut AbiStr) -> bool,
-    pub headers_visit: extern "C" fn(req: *mut c_void, map: u32, visitor: HeaderVisitor, ud: *mut c_void),
+    pub header_get:
+        extern "C" fn(req: *mut c_void, map: u32, name: AbiStr, out: *mut AbiStr) -> bool,
+    pub headers_visit:
+        extern "C" fn(req: *mut c_void, map: u32, visitor: HeaderVisitor, ud: *mut c_void),
     pub header_change:
         extern "C" fn(req: *mut c_void, map: u32, mode: u32, name: AbiStr, value: AbiStr) -> i32,
     pub note_get: extern "C" fn(req: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool,
@@ -322,7 +343,8 @@ pub struct HostApi {
     /// Sends the response head (after the response_headers hooks ran).
     pub response_start: extern "C" fn(req: *mut c_void) -> i32,
     /// Next request body chunk; READY with an empty chunk (len 0, no owner) is the end.
-    pub body_poll_read: extern "C" fn(req: *mut c_void, waker: *const AbiWaker, out: *mut AbiChunk) -> i32,
+    pub body_poll_read:
+        extern "C" fn(req: *mut c_void, waker: *const AbiWaker, out: *mut AbiChunk) -> i32,
     pub body_poll_ready: extern "C" fn(req: *mut c_void, waker: *const AbiWaker) -> i32,
     /// Takes ownership of `chunk`; only after body_poll_ready returned READY.
     pub body_send: extern "C" fn(req: *mut c_void, chunk: AbiChunk) -> i32,
@@ -333,12 +355,23 @@ pub struct HostApi {
     pub timer_poll: extern "C" fn(timer: *mut c_void, waker: *const AbiWaker) -> i32,
     pub timer_drop: extern "C" fn(timer: *mut c_void),
     pub connect_new: extern "C" fn(addr: AbiStr, timeout_millis: u64) -> *mut c_void,
-    pub connect_poll: extern "C" fn(op: *mut c_void, waker: *const AbiWaker, conn: *mut *mut c_void) -> i32,
+    pub connect_poll:
+        extern "C" fn(op: *mut c_void, waker: *const AbiWaker, conn: *mut *mut c_void) -> i32,
     pub connect_drop: extern "C" fn(op: *mut c_void),
-    pub conn_read:
-        extern "C" fn(conn: *mut c_void, buf: *mut u8, len: usize, waker: *const AbiWaker, n: *mut usize) -> i32,
-    pub conn_write:
-        extern "C" fn(conn: *mut c_void, buf: *const u8, len: usize, waker: *const AbiWaker, n: *mut usize) -> i32,
+    pub conn_read: extern "C" fn(
+        conn: *mut c_void,
+        buf: *mut u8,
+        len: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32,
+    pub conn_write: extern "C" fn(
+        conn: *mut c_void,
+        buf: *const u8,
+        len: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32,
     pub conn_shutdown: extern "C" fn(conn: *mut c_void, waker: *const AbiWaker) -> i32,
     pub conn_drop: extern "C" fn(conn: *mut c_void),
 }
@@ -354,7 +387,8 @@ pub struct ModuleHeader {
     pub version: AbiStr,
     /// Registers hooks, providers and sections. Returns the module's data
     /// pointer, or null after writing the reason to `errors`.
-    pub init: extern "C" fn(host: *const HostApi, reg: *mut c_void, errors: *mut c_void) -> *const c_void,
+    pub init:
+        extern "C" fn(host: *const HostApi, reg: *mut c_void, errors: *mut c_void) -> *const c_void,
 }
 
 // SAFETY: the header is immutable static data.

@@ -38,7 +38,13 @@ unsafe impl Sync for Owner {}
 impl AsRef<[u8]> for Owner {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: ptr/len describe bytes kept alive by `owner` until Drop.
-        unsafe { crate::abi::AbiStr { ptr: self.0.ptr, len: self.0.len }.as_bytes() }
+        unsafe {
+            crate::abi::AbiStr {
+                ptr: self.0.ptr,
+                len: self.0.len,
+            }
+            .as_bytes()
+        }
     }
 }
 

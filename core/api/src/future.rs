@@ -33,7 +33,10 @@ where
     }
 }
 
-extern "C" fn poll_exported<F: Future<Output = i32>>(data: *mut c_void, waker: *const AbiWaker) -> i32 {
+extern "C" fn poll_exported<F: Future<Output = i32>>(
+    data: *mut c_void,
+    waker: *const AbiWaker,
+) -> i32 {
     // SAFETY: `data` came from Box::into_raw in `export` and stays put until
     // drop_exported, so the future is pinned in place.
     let exported = unsafe { &mut *(data as *mut Exported<F>) };
@@ -42,7 +45,9 @@ extern "C" fn poll_exported<F: Future<Output = i32>>(data: *mut c_void, waker: *
     let future = unsafe { Pin::new_unchecked(&mut exported.future) };
     // SAFETY: the caller lends a valid waker for this call.
     let result = unsafe {
-        crate::waker::with_context(waker, |cx| catch_unwind(AssertUnwindSafe(|| future.poll(cx))))
+        crate::waker::with_context(waker, |cx| {
+            catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+        })
     };
     match result {
         Ok(Poll::Ready(v)) => v,
@@ -57,7 +62,9 @@ extern "C" fn poll_exported<F: Future<Output = i32>>(data: *mut c_void, waker: *
 extern "C" fn drop_exported<F>(data: *mut c_void) {
     // SAFETY: releases the box made in `export`, once. A panic in the
     // future's destructor must not cross the boundary either.
-    let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(data as *mut Exported<F>) })));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        drop(unsafe { Box::from_raw(data as *mut Exported<F>) })
+    }));
 }
 
 /// An [`AbiFuture`] made by the other side, polled as a Rust future.

@@ -92,9 +92,16 @@ pub struct LbMethodV1 {
     pub new_state: extern "C" fn(data: *const c_void, balancer: AbiStr) -> *mut c_void,
     pub drop_state: extern "C" fn(data: *const c_void, state: *mut c_void),
     /// Index of the chosen member, [`FIND_NONE`] or [`FIND_PANICKED`].
-    pub find: extern "C" fn(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize, req: *mut c_void) -> i64,
+    pub find: extern "C" fn(
+        data: *const c_void,
+        state: *mut c_void,
+        members: *mut LbMember,
+        len: usize,
+        req: *mut c_void,
+    ) -> i64,
     /// Called when the operator resets the balancer's statistics.
-    pub reset: extern "C" fn(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize),
+    pub reset:
+        extern "C" fn(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize),
 }
 
 /// A load-balancing method (Apache's `proxy_balancer_method`).
@@ -109,7 +116,12 @@ pub trait LbMethod: Send + Sync + 'static {
     fn new_state(&self, balancer: &str) -> Self::State;
     /// Picks a member index among `members` (config order), or `None` when
     /// none is usable. See [`select::get_best`] for Apache's shared rules.
-    fn find(&self, state: &mut Self::State, members: &mut [LbMember], req: &Request) -> Option<usize>;
+    fn find(
+        &self,
+        state: &mut Self::State,
+        members: &mut [LbMember],
+        req: &Request,
+    ) -> Option<usize>;
     fn reset(&self, _state: &mut Self::State, _members: &mut [LbMember]) {}
 }
 
@@ -133,10 +145,18 @@ extern "C" fn lb_new_state<L: LbMethod>(data: *const c_void, balancer: AbiStr) -
 extern "C" fn lb_drop_state<L: LbMethod>(_data: *const c_void, state: *mut c_void) {
     if !state.is_null() {
         // SAFETY: made by lb_new_state::<L>, freed once.
-        guard((), || drop(unsafe { Box::from_raw(state as *mut L::State) }));
+        guard((), || {
+            drop(unsafe { Box::from_raw(state as *mut L::State) })
+        });
     }
 }
-extern "C" fn lb_find<L: LbMethod>(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize, req: *mut c_void) -> i64 {
+extern "C" fn lb_find<L: LbMethod>(
+    data: *const c_void,
+    state: *mut c_void,
+    members: *mut LbMember,
+    len: usize,
+    req: *mut c_void,
+) -> i64 {
     // SAFETY: as in lb_new_state; `state` was made by lb_new_state::<L> and
     // the balancer's lock makes our access exclusive.
     let (method, state) = unsafe { (&*(data as *const L), &mut *(state as *mut L::State)) };
@@ -149,14 +169,23 @@ extern "C" fn lb_find<L: LbMethod>(data: *const c_void, state: *mut c_void, memb
         }
     })
 }
-extern "C" fn lb_reset<L: LbMethod>(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize) {
+extern "C" fn lb_reset<L: LbMethod>(
+    data: *const c_void,
+    state: *mut c_void,
+    members: *mut LbMember,
+    len: usize,
+) {
     // SAFETY: as in lb_find.
     let (method, state) = unsafe { (&*(data as *const L), &mut *(state as *mut L::State)) };
     guard((), || method.reset(state, members_mut(members, len)))
 }
 
 /// Registers `method` as lbmethod `name` (e.g. "byrequests").
-pub fn register_lbmethod<M: Module, L: LbMethod>(r: &mut Registrar<M>, name: &str, method: &'static L) {
+pub fn register_lbmethod<M: Module, L: LbMethod>(
+    r: &mut Registrar<M>,
+    name: &str,
+    method: &'static L,
+) {
     let vtable: &'static LbMethodV1 = Box::leak(Box::new(LbMethodV1 {
         size: std::mem::size_of::<LbMethodV1>(),
         new_state: lb_new_state::<L>,
@@ -164,7 +193,13 @@ pub fn register_lbmethod<M: Module, L: LbMethod>(r: &mut Registrar<M>, name: &st
         find: lb_find::<L>,
         reset: lb_reset::<L>,
     }));
-    r.provider_raw(GROUP, name, 1, vtable as *const _ as *const c_void, method as *const L as *const c_void);
+    r.provider_raw(
+        GROUP,
+        name,
+        1,
+        vtable as *const _ as *const c_void,
+        method as *const L as *const c_void,
+    );
 }
 
 /// An lbmethod found in the registry, with one balancer's state.
@@ -191,10 +226,20 @@ impl LbMethodInstance {
         // SAFETY: providers in GROUP are registered by register_lbmethod.
         let vtable = unsafe { &*(p.vtable as *const LbMethodV1) };
         let state = (vtable.new_state)(p.data, AbiStr::new(balancer.as_bytes()));
-        Some(LbMethodInstance { vtable, data: p.data, state })
+        Some(LbMethodInstance {
+            vtable,
+            data: p.data,
+            state,
+        })
     }
     pub fn find(&mut self, members: &mut [LbMember], req: &Request) -> Result<usize, FindError> {
-        match (self.vtable.find)(self.data, self.state, members.as_mut_ptr(), members.len(), req.as_raw()) {
+        match (self.vtable.find)(
+            self.data,
+            self.state,
+            members.as_mut_ptr(),
+            members.len(),
+            req.as_raw(),
+        ) {
             FIND_PANICKED => Err(FindError::Panicked),
             i if i >= 0 && (i as usize) < members.len() => Ok(i as usize),
             _ => Err(FindError::NoneUsable),

@@ -32,7 +32,13 @@ pub struct WorkerParams {
 
 impl Default for WorkerParams {
     fn default() -> Self {
-        WorkerParams { timeout_ms: 60_000, connect_timeout_ms: 60_000, ttl_ms: 0, max_idle: 256, flags: 0 }
+        WorkerParams {
+            timeout_ms: 60_000,
+            connect_timeout_ms: 60_000,
+            ttl_ms: 0,
+            max_idle: 256,
+            flags: 0,
+        }
     }
 }
 
@@ -100,7 +106,8 @@ pub mod exchange {
 #[repr(C)]
 pub struct SchemeHandlerV1 {
     pub size: usize,
-    pub exchange: extern "C" fn(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture,
+    pub exchange:
+        extern "C" fn(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture,
 }
 
 /// Safe view of a [`ProxyExchange`] for the scheme handler.
@@ -140,10 +147,18 @@ impl Exchange {
 /// Implemented by a module that speaks a backend protocol (proxy_http).
 pub trait SchemeHandler: Send + Sync + 'static {
     /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
-    fn exchange(&'static self, req: Request, ex: Exchange) -> Pin<Box<dyn Future<Output = i32> + Send>>;
+    fn exchange(
+        &'static self,
+        req: Request,
+        ex: Exchange,
+    ) -> Pin<Box<dyn Future<Output = i32> + Send>>;
 }
 
-extern "C" fn scheme_shim<H: SchemeHandler>(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture {
+extern "C" fn scheme_shim<H: SchemeHandler>(
+    data: *const c_void,
+    req: *mut c_void,
+    ex: *const ProxyExchange,
+) -> AbiFuture {
     // SAFETY: `data` is the &'static H registered in register_scheme.
     let handler: &'static H = unsafe { &*(data as *const H) };
     guard(AbiFuture::ready(crate::abi::code::PANICKED), || {
@@ -154,10 +169,22 @@ extern "C" fn scheme_shim<H: SchemeHandler>(data: *const c_void, req: *mut c_voi
 }
 
 /// Registers `handler` for URLs of `scheme` (e.g. "http").
-pub fn register_scheme<M: Module, H: SchemeHandler>(r: &mut Registrar<M>, scheme: &str, handler: &'static H) {
-    let vtable: &'static SchemeHandlerV1 =
-        Box::leak(Box::new(SchemeHandlerV1 { size: std::mem::size_of::<SchemeHandlerV1>(), exchange: scheme_shim::<H> }));
-    r.provider_raw(SCHEME_GROUP, scheme, 1, vtable as *const _ as *const c_void, handler as *const H as *const c_void);
+pub fn register_scheme<M: Module, H: SchemeHandler>(
+    r: &mut Registrar<M>,
+    scheme: &str,
+    handler: &'static H,
+) {
+    let vtable: &'static SchemeHandlerV1 = Box::leak(Box::new(SchemeHandlerV1 {
+        size: std::mem::size_of::<SchemeHandlerV1>(),
+        exchange: scheme_shim::<H>,
+    }));
+    r.provider_raw(
+        SCHEME_GROUP,
+        scheme,
+        1,
+        vtable as *const _ as *const c_void,
+        handler as *const H as *const c_void,
+    );
 }
 
 /// A scheme handler found in the registry.
@@ -176,7 +203,10 @@ impl SchemeHandle {
         let p = crate::sdk::provider::lookup(SCHEME_GROUP, scheme)?;
         // SAFETY: providers in SCHEME_GROUP are registered by register_scheme.
         let vtable = unsafe { &*(p.vtable as *const SchemeHandlerV1) };
-        Some(SchemeHandle { vtable, data: p.data })
+        Some(SchemeHandle {
+            vtable,
+            data: p.data,
+        })
     }
 
     /// Runs the exchange. `req` stays usable afterwards.
@@ -230,9 +260,21 @@ pub struct BalancerV1 {
     pub size: usize,
     pub exists: extern "C" fn(data: *const c_void, name: AbiStr) -> bool,
     pub max_attempts: extern "C" fn(data: *const c_void, name: AbiStr) -> u32,
-    pub pick: extern "C" fn(data: *const c_void, name: AbiStr, req: *mut c_void, out: *mut MemberPick) -> i32,
-    pub report: extern "C" fn(data: *const c_void, name: AbiStr, member: u32, code: i32, outcome: *const ExchangeOutcome),
-    pub visit_members: extern "C" fn(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void),
+    pub pick: extern "C" fn(
+        data: *const c_void,
+        name: AbiStr,
+        req: *mut c_void,
+        out: *mut MemberPick,
+    ) -> i32,
+    pub report: extern "C" fn(
+        data: *const c_void,
+        name: AbiStr,
+        member: u32,
+        code: i32,
+        outcome: *const ExchangeOutcome,
+    ),
+    pub visit_members:
+        extern "C" fn(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void),
 }
 
 /// A picked member as the safe side sees it.
@@ -271,7 +313,12 @@ extern "C" fn bal_max_attempts<B: Balancer>(data: *const c_void, name: AbiStr) -
     let b = unsafe { &*(data as *const B) };
     guard(0, || b.max_attempts(str_arg(name)))
 }
-extern "C" fn bal_pick<B: Balancer>(data: *const c_void, name: AbiStr, req: *mut c_void, out: *mut MemberPick) -> i32 {
+extern "C" fn bal_pick<B: Balancer>(
+    data: *const c_void,
+    name: AbiStr,
+    req: *mut c_void,
+    out: *mut MemberPick,
+) -> i32 {
     // SAFETY: as in bal_exists.
     let b = unsafe { &*(data as *const B) };
     guard(crate::abi::code::PANICKED, || {
@@ -280,19 +327,36 @@ extern "C" fn bal_pick<B: Balancer>(data: *const c_void, name: AbiStr, req: *mut
         match b.pick(str_arg(name), &mut req) {
             Ok(p) => {
                 // SAFETY: `out` is valid for writing, provided by the caller.
-                unsafe { *out = MemberPick { member: p.member, url: AbiStr::new(p.url.as_bytes()), params: p.params } };
+                unsafe {
+                    *out = MemberPick {
+                        member: p.member,
+                        url: AbiStr::new(p.url.as_bytes()),
+                        params: p.params,
+                    }
+                };
                 pick::OK
             }
             Err(code) => code,
         }
     })
 }
-extern "C" fn bal_report<B: Balancer>(data: *const c_void, name: AbiStr, member: u32, code: i32, outcome: *const ExchangeOutcome) {
+extern "C" fn bal_report<B: Balancer>(
+    data: *const c_void,
+    name: AbiStr,
+    member: u32,
+    code: i32,
+    outcome: *const ExchangeOutcome,
+) {
     // SAFETY: as in bal_exists; `outcome` is valid for the call.
     let (b, outcome) = unsafe { (&*(data as *const B), &*outcome) };
     guard((), || b.report(str_arg(name), member, code, outcome))
 }
-extern "C" fn bal_visit<B: Balancer>(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void) {
+extern "C" fn bal_visit<B: Balancer>(
+    data: *const c_void,
+    name: AbiStr,
+    visitor: HeaderVisitor,
+    ud: *mut c_void,
+) {
     // SAFETY: as in bal_exists.
     let b = unsafe { &*(data as *const B) };
     guard((), || {
@@ -311,7 +375,13 @@ pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer:
         report: bal_report::<B>,
         visit_members: bal_visit::<B>,
     }));
-    r.provider_raw(BALANCER_GROUP, BALANCER_NAME, 1, vtable as *const _ as *const c_void, balancer as *const B as *const c_void);
+    r.provider_raw(
+        BALANCER_GROUP,
+        BALANCER_NAME,
+        1,
+        vtable as *const _ as *const c_void,
+        balancer as *const B as *const c_void,
+    );
 }
 
 /// The balancer provider as proxy sees it.
@@ -330,7 +400,10 @@ impl BalancerHandle {
         let p = crate::sdk::provider::lookup(BALANCER_GROUP, BALANCER_NAME)?;
         // SAFETY: the provider in BALANCER_GROUP is registered by register_balancer.
         let vtable = unsafe { &*(p.vtable as *const BalancerV1) };
-        Some(BalancerHandle { vtable, data: p.data })
+        Some(BalancerHandle {
+            vtable,
+            data: p.data,
+        })
     }
     pub fn exists(&self, name: &str) -> bool {
         (self.vtable.exists)(self.data, AbiStr::new(name.as_bytes()))
@@ -339,8 +412,17 @@ impl BalancerHandle {
         (self.vtable.max_attempts)(self.data, AbiStr::new(name.as_bytes()))
     }
     pub fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32> {
-        let mut out = MemberPick { member: 0, url: AbiStr::EMPTY, params: WorkerParams::default() };
-        match (self.vtable.pick)(self.data, AbiStr::new(name.as_bytes()), req.as_raw(), &mut out) {
+        let mut out = MemberPick {
+            member: 0,
+            url: AbiStr::EMPTY,
+            params: WorkerParams::default(),
+        };
+        match (self.vtable.pick)(
+            self.data,
+            AbiStr::new(name.as_bytes()),
+            req.as_raw(),
+            &mut out,
+        ) {
             pick::OK => Ok(Picked {
                 member: out.member,
                 // SAFETY: member URLs live as long as the process (see MemberPick).
@@ -351,7 +433,13 @@ impl BalancerHandle {
         }
     }
     pub fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome) {
-        (self.vtable.report)(self.data, AbiStr::new(name.as_bytes()), member, code, outcome);
+        (self.vtable.report)(
+            self.data,
+            AbiStr::new(name.as_bytes()),
+            member,
+            code,
+            outcome,
+        );
     }
     pub fn member_urls(&self, name: &str) -> Vec<String> {
         let mut urls: Vec<String> = Vec::new();
@@ -360,7 +448,12 @@ impl BalancerHandle {
             let urls = unsafe { &mut *(ud as *mut Vec<String>) };
             urls.push(str_arg(url).to_owned());
         }
-        (self.vtable.visit_members)(self.data, AbiStr::new(name.as_bytes()), collect, &mut urls as *mut _ as *mut c_void);
+        (self.vtable.visit_members)(
+            self.data,
+            AbiStr::new(name.as_bytes()),
+            collect,
+            &mut urls as *mut _ as *mut c_void,
+        );
         urls
     }
 }

@@ -38,7 +38,10 @@ extern "C" fn lent_std_clone(data: *const c_void) -> AbiWaker {
     // valid for the call.
     let waker = unsafe { &*(data as *const Waker) };
     let boxed = Box::into_raw(Box::new(waker.clone()));
-    AbiWaker { data: boxed as *const c_void, vtable: &OWNED_STD }
+    AbiWaker {
+        data: boxed as *const c_void,
+        vtable: &OWNED_STD,
+    }
 }
 extern "C" fn lent_std_wake_by_ref(data: *const c_void) {
     // SAFETY: as in lent_std_clone.
@@ -57,11 +60,19 @@ extern "C" fn owned_std_drop(data: *const c_void) {
 // --- AbiWaker exposed as std Waker ------------------------------------------
 
 /// data: a lent `*const AbiWaker` (valid only during the poll that lent it).
-static FROM_LENT_ABI: RawWakerVTable =
-    RawWakerVTable::new(lent_abi_clone, lent_abi_wake_by_ref, lent_abi_wake_by_ref, |_| {});
+static FROM_LENT_ABI: RawWakerVTable = RawWakerVTable::new(
+    lent_abi_clone,
+    lent_abi_wake_by_ref,
+    lent_abi_wake_by_ref,
+    |_| {},
+);
 /// data: a `Box<AbiWaker>` owned by this side.
-static FROM_OWNED_ABI: RawWakerVTable =
-    RawWakerVTable::new(lent_abi_clone, owned_abi_wake, lent_abi_wake_by_ref, owned_abi_drop);
+static FROM_OWNED_ABI: RawWakerVTable = RawWakerVTable::new(
+    lent_abi_clone,
+    owned_abi_wake,
+    lent_abi_wake_by_ref,
+    owned_abi_drop,
+);
 
 unsafe fn lent_abi_clone(data: *const ()) -> RawWaker {
     // SAFETY: data is a valid AbiWaker (lent or boxed) per both vtables.
@@ -97,7 +108,10 @@ pub fn lend<R>(cx: &Context<'_>, f: impl FnOnce(*const AbiWaker) -> R) -> R {
         // Already a wrapped AbiWaker: hand the original back, unwrapped.
         return f(waker.data() as *const AbiWaker);
     }
-    let lent = AbiWaker { data: waker as *const Waker as *const c_void, vtable: &LENT_STD };
+    let lent = AbiWaker {
+        data: waker as *const Waker as *const c_void,
+        vtable: &LENT_STD,
+    };
     f(&lent)
 }
 
@@ -116,7 +130,9 @@ pub unsafe fn with_context<R>(abi: *const AbiWaker, f: impl FnOnce(&mut Context<
     }
     // SAFETY: FROM_LENT_ABI's functions uphold the RawWaker contract for a
     // lent AbiWaker; ManuallyDrop keeps us from "dropping" what we borrowed.
-    let waker = ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(abi as *const (), &FROM_LENT_ABI)) });
+    let waker = ManuallyDrop::new(unsafe {
+        Waker::from_raw(RawWaker::new(abi as *const (), &FROM_LENT_ABI))
+    });
     f(&mut Context::from_waker(&waker))
 }
 
@@ -130,16 +146,27 @@ mod tests {
     static CLONES: AtomicUsize = AtomicUsize::new(0);
     extern "C" fn f_clone(data: *const c_void) -> AbiWaker {
         CLONES.fetch_add(1, Ordering::SeqCst);
-        AbiWaker { data, vtable: &FOREIGN }
+        AbiWaker {
+            data,
+            vtable: &FOREIGN,
+        }
     }
     extern "C" fn f_wake(_: *const c_void) {
         WAKES.fetch_add(1, Ordering::SeqCst);
     }
-    static FOREIGN: AbiWakerVTable = AbiWakerVTable { clone: f_clone, wake: f_wake, wake_by_ref: f_wake, drop: noop };
+    static FOREIGN: AbiWakerVTable = AbiWakerVTable {
+        clone: f_clone,
+        wake: f_wake,
+        wake_by_ref: f_wake,
+        drop: noop,
+    };
 
     #[test]
     fn a_foreign_waker_is_lent_back_unwrapped_and_clones_once() {
-        let foreign = AbiWaker { data: std::ptr::null(), vtable: &FOREIGN };
+        let foreign = AbiWaker {
+            data: std::ptr::null(),
+            vtable: &FOREIGN,
+        };
         // SAFETY: `foreign` lives for the whole call.
         let cloned = unsafe {
             with_context(&foreign, |cx| {

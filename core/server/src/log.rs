@@ -83,7 +83,13 @@ struct Logs {
 static LOGS: OnceLock<RwLock<Logs>> = OnceLock::new();
 
 fn logs() -> &'static RwLock<Logs> {
-    LOGS.get_or_init(|| RwLock::new(Logs { level: Level::Info, error: Sink::Stderr, access: None }))
+    LOGS.get_or_init(|| {
+        RwLock::new(Logs {
+            level: Level::Info,
+            error: Sink::Stderr,
+            access: None,
+        })
+    })
 }
 
 /// Points the logs where the configuration says.
@@ -100,7 +106,11 @@ pub fn configure(settings: &LogSettings) -> std::io::Result<()> {
         None => None,
     };
     if let Ok(mut l) = logs().write() {
-        *l = Logs { level, error, access };
+        *l = Logs {
+            level,
+            error,
+            access,
+        };
     }
     Ok(())
 }
@@ -122,7 +132,11 @@ pub fn write(level: Level, module: &str, msg: &str) {
         return;
     }
     let now = httpdate::fmt_http_date(std::time::SystemTime::now());
-    l.error.write_line(&format!("[{now}] [{}] [{module}] [pid {}] {msg}", level.name(), std::process::id()));
+    l.error.write_line(&format!(
+        "[{now}] [{}] [{module}] [pid {}] {msg}",
+        level.name(),
+        std::process::id()
+    ));
 }
 
 pub fn error(msg: &str) {
@@ -152,9 +166,15 @@ pub fn access_enabled() -> bool {
 /// One access-log line in the configured format.
 pub fn access(r: &AccessRecord) {
     let Ok(l) = logs().read() else { return };
-    let Some((sink, format)) = &l.access else { return };
+    let Some((sink, format)) = &l.access else {
+        return;
+    };
     let time = clf_time();
-    let bytes = if r.bytes == 0 { "-".to_string() } else { r.bytes.to_string() };
+    let bytes = if r.bytes == 0 {
+        "-".to_string()
+    } else {
+        r.bytes.to_string()
+    };
     let line = match format {
         AccessFormat::Common => format!(
             "{} - - [{time}] \"{} {} {}\" {} {bytes}",
@@ -214,7 +234,9 @@ fn clf_time() -> String {
         .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     let (y, m, d) = civil_from_days(days as i64);
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
         MONTHS[(m - 1) as usize],

@@ -16,7 +16,8 @@ pub(crate) fn install(host: &'static HostApi, module_name: &'static str) {
 /// The host table. Panics only if called before the module's init, which
 /// the host never does.
 pub(crate) fn host() -> &'static HostApi {
-    HOST.get().expect("modproxy host table used before module init")
+    HOST.get()
+        .expect("modproxy host table used before module init")
 }
 
 /// The name this module was declared with.
@@ -38,5 +39,9 @@ pub enum Level {
 pub fn log(level: Level, msg: impl Display) {
     let Some(host) = HOST.get() else { return };
     let text = msg.to_string();
-    (host.log)(level as u32, AbiStr::from_static(module_name()), AbiStr::new(text.as_bytes()));
+    (host.log)(
+        level as u32,
+        AbiStr::from_static(module_name()),
+        AbiStr::new(text.as_bytes()),
+    );
 }

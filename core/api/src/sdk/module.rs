@@ -91,12 +91,16 @@ impl<M: Module> Registrar<M> {
 
     fn slot<F>(&self, f: F) -> *const c_void {
         // Leaked on purpose: modules live as long as the process.
-        Box::into_raw(Box::new(Slot { module: self.module, f })) as *const c_void
+        Box::into_raw(Box::new(Slot {
+            module: self.module,
+            f,
+        })) as *const c_void
     }
 
     fn record(&mut self, what: &str, rc: i32) {
         if rc != 0 {
-            self.errors.push(format!("the host refused registration of {what}"));
+            self.errors
+                .push(format!("the host refused registration of {what}"));
         }
     }
 
@@ -119,19 +123,38 @@ impl<M: Module> Registrar<M> {
     /// The handler: return `None` to decline, or the future producing the response.
     pub fn handler(&mut self, order: i32, f: AsyncHook<M>) {
         let shim: abi::HandlerHookFn = handler_shim::<M>;
-        self.hook(HookKind::Handler, order, shim as *const c_void, self.slot(f));
+        self.hook(
+            HookKind::Handler,
+            order,
+            shim as *const c_void,
+            self.slot(f),
+        );
     }
 
     /// Runs once all sections were handed out: check wiring between modules.
     pub fn post_config(&mut self, order: i32, f: ConfigHook<M>) {
         let shim: abi::PostConfigFn = post_config_shim::<M>;
-        self.hook(HookKind::PostConfig, order, shim as *const c_void, self.slot(f));
+        self.hook(
+            HookKind::PostConfig,
+            order,
+            shim as *const c_void,
+            self.slot(f),
+        );
     }
 
     /// Claims a configuration table (e.g. `vhost.proxy`); each occurrence is
     /// deserialized into `T` and handed to `f`.
-    pub fn section<T: DeserializeOwned + 'static>(&mut self, path: &'static str, f: SectionHook<M, T>) {
-        let rc = (host().claim_section)(self.raw, AbiStr::from_static(path), section_shim::<M, T>, self.slot(f));
+    pub fn section<T: DeserializeOwned + 'static>(
+        &mut self,
+        path: &'static str,
+        f: SectionHook<M, T>,
+    ) {
+        let rc = (host().claim_section)(
+            self.raw,
+            AbiStr::from_static(path),
+            section_shim::<M, T>,
+            self.slot(f),
+        );
         self.record(path, rc);
     }
 
@@ -158,7 +181,14 @@ impl<M: Module> Registrar<M> {
 
 /// Logs a panic caught on this side, naming the module.
 pub(crate) fn report_panic(payload: &(dyn Any + Send)) {
-    log(Level::Error, format_args!("panic in module {}: {}", module_name(), panic_message(payload)));
+    log(
+        Level::Error,
+        format_args!(
+            "panic in module {}: {}",
+            module_name(),
+            panic_message(payload)
+        ),
+    );
 }
 
 /// Runs `f`, turning a panic into `on_panic` after logging it.
@@ -229,8 +259,14 @@ extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
         // SAFETY: the host passes a valid section for the call.
         let raw = unsafe { &*section };
         // SAFETY: the section's strings are valid for the call.
-        let (path, file, key, text) =
-            unsafe { (raw.path.to_str_lossy(), raw.file.to_str_lossy(), raw.key.to_str_lossy(), raw.toml.to_str_lossy()) };
+        let (path, file, key, text) = unsafe {
+            (
+                raw.path.to_str_lossy(),
+                raw.file.to_str_lossy(),
+                raw.key.to_str_lossy(),
+                raw.toml.to_str_lossy(),
+            )
+        };
         let value = match toml::from_str::<Wrapped<T>>(&text) {
             Ok(w) => w.value,
             Err(e) => {
@@ -240,7 +276,13 @@ extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
             }
         };
         let vhost = usize::try_from(raw.vhost).ok();
-        let section = Section { path: path.into_owned(), vhost, file: file.into_owned(), key: key.into_owned(), value };
+        let section = Section {
+            path: path.into_owned(),
+            vhost,
+            file: file.into_owned(),
+            key: key.into_owned(),
+            value,
+        };
         match (slot.f)(slot.module, section) {
             Ok(()) => code::OK,
             Err(msg) => {
@@ -255,7 +297,11 @@ extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
 // Public because the macro expands in the module's crate; only the host
 // calls it, through the header, with its own table.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub extern "C" fn init_shim<M: Module>(host_api: *const HostApi, reg: *mut c_void, errors: *mut c_void) -> *const c_void {
+pub extern "C" fn init_shim<M: Module>(
+    host_api: *const HostApi,
+    reg: *mut c_void,
+    errors: *mut c_void,
+) -> *const c_void {
     // SAFETY: the host passes its table, which lives as long as the process.
     let host_api: &'static HostApi = unsafe { &*host_api };
     if host_api.size < std::mem::size_of::<HostApi>() {
@@ -272,7 +318,11 @@ pub extern "C" fn init_shim<M: Module>(host_api: *const HostApi, reg: *mut c_voi
                 return std::ptr::null();
             }
         };
-        let mut r = Registrar { raw: reg, module, errors: Vec::new() };
+        let mut r = Registrar {
+            raw: reg,
+            module,
+            errors: Vec::new(),
+        };
         M::register(&mut r);
         if !r.errors.is_empty() {
             write_error(errors, &r.errors.join("; "));

@@ -26,7 +26,10 @@ unsafe impl Send for TcpConn {}
 impl TcpConn {
     /// Connects to `addr` (`host:port`), giving up after `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<TcpConn, IoError> {
-        let op = Op((host().connect_new)(AbiStr::new(addr.as_bytes()), millis(timeout)));
+        let op = Op((host().connect_new)(
+            AbiStr::new(addr.as_bytes()),
+            millis(timeout),
+        ));
         poll_fn(|cx| {
             let mut conn = std::ptr::null_mut();
             match crate::waker::lend(cx, |w| (host().connect_poll)(op.0, w, &mut conn)) {
@@ -38,14 +41,22 @@ impl TcpConn {
         .await
     }
 
-    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, IoError>> {
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<usize, IoError>> {
         let mut n = 0;
-        let rc = crate::waker::lend(cx, |w| (host().conn_read)(self.raw, buf.as_mut_ptr(), buf.len(), w, &mut n));
+        let rc = crate::waker::lend(cx, |w| {
+            (host().conn_read)(self.raw, buf.as_mut_ptr(), buf.len(), w, &mut n)
+        });
         ready_len(rc, n)
     }
     pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
         let mut n = 0;
-        let rc = crate::waker::lend(cx, |w| (host().conn_write)(self.raw, buf.as_ptr(), buf.len(), w, &mut n));
+        let rc = crate::waker::lend(cx, |w| {
+            (host().conn_write)(self.raw, buf.as_ptr(), buf.len(), w, &mut n)
+        });
         ready_len(rc, n)
     }
     /// Reads into `buf`; `Ok(0)` is end of stream.
@@ -64,11 +75,13 @@ impl TcpConn {
     }
     /// Half-closes the sending side.
     pub async fn shutdown(&mut self) -> Result<(), IoError> {
-        poll_fn(|cx| match crate::waker::lend(cx, |w| (host().conn_shutdown)(self.raw, w)) {
-            abi::io::PENDING => Poll::Pending,
-            abi::io::READY => Poll::Ready(Ok(())),
-            e => Poll::Ready(Err(IoError::from_code(e))),
-        })
+        poll_fn(
+            |cx| match crate::waker::lend(cx, |w| (host().conn_shutdown)(self.raw, w)) {
+                abi::io::PENDING => Poll::Pending,
+                abi::io::READY => Poll::Ready(Ok(())),
+                e => Poll::Ready(Err(IoError::from_code(e))),
+            },
+        )
         .await
     }
 }
@@ -123,7 +136,9 @@ impl Drop for Sleep {
 
 /// Completes after `d`.
 pub fn sleep(d: Duration) -> Sleep {
-    Sleep { raw: (host().timer_new)(millis(d)) }
+    Sleep {
+        raw: (host().timer_new)(millis(d)),
+    }
 }
 
 /// The deadline passed before the future completed.

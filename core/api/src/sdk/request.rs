@@ -85,17 +85,27 @@ impl Request {
     /// The first value of a header.
     pub fn header(&self, map: Headers, name: &str) -> Option<&[u8]> {
         let mut out = AbiStr::EMPTY;
-        let found = (host().header_get)(self.raw, map as u32, AbiStr::new(name.as_bytes()), &mut out);
+        let found =
+            (host().header_get)(self.raw, map as u32, AbiStr::new(name.as_bytes()), &mut out);
         // SAFETY: valid until the request changes, which needs `&mut self`.
         found.then(|| unsafe { out.as_bytes() })
     }
     pub fn header_str(&self, map: Headers, name: &str) -> Option<&str> {
-        self.header(map, name).and_then(|v| std::str::from_utf8(v).ok())
+        self.header(map, name)
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
     /// Calls `f` with every header (name lower-case, value) in order.
     pub fn for_each_header(&self, map: Headers, mut f: impl FnMut(&str, &[u8])) {
-        let mut visit = Visit { f: &mut f, panic: None };
-        (host().headers_visit)(self.raw, map as u32, visit_trampoline, &mut visit as *mut Visit as *mut c_void);
+        let mut visit = Visit {
+            f: &mut f,
+            panic: None,
+        };
+        (host().headers_visit)(
+            self.raw,
+            map as u32,
+            visit_trampoline,
+            &mut visit as *mut Visit as *mut c_void,
+        );
         // A panic in `f` was stopped before the host's frames; resume it here,
         // on our side, where the hook's own catch_unwind will take it.
         if let Some(payload) = visit.panic {
@@ -135,7 +145,11 @@ impl Request {
         found.then(|| std::str::from_utf8(unsafe { out.as_bytes() }).unwrap_or(""))
     }
     pub fn set_note(&mut self, key: &str, value: &str) {
-        (host().note_set)(self.raw, AbiStr::new(key.as_bytes()), AbiStr::new(value.as_bytes()));
+        (host().note_set)(
+            self.raw,
+            AbiStr::new(key.as_bytes()),
+            AbiStr::new(value.as_bytes()),
+        );
     }
 
     pub fn status(&self) -> u16 {
@@ -174,11 +188,13 @@ impl Request {
     /// Sends a chunk of the response body, waiting while the client is slow.
     pub async fn write_body(&mut self, data: Bytes) -> Result<(), IoError> {
         let raw = self.raw;
-        poll_fn(|cx| match crate::waker::lend(cx, |w| (host().body_poll_ready)(raw, w)) {
-            abi::io::PENDING => Poll::Pending,
-            abi::io::READY => Poll::Ready(Ok(())),
-            e => Poll::Ready(Err(IoError::from_code(e))),
-        })
+        poll_fn(
+            |cx| match crate::waker::lend(cx, |w| (host().body_poll_ready)(raw, w)) {
+                abi::io::PENDING => Poll::Pending,
+                abi::io::READY => Poll::Ready(Ok(())),
+                e => Poll::Ready(Err(IoError::from_code(e))),
+            },
+        )
         .await?;
         match (host().body_send)(raw, crate::chunk::from_bytes(data)) {
             0 => Ok(()),

@@ -6,7 +6,9 @@
 //! (DESIGN.md, fact 7), so a new module set means a graceful restart.
 
 use libloading::os::unix::{Library, Symbol};
-use modproxy_api::abi::{AbiStr, ModuleEntryFn, ModuleHeader, ABI_VERSION, ENTRY_SYMBOL, LAYOUT_HASH, MAGIC};
+use modproxy_api::abi::{
+    AbiStr, ModuleEntryFn, ModuleHeader, ABI_VERSION, ENTRY_SYMBOL, LAYOUT_HASH, MAGIC,
+};
 use std::path::Path;
 
 /// A module's checked header, from a library that stays loaded forever.
@@ -43,13 +45,17 @@ pub fn open(module: &str, library: &Path) -> Result<Opened, String> {
     // Never unloaded (see the file comment): the header and code stay valid.
     std::mem::forget(lib);
     if header_ptr.is_null() {
-        return Err(format!("module {module}: its entry function returned no header; the module is broken"));
+        return Err(format!(
+            "module {module}: its entry function returned no header; the module is broken"
+        ));
     }
     // SAFETY: the entry function returns a pointer to a static header. We
     // read only `magic` first, which every version of the ABI places first.
     let magic = unsafe { std::ptr::addr_of!((*header_ptr).magic).read() };
     if magic != MAGIC {
-        return Err(format!("module {module}: bad magic number in its header; it was not built with modproxy-api"));
+        return Err(format!(
+            "module {module}: bad magic number in its header; it was not built with modproxy-api"
+        ));
     }
     // SAFETY: the magic matched, and `abi_version` follows it in every version.
     let abi_version = unsafe { std::ptr::addr_of!((*header_ptr).abi_version).read() };
@@ -72,7 +78,11 @@ pub fn open(module: &str, library: &Path) -> Result<Opened, String> {
             "module {module}: the library declares itself as `{name}`; point the descriptor mods-available/{module}.toml at the right library"
         ));
     }
-    Ok(Opened { header, name, version: text(header.version) })
+    Ok(Opened {
+        header,
+        name,
+        version: text(header.version),
+    })
 }
 
 fn text(s: AbiStr) -> String {

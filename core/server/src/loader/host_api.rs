@@ -10,8 +10,9 @@ use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use http_body::Body as _;
 use modproxy_api::abi::{
-    self, code, field, headers as hmap, io, AbiChunk, AbiFuture, AbiProvider, AbiSection, AbiStr, AbiWaker,
-    HandlerHookFn, HeaderVisitor, HookKind, HostApi, PostConfigFn, RequestHookFn, SectionFn,
+    self, code, field, headers as hmap, io, AbiChunk, AbiFuture, AbiProvider, AbiSection, AbiStr,
+    AbiWaker, HandlerHookFn, HeaderVisitor, HookKind, HostApi, PostConfigFn, RequestHookFn,
+    SectionFn,
 };
 use modproxy_api::future::Imported;
 use std::ffi::c_void;
@@ -103,13 +104,29 @@ fn reg<'a>(raw: *mut c_void) -> &'a mut RegCtx<'a> {
     unsafe { &mut *(raw as *mut RegCtx) }
 }
 
-extern "C" fn register_hook(raw: *mut c_void, hook: u32, order: i32, func: *const c_void, data: *const c_void) -> i32 {
-    let Some(kind) = HookKind::from_u32(hook) else { return code::ERROR };
+extern "C" fn register_hook(
+    raw: *mut c_void,
+    hook: u32,
+    order: i32,
+    func: *const c_void,
+    data: *const c_void,
+) -> i32 {
+    let Some(kind) = HookKind::from_u32(hook) else {
+        return code::ERROR;
+    };
     if func.is_null() {
         return code::ERROR;
     }
     let r = reg(raw);
-    r.registry.add_hook(kind, Hook { module: r.module, order, func, data });
+    r.registry.add_hook(
+        kind,
+        Hook {
+            module: r.module,
+            order,
+            func,
+            data,
+        },
+    );
     code::OK
 }
 
@@ -127,28 +144,53 @@ extern "C" fn register_provider(
         // Two modules offering the same provider is a configuration mistake.
         return code::ERROR;
     }
-    let provider = Provider { module: r.module, raw: AbiProvider { vtable, data, version } };
+    let provider = Provider {
+        module: r.module,
+        raw: AbiProvider {
+            vtable,
+            data,
+            version,
+        },
+    };
     r.registry.providers.insert(key, provider);
     code::OK
 }
 
-extern "C" fn claim_section(raw: *mut c_void, path: AbiStr, func: SectionFn, data: *const c_void) -> i32 {
+extern "C" fn claim_section(
+    raw: *mut c_void,
+    path: AbiStr,
+    func: SectionFn,
+    data: *const c_void,
+) -> i32 {
     let r = reg(raw);
     let path = text(path).into_owned();
     if r.registry.claims.iter().any(|c| c.path == path) {
         return code::ERROR;
     }
-    r.registry.claims.push(Claim { module: r.module, path, func, data });
+    r.registry.claims.push(Claim {
+        module: r.module,
+        path,
+        func,
+        data,
+    });
     code::OK
 }
 
 extern "C" fn lookup_provider(group: AbiStr, name: AbiStr, out: *mut AbiProvider) -> bool {
-    let Some(registry) = frozen() else { return false };
+    let Some(registry) = frozen() else {
+        return false;
+    };
     let key = (text(group).into_owned(), text(name).into_owned());
     match registry.providers.get(&key) {
         Some(p) => {
             // SAFETY: `out` is a writable AbiProvider owned by the caller.
-            unsafe { out.write(AbiProvider { vtable: p.raw.vtable, data: p.raw.data, version: p.raw.version }) };
+            unsafe {
+                out.write(AbiProvider {
+                    vtable: p.raw.vtable,
+                    data: p.raw.data,
+                    version: p.raw.version,
+                })
+            };
             true
         }
         None => false,
@@ -161,14 +203,16 @@ extern "C" fn lookup_provider(group: AbiStr, name: AbiStr, out: *mut AbiProvider
 pub fn call_request_hook(hook: &Hook, req: *mut c_void) -> i32 {
     // SAFETY: registered through register_hook for a sync kind; the SDK
     // generated `func` with exactly this signature.
-    let f: RequestHookFn = unsafe { std::mem::transmute::<*const c_void, RequestHookFn>(hook.func) };
+    let f: RequestHookFn =
+        unsafe { std::mem::transmute::<*const c_void, RequestHookFn>(hook.func) };
     f(hook.data, req)
 }
 
 /// Starts a handler; the future must be dropped before the request.
 pub fn call_handler(hook: &Hook, req: *mut c_void) -> Imported {
     // SAFETY: registered for HookKind::Handler with this signature.
-    let f: HandlerHookFn = unsafe { std::mem::transmute::<*const c_void, HandlerHookFn>(hook.func) };
+    let f: HandlerHookFn =
+        unsafe { std::mem::transmute::<*const c_void, HandlerHookFn>(hook.func) };
     // SAFETY: the SDK made this future with future::export or ready().
     unsafe { Imported::new(f(hook.data, req)) }
 }
@@ -182,7 +226,14 @@ pub fn call_post_config(hook: &Hook) -> Result<(), Vec<String>> {
 }
 
 /// Hands one configuration section to the module that claimed it.
-pub fn call_section(claim: &Claim, path: &str, vhost: Option<usize>, file: &str, key: &str, toml_text: &str) -> Result<(), Vec<String>> {
+pub fn call_section(
+    claim: &Claim,
+    path: &str,
+    vhost: Option<usize>,
+    file: &str,
+    key: &str,
+    toml_text: &str,
+) -> Result<(), Vec<String>> {
     let section = AbiSection {
         path: AbiStr::new(path.as_bytes()),
         vhost: vhost.map_or(-1, |v| v as i64),
@@ -191,7 +242,11 @@ pub fn call_section(claim: &Claim, path: &str, vhost: Option<usize>, file: &str,
         toml: AbiStr::new(toml_text.as_bytes()),
     };
     let mut errors = ErrorSink::new();
-    let rc = (claim.func)(claim.data, &section, &mut errors as *mut ErrorSink as *mut c_void);
+    let rc = (claim.func)(
+        claim.data,
+        &section,
+        &mut errors as *mut ErrorSink as *mut c_void,
+    );
     check(rc, errors)
 }
 
@@ -204,7 +259,9 @@ fn check(rc: i32, mut errors: ErrorSink) -> Result<(), Vec<String>> {
         }
         _ => {
             if errors.is_empty() {
-                errors.push(format!("the module failed with code {rc} and gave no reason"));
+                errors.push(format!(
+                    "the module failed with code {rc} and gave no reason"
+                ));
             }
             Err(errors)
         }
@@ -212,7 +269,10 @@ fn check(rc: i32, mut errors: ErrorSink) -> Result<(), Vec<String>> {
 }
 
 /// Calls a module's init with our table. Returns its data pointer.
-pub fn call_init(header: &abi::ModuleHeader, reg: &mut RegCtx) -> Result<*const c_void, Vec<String>> {
+pub fn call_init(
+    header: &abi::ModuleHeader,
+    reg: &mut RegCtx,
+) -> Result<*const c_void, Vec<String>> {
     let mut errors = ErrorSink::new();
     let data = (header.init)(
         &HOST_API,
@@ -246,7 +306,11 @@ extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
         field::METHOD => lend(r.head.method.as_str()),
         field::PATH => lend(r.head.uri.path()),
         field::QUERY => lend(r.head.uri.query().unwrap_or("")),
-        field::VERSION => lend(if r.head.version == http::Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" }),
+        field::VERSION => lend(if r.head.version == http::Version::HTTP_10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }),
         field::CLIENT_ADDR => lend(&r.conn.client_text),
         field::LOCAL_ADDR => lend(&r.conn.local_text),
         field::SCHEME => lend(r.conn.scheme),
@@ -270,7 +334,9 @@ fn map(r: &mut RequestCtx, which: u32) -> &mut HeaderMap {
 
 extern "C" fn header_get(raw: *mut c_void, which: u32, name: AbiStr, out: *mut AbiStr) -> bool {
     let headers = map(req(raw), which);
-    let Ok(name) = HeaderName::from_bytes(bytes(name)) else { return false };
+    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
+        return false;
+    };
     match headers.get(&name) {
         Some(v) => {
             // SAFETY: `out` is writable, owned by the caller.
@@ -287,14 +353,24 @@ extern "C" fn headers_visit(raw: *mut c_void, which: u32, visitor: HeaderVisitor
     }
 }
 
-extern "C" fn header_change(raw: *mut c_void, which: u32, mode: u32, name: AbiStr, value: AbiStr) -> i32 {
+extern "C" fn header_change(
+    raw: *mut c_void,
+    which: u32,
+    mode: u32,
+    name: AbiStr,
+    value: AbiStr,
+) -> i32 {
     let headers = map(req(raw), which);
-    let Ok(name) = HeaderName::from_bytes(bytes(name)) else { return code::ERROR };
+    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
+        return code::ERROR;
+    };
     if mode == hmap::REMOVE {
         headers.remove(&name);
         return code::OK;
     }
-    let Ok(value) = HeaderValue::from_bytes(bytes(value)) else { return code::ERROR };
+    let Ok(value) = HeaderValue::from_bytes(bytes(value)) else {
+        return code::ERROR;
+    };
     if mode == hmap::ADD {
         headers.append(name, value);
     } else {
@@ -338,7 +414,11 @@ extern "C" fn response_start(raw: *mut c_void) -> i32 {
             let rc = call_request_hook(hook, raw);
             if rc != code::OK && rc != code::DECLINED {
                 let name = &registry.modules[hook.module].name;
-                log::write(Level::Error, "core", &format!("module {name} failed in response_headers (code {rc})"));
+                log::write(
+                    Level::Error,
+                    "core",
+                    &format!("module {name} failed in response_headers (code {rc})"),
+                );
             }
         }
     }
@@ -348,7 +428,9 @@ extern "C" fn response_start(raw: *mut c_void) -> i32 {
 
 extern "C" fn body_poll_read(raw: *mut c_void, waker: *const AbiWaker, out: *mut AbiChunk) -> i32 {
     let r = req(raw);
-    let Some(body) = r.body.as_mut() else { return io::READY };
+    let Some(body) = r.body.as_mut() else {
+        return io::READY;
+    };
     loop {
         let polled = with_cx(waker, |cx| Pin::new(&mut *body).poll_frame(cx));
         match polled {
@@ -359,7 +441,9 @@ extern "C" fn body_poll_read(raw: *mut c_void, waker: *const AbiWaker, out: *mut
             }
             Poll::Ready(Some(Err(_))) => return io::ERR_ABORTED,
             Poll::Ready(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 if data.is_empty() {
                     continue;
                 }
@@ -499,7 +583,13 @@ fn io_result(polled: Poll<std::io::Result<usize>>, n: *mut usize) -> i32 {
     }
 }
 
-extern "C" fn conn_read(raw: *mut c_void, buf: *mut u8, len: usize, waker: *const AbiWaker, n: *mut usize) -> i32 {
+extern "C" fn conn_read(
+    raw: *mut c_void,
+    buf: *mut u8,
+    len: usize,
+    waker: *const AbiWaker,
+    n: *mut usize,
+) -> i32 {
     if len == 0 {
         return io_result(Poll::Ready(Ok(0)), n);
     }
@@ -510,7 +600,13 @@ extern "C" fn conn_read(raw: *mut c_void, buf: *mut u8, len: usize, waker: *cons
     io_result(polled.map_ok(|()| read_buf.filled().len()), n)
 }
 
-extern "C" fn conn_write(raw: *mut c_void, buf: *const u8, len: usize, waker: *const AbiWaker, n: *mut usize) -> i32 {
+extern "C" fn conn_write(
+    raw: *mut c_void,
+    buf: *const u8,
+    len: usize,
+    waker: *const AbiWaker,
+    n: *mut usize,
+) -> i32 {
     let data = bytes(AbiStr { ptr: buf, len });
     io_result(with_cx(waker, |cx| stream(raw).poll_write(cx, data)), n)
 }
@@ -526,4 +622,10 @@ extern "C" fn conn_shutdown(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
 extern "C" fn conn_drop(raw: *mut c_void) {
     // SAFETY: made by connect_poll, dropped once.
     drop(unsafe { Box::from_raw(raw as *mut TcpStream) });
+}
+
+/// Sends the response head on a module's behalf (a handler that returned
+/// OK without sending it).
+pub fn start_response(raw: *mut c_void) {
+    response_start(raw);
 }

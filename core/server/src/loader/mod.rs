@@ -31,11 +31,17 @@ pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
             name: opened.name,
             version: opened.version,
             abi_version: opened.header.abi_version,
-            library: d.library.clone(),
         });
-        let mut reg = host_api::RegCtx { registry: &mut registry, module: index };
+        let mut reg = host_api::RegCtx {
+            registry: &mut registry,
+            module: index,
+        };
         if let Err(reasons) = host_api::call_init(opened.header, &mut reg) {
-            errors.push(format!("module {}: init failed: {}", d.name, reasons.join("; ")));
+            errors.push(format!(
+                "module {}: init failed: {}",
+                d.name,
+                reasons.join("; ")
+            ));
         }
     }
     if errors.is_empty() {
@@ -47,20 +53,32 @@ pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
 
 /// Routes the configuration's module sections to their modules, then runs
 /// post_config. Needs the frozen registry, so modules can look up providers.
-pub fn configure(registry: &'static Registry, config: &Config, available: &[Descriptor], enabled: &[Descriptor]) -> Result<(), Vec<String>> {
+pub fn configure(
+    registry: &'static Registry,
+    config: &Config,
+    available: &[Descriptor],
+    enabled: &[Descriptor],
+) -> Result<(), Vec<String>> {
     let claims: Vec<(String, String)> = registry
         .claims
         .iter()
         .map(|c| (c.path.clone(), registry.modules[c.module].name.clone()))
         .collect();
-    let mut sections: Vec<modproxy_config::Section> = enabled.iter().filter_map(modproxy_config::module_defaults).collect();
+    let mut sections: Vec<modproxy_config::Section> = enabled
+        .iter()
+        .filter_map(modproxy_config::module_defaults)
+        .collect();
     match modproxy_config::route_sections(config, &claims, available) {
         Ok(routed) => sections.extend(routed),
         Err(errs) => return Err(errs.iter().map(ToString::to_string).collect()),
     }
     let mut errors = Vec::new();
     for s in &sections {
-        let Some(claim) = registry.claims.iter().find(|c| c.path == s.path && registry.modules[c.module].name == s.module) else {
+        let Some(claim) = registry
+            .claims
+            .iter()
+            .find(|c| c.path == s.path && registry.modules[c.module].name == s.module)
+        else {
             continue; // defaults for a module that claims no `defaults` section
         };
         let text = wrap_value(&s.value);

@@ -16,6 +16,12 @@ pub struct Hook {
     pub data: *const c_void,
 }
 
+// SAFETY: `func` and `data` point at module code and leaked module data that
+// live for the whole process and are only read.
+unsafe impl Send for Hook {}
+// SAFETY: as above.
+unsafe impl Sync for Hook {}
+
 pub struct Provider {
     pub module: usize,
     pub raw: AbiProvider,
@@ -33,7 +39,6 @@ pub struct ModuleInfo {
     pub name: String,
     pub version: String,
     pub abi_version: u32,
-    pub library: std::path::PathBuf,
 }
 
 #[derive(Default)]
@@ -61,7 +66,10 @@ impl Registry {
     }
 
     pub fn hooks(&self, kind: HookKind) -> &[Hook] {
-        self.hooks.get(&(kind as u32)).map(Vec::as_slice).unwrap_or(&[])
+        self.hooks
+            .get(&(kind as u32))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Names of the hooks and providers each module registered, for `modproxy modules`.

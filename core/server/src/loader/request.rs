@@ -12,7 +12,6 @@ use std::sync::Arc;
 /// Facts about the connection a request arrived on.
 pub struct ConnInfo {
     pub client: SocketAddr,
-    pub local: SocketAddr,
     pub client_text: String,
     pub local_text: String,
     pub scheme: &'static str,
@@ -42,7 +41,10 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn note(&self, key: &str) -> Option<&str> {
-        self.notes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.notes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn set_note(&mut self, key: &str, value: &str) {
         match self.notes.iter_mut().find(|(k, _)| k == key) {

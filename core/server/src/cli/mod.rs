@@ -1,0 +1,108 @@
+//! The command line: `modproxy [-d SERVER_ROOT] [-f CONFIG] COMMAND [ARGS]`,
+//! like apache2's `-d` and `-f`.
+
+mod daemon;
+mod modules;
+
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: modproxy [-d SERVER_ROOT] [-f CONFIG] COMMAND [ARGS]
+
+commands:
+  run                 serve in the foreground (SIGTERM stops gracefully)
+  start | stop        start the server as a daemon / stop it (pid file)
+  restart             graceful restart: the new server takes over the sockets
+  status              what the running server runs
+  configtest          load config and modules, print Syntax OK or each problem
+  enmod NAME...       enable modules (and what they depend on)
+  dismod [-f] NAME... disable modules (-f also disables their dependants)
+  ensite | dissite NAME...  enable or disable sites-available/NAME.toml
+  modules             list available modules, and what the enabled ones register
+
+  -d SERVER_ROOT      defaults to the current directory
+  -f CONFIG           defaults to SERVER_ROOT/modproxy.toml (relative to SERVER_ROOT)";
+
+/// The resolved -d and -f.
+pub struct Paths {
+    pub server_root: PathBuf,
+    pub config: PathBuf,
+}
+
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (paths, command, rest) = match parse(&args) {
+        Ok(x) => x,
+        Err(msg) => {
+            eprintln!("modproxy: {msg}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    let rest: Vec<String> = rest.to_vec();
+    match command.as_str() {
+        "run" => daemon::run(paths),
+        "start" => daemon::start(paths),
+        "stop" => daemon::stop(paths),
+        "restart" => daemon::restart(paths),
+        "status" => daemon::status(paths),
+        "configtest" => daemon::configtest(paths),
+        "enmod" => modules::switch(&paths, modules::Switch::EnableModule, &rest),
+        "dismod" => modules::switch(&paths, modules::Switch::DisableModule, &rest),
+        "ensite" => modules::switch(&paths, modules::Switch::EnableSite, &rest),
+        "dissite" => modules::switch(&paths, modules::Switch::DisableSite, &rest),
+        "modules" => modules::list(&paths),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            0
+        }
+        "version" | "-v" | "--version" => {
+            println!(
+                "modproxy {} (module ABI {})",
+                env!("CARGO_PKG_VERSION"),
+                modproxy_api::abi::ABI_VERSION
+            );
+            0
+        }
+        other => {
+            eprintln!("modproxy: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<(Paths, String, &[String]), String> {
+    let mut root: Option<PathBuf> = None;
+    let mut config: Option<PathBuf> = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-d" | "-f" => {
+                let value = args
+                    .get(i + 1)
+                    .ok_or_else(|| format!("{} needs a value", args[i]))?;
+                if args[i] == "-d" {
+                    root = Some(PathBuf::from(value));
+                } else {
+                    config = Some(PathBuf::from(value));
+                }
+                i += 2;
+            }
+            _ => break,
+        }
+    }
+    let command = args.get(i).ok_or("no command given")?.clone();
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let server_root = cwd.join(root.unwrap_or_else(|| PathBuf::from(".")));
+    let server_root = server_root
+        .canonicalize()
+        .map_err(|e| format!("server root {}: {e}", server_root.display()))?;
+    let config = server_root.join(config.unwrap_or_else(|| PathBuf::from("modproxy.toml")));
+    Ok((
+        Paths {
+            server_root,
+            config,
+        },
+        command,
+        &args[i + 1..],
+    ))
+}

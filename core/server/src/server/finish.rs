@@ -1,0 +1,72 @@
+//! The end of a request: the log_transaction hooks and the access log run
+//! once, when the response is finished or abandoned, then the request's
+//! memory is freed.
+
+use crate::loader::host_api::call_request_hook;
+use crate::loader::registry::Registry;
+use crate::loader::request::{CtxHandle, RequestCtx};
+use crate::log;
+use modproxy_api::abi::HookKind;
+
+pub struct Finish {
+    handle: CtxHandle,
+    registry: &'static Registry,
+    pub aborted: bool,
+}
+
+impl Finish {
+    pub fn new(handle: CtxHandle, registry: &'static Registry) -> Finish {
+        Finish {
+            handle,
+            registry,
+            aborted: false,
+        }
+    }
+    pub fn raw(&self) -> *mut std::ffi::c_void {
+        self.handle.raw()
+    }
+    pub fn ctx(&mut self) -> &mut RequestCtx {
+        self.handle.get()
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        for hook in self.registry.hooks(HookKind::LogTransaction) {
+            call_request_hook(hook, self.handle.raw());
+        }
+        if !log::access_enabled() {
+            return;
+        }
+        let r = self.handle.get();
+        let header = |name: &str| {
+            r.head
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let uri = r
+            .head
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let client_ip = r.conn.client.ip().to_string();
+        log::access(&log::AccessRecord {
+            client_ip: &client_ip,
+            method: r.head.method.as_str(),
+            uri,
+            version: if r.head.version == http::Version::HTTP_10 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
+            status: r.status.as_u16(),
+            bytes: r.bytes_sent,
+            referer: header("referer"),
+            user_agent: header("user-agent"),
+            micros: r.started.elapsed().as_micros(),
+        });
+    }
+}

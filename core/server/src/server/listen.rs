@@ -1,0 +1,56 @@
+//! The listening sockets: taken over from the previous server on a
+//! graceful restart (LISTEN_FDS, as systemd socket activation), or bound
+//! fresh. Inherited sockets never stop accepting, so no connection is
+//! refused while the two processes swap.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+
+/// Environment variable naming the address of each inherited socket, in fd order.
+pub const LISTEN_ADDRS_ENV: &str = "MODPROXY_LISTEN_ADDRS";
+
+/// Sockets for every address in `wanted`: inherited where possible.
+pub fn open(wanted: &[SocketAddr]) -> Result<Vec<(SocketAddr, TcpListener)>, String> {
+    let mut inherited = take_inherited();
+    let mut out = Vec::new();
+    for addr in wanted {
+        let listener = match inherited.remove(addr) {
+            Some(l) => l,
+            None => bind(*addr)?,
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot make the socket for {addr} non-blocking: {e}"))?;
+        out.push((*addr, listener));
+    }
+    Ok(out)
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "another process (or a running modproxy: use `modproxy restart`) holds it"
+        } else {
+            "check the address in `listen`"
+        };
+        format!("cannot listen on {addr}: {e}; {hint}")
+    })
+}
+
+fn take_inherited() -> HashMap<SocketAddr, TcpListener> {
+    let Ok(addrs) = std::env::var(LISTEN_ADDRS_ENV) else {
+        return HashMap::new();
+    };
+    std::env::remove_var(LISTEN_ADDRS_ENV);
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut out = HashMap::new();
+    for (i, addr) in addrs.split(',').enumerate() {
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            continue;
+        };
+        if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+            out.insert(addr, l);
+        }
+    }
+    out
+}
