@@ -1,1 +1,59 @@
-//! placeholder
+//! Support for the end-to-end tests: a throwaway server root, the real
+//! `modproxy` binary started on it with the real modules the workspace
+//! built, real backend servers and a raw HTTP/1.1 client, all on loopback
+//! ports chosen by the kernel.
+//!
+//! The modules must be built first (`cargo build --release --workspace`,
+//! which the README's test command does); [`target_dir`] explains if not.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod client;
+pub mod server;
+
+pub use backend::{Backend, Seen};
+pub use client::{get, send_raw, Response};
+pub use server::{modproxy, Server, ServerRoot};
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where cargo put the binary and modules of this build profile.
+pub fn target_dir() -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = dir.join(profile);
+    let bin = dir.join("modproxy");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo build{} --workspace)",
+        bin.display(),
+        if profile == "release" {
+            " --release"
+        } else {
+            ""
+        }
+    );
+    dir
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -60,9 +60,9 @@ extern "C" fn poll_exported<F: Future<Output = i32>>(
 }
 
 extern "C" fn drop_exported<F>(data: *mut c_void) {
-    // SAFETY: releases the box made in `export`, once. A panic in the
-    // future's destructor must not cross the boundary either.
+    // A panic in the future's destructor must not cross the boundary either.
     let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: releases the box made in `export`, once.
         drop(unsafe { Box::from_raw(data as *mut Exported<F>) })
     }));
 }

@@ -144,8 +144,8 @@ extern "C" fn lb_new_state<L: LbMethod>(data: *const c_void, balancer: AbiStr) -
 }
 extern "C" fn lb_drop_state<L: LbMethod>(_data: *const c_void, state: *mut c_void) {
     if !state.is_null() {
-        // SAFETY: made by lb_new_state::<L>, freed once.
         guard((), || {
+            // SAFETY: made by lb_new_state::<L>, freed once.
             drop(unsafe { Box::from_raw(state as *mut L::State) })
         });
     }

@@ -21,4 +21,6 @@ pub mod proxy;
 pub mod sdk;
 pub mod waker;
 
-pub use sdk::{log, Headers, Level, Module, Registrar, Request, Section, Status};
+pub use bytes::Bytes;
+pub use sdk::module::HandlerFuture;
+pub use sdk::{log, Headers, IoError, Level, Module, Registrar, Request, Section, Status};

@@ -1,1 +1,150 @@
-//! placeholder
+//! mod_proxy_balancer: `balancer://NAME` targets for mod_proxy. Reads the
+//! `[[vhost.proxy.balancer]]` sections, then for each attempt picks a member
+//! (sticky route, else the balancer's lbmethod) and books how it went:
+//! busy counts, traffic, error state with retry, forced recovery.
+//!
+//! Not for: choosing among members by weight (that is an lbmethod module's
+//! job, e.g. lbmethod_byrequests) or talking to backends (proxy_http).
+//! Guarantees: no request waits on the lock for longer than one pick, and a
+//! member URL handed out stays valid for the life of the process.
+#![deny(unsafe_code)]
+
+mod cluster;
+mod config;
+mod pick;
+mod status;
+mod sticky;
+mod table;
+
+use cluster::Cluster;
+use config::BalancerConfig;
+use modproxy_api::abi::order;
+use modproxy_api::proxy::{
+    pick as pick_code, register_balancer, Balancer, ExchangeOutcome, Picked, SCHEME_GROUP,
+};
+use modproxy_api::sdk::provider;
+use modproxy_api::{Module, Registrar, Request, Section};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+/// The module: every balancer of every virtual host, by name (names are
+/// server-wide, as `balancer://NAME` in any ProxyPass may name them).
+pub struct ProxyBalancer {
+    clusters: RwLock<HashMap<String, Arc<Cluster>>>,
+}
+
+impl Module for ProxyBalancer {
+    const NAME: &'static str = "proxy_balancer";
+
+    fn init() -> Result<Self, String> {
+        Ok(ProxyBalancer {
+            clusters: RwLock::default(),
+        })
+    }
+
+    fn register(r: &mut Registrar<Self>) {
+        r.section::<Vec<BalancerConfig>>("vhost.proxy.balancer", ProxyBalancer::configure);
+        let module = r.module();
+        register_balancer(r, module);
+        r.post_config(order::MIDDLE, ProxyBalancer::check_schemes);
+    }
+}
+
+impl ProxyBalancer {
+    fn cluster(&self, name: &str) -> Option<Arc<Cluster>> {
+        self.clusters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Builds each balancer of one virtual host's section; reports every
+    /// bad entry, not only the first.
+    fn configure(&self, section: Section<Vec<BalancerConfig>>) -> Result<(), String> {
+        let now = Instant::now();
+        let mut errors = Vec::new();
+        let mut clusters = self
+            .clusters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (i, entry) in section.value.into_iter().enumerate() {
+            let at = format!("{}: {}[{i}]", section.file, section.key);
+            let built = entry
+                .check(&at, now)
+                .and_then(|(policy, table)| Cluster::new(policy, table, &at));
+            match built {
+                Ok(c) => match clusters.get(&c.policy.name) {
+                    Some(first) => errors.push(format!(
+                        "{at}.name: balancer `{}` is already defined at {}: names are server-wide, rename one",
+                        c.policy.name, first.defined_at
+                    )),
+                    None => {
+                        clusters.insert(c.policy.name.clone(), Arc::new(c));
+                    }
+                },
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// Every member's scheme needs a loaded scheme handler, or each request
+    /// to it would fail at run time instead of now.
+    fn check_schemes(&self) -> Result<(), String> {
+        let clusters = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let mut errors: Vec<String> = Vec::new();
+        for c in clusters.values() {
+            for url in &c.urls {
+                let scheme = url.split("://").next().unwrap_or("");
+                if !provider::exists(SCHEME_GROUP, scheme) {
+                    errors.push(format!(
+                        "{}: balancer://{} member {url}: no module handles {scheme}://: run `modproxy enmod proxy_{scheme}`",
+                        c.defined_at, c.policy.name
+                    ));
+                }
+            }
+        }
+        errors.sort();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+}
+
+impl Balancer for ProxyBalancer {
+    fn exists(&self, name: &str) -> bool {
+        self.cluster(name).is_some()
+    }
+
+    fn max_attempts(&self, name: &str) -> u32 {
+        self.cluster(name).map_or(0, |c| c.policy.max_attempts)
+    }
+
+    fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32> {
+        self.cluster(name)
+            .ok_or(pick_code::NO_SUCH_BALANCER)?
+            .pick(req)
+    }
+
+    fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome) {
+        if let Some(c) = self.cluster(name) {
+            c.report(member, code, outcome);
+        }
+    }
+
+    fn member_urls(&self, name: &str) -> Vec<String> {
+        self.cluster(name)
+            .map(|c| c.urls.iter().map(|u| u.to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+modproxy_api::declare_module!(ProxyBalancer);

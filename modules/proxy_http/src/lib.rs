@@ -1,3 +1,61 @@
-//! placeholder
+//! proxy_http: the `http://` scheme handler of modproxy (Apache's
+//! mod_proxy_http). mod_proxy decides where a request goes; this module
+//! does the HTTP/1.1 exchange with that backend over the host's runtime,
+//! keeping idle connections per worker for reuse.
+//!
+//! Not for: TLS (`https://`), protocol upgrades (WebSocket tunnels) or
+//! HTTP/2 to backends. Guarantees: bodies stream both ways through a
+//! bounded buffer, and a response cut short is never relayed as complete
+//! (the exchange ends ABORTED and the core drops the client connection).
+#![deny(unsafe_code)]
 
+mod backend;
 pub mod codec;
+mod exchange;
+mod pool;
+mod relay;
+mod send;
+mod target;
+
+use modproxy_api::proxy::{register_scheme, Exchange, SchemeHandler};
+use modproxy_api::sdk::net::TcpConn;
+use modproxy_api::{Module, Registrar, Request};
+use std::future::Future;
+use std::pin::Pin;
+
+pub struct ProxyHttp {
+    /// Idle backend connections, keyed by worker.
+    pools: pool::Pool<TcpConn>,
+}
+
+impl Module for ProxyHttp {
+    const NAME: &'static str = "proxy_http";
+
+    fn init() -> Result<Self, String> {
+        Ok(ProxyHttp {
+            pools: pool::Pool::default(),
+        })
+    }
+
+    fn register(r: &mut Registrar<Self>) {
+        let me = r.module();
+        register_scheme(r, "http", me);
+    }
+}
+
+impl SchemeHandler for ProxyHttp {
+    fn exchange(
+        &'static self,
+        req: Request,
+        ex: Exchange,
+    ) -> Pin<Box<dyn Future<Output = i32> + Send>> {
+        Box::pin(async move {
+            let (mut req, mut ex) = (req, ex);
+            let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex).await;
+            ex.set_outcome(outcome);
+            code
+        })
+    }
+}
+
+modproxy_api::declare_module!(ProxyHttp);

@@ -22,6 +22,8 @@ pub struct TcpConn {
 // SAFETY: the host's connection is a tokio TcpStream, which is Send; the
 // handle is used by one owner at a time (`&mut self`).
 unsafe impl Send for TcpConn {}
+// SAFETY: a shared `&TcpConn` exposes no operation; every use needs `&mut`.
+unsafe impl Sync for TcpConn {}
 
 impl TcpConn {
     /// Connects to `addr` (`host:port`), giving up after `timeout`.
@@ -32,7 +34,7 @@ impl TcpConn {
         ));
         poll_fn(|cx| {
             let mut conn = std::ptr::null_mut();
-            match crate::waker::lend(cx, |w| (host().connect_poll)(op.0, w, &mut conn)) {
+            match crate::waker::lend(cx, |w| (host().connect_poll)(op.raw(), w, &mut conn)) {
                 abi::io::PENDING => Poll::Pending,
                 abi::io::READY => Poll::Ready(Ok(TcpConn { raw: conn })),
                 e => Poll::Ready(Err(IoError::from_code(e))),
@@ -105,6 +107,12 @@ struct Op(*mut c_void);
 unsafe impl Send for Op {}
 // SAFETY: only used through `&` for polling by one task at a time.
 unsafe impl Sync for Op {}
+impl Op {
+    // A method, so closures capture the Send + Sync `Op`, not its raw field.
+    fn raw(&self) -> *mut c_void {
+        self.0
+    }
+}
 impl Drop for Op {
     fn drop(&mut self) {
         (host().connect_drop)(self.0);
@@ -117,6 +125,8 @@ pub struct Sleep {
 }
 // SAFETY: the host timer is a tokio Sleep, which is Send.
 unsafe impl Send for Sleep {}
+// SAFETY: a shared `&Sleep` exposes no operation; polling needs `Pin<&mut>`.
+unsafe impl Sync for Sleep {}
 
 impl Future for Sleep {
     type Output = ();

@@ -170,10 +170,13 @@ impl Request {
 
     /// The next chunk of the request body; `None` at its end.
     pub async fn read_body(&mut self) -> Result<Option<Bytes>, IoError> {
-        let raw = self.raw;
-        poll_fn(|cx| {
+        // Capture `self`, not the raw pointer, so the future stays Send.
+        let this = &mut *self;
+        poll_fn(move |cx| {
             let mut chunk = AbiChunk::empty();
-            let rc = crate::waker::lend(cx, |w| (host().body_poll_read)(raw, w, &mut chunk));
+            let rc = crate::waker::lend(cx, |w| {
+                (host().body_poll_read)(this.as_raw(), w, &mut chunk)
+            });
             match rc {
                 abi::io::PENDING => Poll::Pending,
                 abi::io::READY if chunk.drop_fn.is_none() => Poll::Ready(Ok(None)),
@@ -187,16 +190,17 @@ impl Request {
 
     /// Sends a chunk of the response body, waiting while the client is slow.
     pub async fn write_body(&mut self, data: Bytes) -> Result<(), IoError> {
-        let raw = self.raw;
-        poll_fn(
-            |cx| match crate::waker::lend(cx, |w| (host().body_poll_ready)(raw, w)) {
+        // Capture `self`, not the raw pointer, so the future stays Send.
+        let this = &mut *self;
+        poll_fn(move |cx| {
+            match crate::waker::lend(cx, |w| (host().body_poll_ready)(this.as_raw(), w)) {
                 abi::io::PENDING => Poll::Pending,
                 abi::io::READY => Poll::Ready(Ok(())),
                 e => Poll::Ready(Err(IoError::from_code(e))),
-            },
-        )
+            }
+        })
         .await?;
-        match (host().body_send)(raw, crate::chunk::from_bytes(data)) {
+        match (host().body_send)(self.raw, crate::chunk::from_bytes(data)) {
             0 => Ok(()),
             e => Err(IoError::from_code(e)),
         }

@@ -46,6 +46,9 @@ pub struct RequestHead<'a, H> {
     pub forwarded: Option<Forwarded<'a>>,
     /// Our Via element, e.g. `1.1 proxy.example (modproxy)`; none: ProxyVia Off.
     pub via: Option<&'a str>,
+    /// Send `Connection: close`: the connection will not be reused, so the
+    /// backend may free it as soon as it has answered.
+    pub close: bool,
 }
 
 /// A field would have broken the head (CR/LF injection, bad token), so
@@ -149,6 +152,9 @@ where
         BodyFraming::ContentLength(n) => put(out, "Content-Length", n.to_string().as_bytes())?,
         BodyFraming::Chunked => put(out, "Transfer-Encoding", b"chunked")?,
     }
+    if head.close {
+        put(out, "Connection", b"close")?;
+    }
     out.extend_from_slice(b"\r\n");
     Ok(())
 }
@@ -205,6 +211,7 @@ mod tests {
                 proto: "https",
             }),
             via: fwd.then_some("1.1 proxy.example"),
+            close: !fwd,
         };
         let mut out = b"stale".to_vec();
         write_request_head(&head, &mut out).unwrap();
@@ -266,7 +273,8 @@ mod tests {
         assert_eq!(
             build(headers, BodyFraming::None, false),
             "POST /app/x?y=1 HTTP/1.1\r\nHost: backend:8080\r\n\
-             X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nVia: 1.0 a\r\n\r\n"
+             X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nVia: 1.0 a\r\n\
+             Connection: close\r\n\r\n"
         );
         // With them on, several client lines merge into one before ours.
         let got = build(headers, BodyFraming::None, true);
@@ -285,6 +293,7 @@ mod tests {
             framing: BodyFraming::None,
             forwarded: None,
             via: None,
+            close: false,
         };
         let err = write_request_head(&head, &mut out).unwrap_err();
         assert_eq!(
@@ -307,6 +316,7 @@ mod tests {
             framing: BodyFraming::None,
             forwarded: None,
             via: None,
+            close: false,
         };
         assert!(write_request_head(&head, &mut out).is_err());
     }

@@ -1,0 +1,310 @@
+//! A balancer's member table and how it changes between requests: retry
+//! expiry, forced recovery, sticky-route lookup, and what an attempt's
+//! outcome does to its member. Plain data, no host: every rule is unit-tested.
+
+use crate::config::Policy;
+use modproxy_api::lb::{flags, LbMember};
+use modproxy_api::proxy::{exchange, ExchangeOutcome, WorkerParams};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What a member has besides the lbmethod's view of it.
+#[derive(Debug, Clone)]
+pub struct MemberMeta {
+    /// Leaked at config time: a `MemberPick` hands it out as living forever.
+    pub url: &'static str,
+    pub route: String,
+    /// Where this member's sessions go while it is unusable (Apache `redirect`).
+    pub redirect: String,
+    /// How long an error keeps the member out.
+    pub retry: Duration,
+    pub error_since: Option<Instant>,
+    pub params: WorkerParams,
+}
+
+/// Member `i` of `members` is described by `meta[i]`.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub members: Vec<LbMember>,
+    pub meta: Vec<MemberMeta>,
+}
+
+/// What a sticky route leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Usable(usize),
+    /// Members carry the route, but none of them (nor its redirect) can serve.
+    Unusable,
+    /// No member carries the route (e.g. a cookie from an older config).
+    Unknown,
+}
+
+/// Why an attempt put its member in error state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    ConnectFailed,
+    TimedOut,
+    Status(u16),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::ConnectFailed => f.write_str("connect failed"),
+            Failure::TimedOut => f.write_str("timed out (failontimeout)"),
+            Failure::Status(s) => write!(f, "answered {s} (failonstatus)"),
+        }
+    }
+}
+
+impl Table {
+    /// Clears `IN_ERROR` on members whose `retry` has passed: the next
+    /// request is the probe (Apache's `ap_proxy_retry_worker`).
+    pub fn expire_retries(&mut self, now: Instant) {
+        for (m, meta) in self.members.iter_mut().zip(&mut self.meta) {
+            // No time (configured `+E` without a start): due now, as in Apache.
+            let expired = meta.error_since.is_none_or(|t| {
+                now.checked_duration_since(t)
+                    .is_some_and(|d| d >= meta.retry)
+            });
+            if m.flags & flags::IN_ERROR != 0 && expired {
+                m.flags &= !flags::IN_ERROR;
+                meta.error_since = None;
+            }
+        }
+    }
+
+    /// When every member is in error, clears them all (`forcerecovery`):
+    /// better to try a backend that may be back than to answer 503 until
+    /// the first retry passes. Returns whether it did.
+    pub fn force_recovery(&mut self) -> bool {
+        let all =
+            !self.members.is_empty() && self.members.iter().all(|m| m.flags & flags::IN_ERROR != 0);
+        if all {
+            for (m, meta) in self.members.iter_mut().zip(&mut self.meta) {
+                m.flags &= !flags::IN_ERROR;
+                meta.error_since = None;
+            }
+        }
+        all
+    }
+
+    /// The member that serves sessions of `route`: ordinary members before
+    /// hot standbys (as Apache); draining members still take their sessions.
+    pub fn find_route(&self, route: &str) -> Route {
+        if let Some(i) = self.usable_with_route(route) {
+            return Route::Usable(i);
+        }
+        let mut carriers = self
+            .meta
+            .iter()
+            .filter(|m| !route.is_empty() && m.route == route)
+            .peekable();
+        if carriers.peek().is_none() {
+            return Route::Unknown;
+        }
+        let redirect = carriers
+            .map(|m| m.redirect.as_str())
+            .find(|r| !r.is_empty() && *r != route);
+        match redirect.and_then(|r| self.usable_with_route(r)) {
+            Some(i) => Route::Usable(i),
+            None => Route::Unusable,
+        }
+    }
+
+    fn usable_with_route(&self, route: &str) -> Option<usize> {
+        let carries = |i: &usize| {
+            !route.is_empty() && self.meta[*i].route == route && self.members[*i].is_usable()
+        };
+        let (standby, ordinary): (Vec<usize>, Vec<usize>) = (0..self.members.len())
+            .filter(carries)
+            .partition(|&i| self.members[i].is_standby());
+        ordinary.first().or(standby.first()).copied()
+    }
+
+    /// Books an attempt on member `i` and puts it in error state when the
+    /// outcome says so. Returns the reason it went into error, if it did.
+    pub fn report(
+        &mut self,
+        policy: &Policy,
+        i: usize,
+        code: i32,
+        outcome: &ExchangeOutcome,
+        now: Instant,
+    ) -> Option<Failure> {
+        let (m, meta) = (self.members.get_mut(i)?, self.meta.get_mut(i)?);
+        m.busy = m.busy.saturating_sub(1);
+        m.bytes_written = m.bytes_written.saturating_add(outcome.bytes_sent);
+        m.bytes_read = m.bytes_read.saturating_add(outcome.bytes_received);
+        let failure = if code == exchange::CONNECT_FAILED {
+            Failure::ConnectFailed
+        } else if code == exchange::TIMEOUT && policy.failontimeout {
+            Failure::TimedOut
+        } else if outcome.status != 0 && policy.failonstatus.contains(&outcome.status) {
+            Failure::Status(outcome.status)
+        } else {
+            return None;
+        };
+        if m.flags & flags::IGNORE_ERRORS != 0 {
+            return None;
+        }
+        m.flags |= flags::IN_ERROR;
+        meta.error_since = Some(now);
+        Some(failure)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use modproxy_api::lb::flags::*;
+
+    pub fn table(routes: &[(&str, u32)]) -> Table {
+        let mut t = Table::default();
+        for &(route, flags) in routes {
+            t.members.push(LbMember {
+                lbfactor: 100,
+                flags,
+                ..LbMember::default()
+            });
+            t.meta.push(MemberMeta {
+                url: "http://127.0.0.1:1",
+                route: route.into(),
+                redirect: String::new(),
+                retry: Duration::from_secs(60),
+                error_since: None,
+                params: WorkerParams::default(),
+            });
+        }
+        t
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            failonstatus: vec![500, 503],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn retry_expires_after_its_time_and_zero_means_next_request() {
+        let t0 = Instant::now();
+        let mut t = table(&[("a", 0), ("b", 0)]);
+        t.meta[1].retry = Duration::ZERO;
+        let failed = ExchangeOutcome::default();
+        assert_eq!(
+            t.report(&policy(), 0, exchange::CONNECT_FAILED, &failed, t0),
+            Some(Failure::ConnectFailed)
+        );
+        t.report(&policy(), 1, exchange::CONNECT_FAILED, &failed, t0);
+        t.expire_retries(t0 + Duration::from_secs(59));
+        assert_eq!((t.members[0].flags, t.members[1].flags), (IN_ERROR, 0));
+        t.expire_retries(t0 + Duration::from_secs(60));
+        assert_eq!(t.members[0].flags, 0);
+        assert_eq!(t.meta[0].error_since, None);
+    }
+
+    #[test]
+    fn configured_in_error_without_a_time_is_probed_at_once() {
+        let mut t = table(&[("a", IN_ERROR | STANDBY)]);
+        t.expire_retries(Instant::now());
+        assert_eq!(t.members[0].flags, STANDBY);
+    }
+
+    #[test]
+    fn forcerecovery_only_when_every_member_is_in_error() {
+        let mut t = table(&[("a", IN_ERROR), ("b", DISABLED)]);
+        assert!(!t.force_recovery());
+        assert_eq!(t.members[0].flags, IN_ERROR);
+        let mut t = table(&[("a", IN_ERROR), ("b", IN_ERROR | STANDBY)]);
+        assert!(t.force_recovery());
+        assert_eq!((t.members[0].flags, t.members[1].flags), (0, STANDBY));
+        assert!(!Table::default().force_recovery());
+    }
+
+    #[test]
+    fn failonstatus_and_failontimeout_mark_errors_and_ignore_errors_wins() {
+        let now = Instant::now();
+        let mut t = table(&[("a", 0), ("b", IGNORE_ERRORS)]);
+        let answered = |status| ExchangeOutcome {
+            bytes_sent: 10,
+            bytes_received: 20,
+            status,
+        };
+        assert_eq!(
+            t.report(&policy(), 0, exchange::OK, &answered(404), now),
+            None
+        );
+        assert_eq!(
+            t.report(&policy(), 0, exchange::OK, &answered(503), now),
+            Some(Failure::Status(503))
+        );
+        assert_eq!(t.members[0].flags, IN_ERROR);
+        assert_eq!(
+            (t.members[0].bytes_written, t.members[0].bytes_read),
+            (20, 40)
+        );
+        assert_eq!(
+            t.report(&policy(), 1, exchange::CONNECT_FAILED, &answered(0), now),
+            None
+        );
+        assert_eq!(t.members[1].flags, IGNORE_ERRORS);
+        assert_eq!(
+            t.report(&policy(), 1, exchange::TIMEOUT, &answered(0), now),
+            None,
+            "failontimeout is off"
+        );
+        let strict = Policy {
+            failontimeout: true,
+            ..policy()
+        };
+        let mut t = table(&[("a", 0)]);
+        assert_eq!(
+            t.report(&strict, 0, exchange::TIMEOUT, &answered(0), now),
+            Some(Failure::TimedOut)
+        );
+        assert_eq!(
+            t.report(&strict, 7, exchange::OK, &answered(200), now),
+            None,
+            "unknown member"
+        );
+    }
+
+    #[test]
+    fn busy_never_goes_below_zero() {
+        let mut t = table(&[("a", 0)]);
+        t.members[0].busy = 1;
+        t.report(
+            &policy(),
+            0,
+            exchange::OK,
+            &ExchangeOutcome::default(),
+            Instant::now(),
+        );
+        t.report(
+            &policy(),
+            0,
+            exchange::OK,
+            &ExchangeOutcome::default(),
+            Instant::now(),
+        );
+        assert_eq!(t.members[0].busy, 0);
+    }
+
+    #[test]
+    fn route_lookup_prefers_ordinary_then_standby_then_redirect() {
+        let t = table(&[("n1", STANDBY), ("n1", 0), ("n2", DRAINING)]);
+        assert_eq!(t.find_route("n1"), Route::Usable(1));
+        assert_eq!(
+            t.find_route("n2"),
+            Route::Usable(2),
+            "draining keeps its sessions"
+        );
+        assert_eq!(t.find_route("n9"), Route::Unknown);
+        assert_eq!(t.find_route(""), Route::Unknown);
+        let mut t = table(&[("n1", IN_ERROR), ("n2", 0)]);
+        assert_eq!(t.find_route("n1"), Route::Unusable);
+        t.meta[0].redirect = "n2".into();
+        assert_eq!(t.find_route("n1"), Route::Usable(1));
+    }
+}

@@ -1,0 +1,93 @@
+//! One backend connection with its read buffer and byte counters. Every
+//! wait on the backend is bounded: writes and body reads by the worker's
+//! `timeout`, head reads by the caller's deadline.
+
+use bytes::BytesMut;
+use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::sdk::IoError;
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Reads while waiting for a head: most heads (and small bodies) fit, and
+/// each read zero-fills its window (the price of no `unsafe`), so keep it small.
+pub const HEAD_READ: usize = 8 * 1024;
+/// Reads while streaming a body: the bound on what we hold per exchange.
+pub const BODY_READ: usize = 64 * 1024;
+
+pub struct Backend {
+    conn: TcpConn,
+    /// Read but not yet used: the rest of a head, or body bytes.
+    pub buf: BytesMut,
+    /// Totals for the exchange outcome.
+    pub received: u64,
+    pub sent: u64,
+    /// Taken from the pool: the keep-alive race applies to it.
+    pub reused: bool,
+    io_timeout: Duration,
+}
+
+impl Backend {
+    pub fn new(conn: TcpConn, reused: bool, io_timeout: Duration) -> Backend {
+        Backend {
+            conn,
+            buf: BytesMut::new(),
+            received: 0,
+            sent: 0,
+            reused,
+            io_timeout,
+        }
+    }
+
+    pub fn into_conn(self) -> TcpConn {
+        self.conn
+    }
+
+    /// Writes all of `data` within the worker's timeout.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
+        match timeout(self.io_timeout, self.conn.write_all(data)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(IoError::Timeout),
+        }
+        self.sent += data.len() as u64;
+        Ok(())
+    }
+
+    /// Appends up to `want` bytes to `buf`; `Ok(0)` is end of stream. No
+    /// deadline of its own: see [`Backend::fill_timed`].
+    pub async fn fill(&mut self, want: usize) -> Result<usize, IoError> {
+        let (conn, buf) = (&mut self.conn, &mut self.buf);
+        // Grow and shrink `buf` within one poll, so that a read cancelled by
+        // a timeout never leaves zero bytes posing as data.
+        let n = poll_fn(|cx| {
+            let start = buf.len();
+            buf.resize(start + want, 0);
+            let polled = conn.poll_read(cx, &mut buf[start..]);
+            let n = match polled {
+                Poll::Ready(Ok(n)) => n.min(want),
+                _ => 0,
+            };
+            buf.truncate(start + n);
+            polled
+        })
+        .await?;
+        self.received += n as u64;
+        Ok(n)
+    }
+
+    /// [`Backend::fill`] within the worker's timeout (one body read).
+    pub async fn fill_timed(&mut self, want: usize) -> Result<usize, IoError> {
+        timeout(self.io_timeout, self.fill(want))
+            .await
+            .unwrap_or(Err(IoError::Timeout))
+    }
+}
+
+/// True when an idle connection is already unusable: the backend closed
+/// it, reset it, or sent bytes nobody asked for. Polls once and never
+/// waits, so a live connection costs one `EAGAIN`. This narrows the
+/// keep-alive race; the retry in `exchange` covers what is left of it.
+pub async fn looks_closed(conn: &mut TcpConn) -> bool {
+    let mut probe = [0u8; 1];
+    poll_fn(|cx| Poll::Ready(conn.poll_read(cx, &mut probe).is_ready())).await
+}

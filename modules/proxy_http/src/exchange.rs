@@ -1,0 +1,304 @@
+//! One exchange from start to finish: a connection from the pool or a
+//! connect, the request out, the response back, the connection back to the
+//! pool; plus the single retry that the keep-alive race deserves.
+//!
+//! Result codes (see `modproxy_api::proxy::exchange`): a target URL or
+//! request head we refuse to build is CLIENT_ERROR, as Apache answers 400
+//! for a URL it cannot parse; nothing else here blames the client except
+//! its own body breaking off.
+
+use crate::backend::{looks_closed, Backend};
+use crate::codec::{BodyFraming, ResponseHead};
+use crate::pool::{Limits, Pool};
+use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
+use crate::send::{self, BodyError, BodyProgress, Plan};
+use crate::target::Target;
+use modproxy_api::proxy::{exchange as code, worker_flags, Exchange, ExchangeOutcome};
+use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::{log, Level, Request};
+use std::time::{Duration, Instant};
+
+/// How long to hold the body back after `Expect: 100-continue` before
+/// sending it anyway (RFC 9110 §10.1.1: a client should not wait forever).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+/// Used when a worker's timeout is 0: no wait on a backend is unbounded.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything about the exchange that stays fixed across attempts.
+struct Ctx<'a> {
+    worker: &'a str,
+    plan: Plan,
+    io_timeout: Duration,
+}
+
+impl Ctx<'_> {
+    fn log(&self, level: Level, why: impl std::fmt::Display) {
+        log(level, format_args!("proxy_http: {}: {why}", self.worker));
+    }
+}
+
+/// How one attempt on one connection ended.
+enum Step {
+    /// Final: this code goes to the caller.
+    Done {
+        code: i32,
+        status: u16,
+        reusable: bool,
+    },
+    /// The connection broke before the backend said anything. On a pooled
+    /// connection that is the keep-alive race; otherwise it ends with `code`.
+    Broken { code: i32, why: String },
+}
+
+/// Runs the exchange and returns its code with the outcome to report.
+/// `ex` is taken `&mut` although only read: `Exchange` is `Send` but not
+/// `Sync`, and a shared borrow held across an await would make this future
+/// not `Send`.
+pub async fn run(
+    pool: &Pool<TcpConn>,
+    req: &mut Request,
+    ex: &mut Exchange,
+) -> (i32, ExchangeOutcome) {
+    let mut outcome = ExchangeOutcome::default();
+    let (worker, url, params) = (ex.worker(), ex.target(), ex.params());
+    let fail = |why: String| log(Level::Error, format_args!("proxy_http: {worker}: {why}"));
+    let target = match Target::parse(url) {
+        Ok(t) => t,
+        Err(e) => {
+            fail(format!("invalid target URL {url:?}: {e}"));
+            return (code::CLIENT_ERROR, outcome);
+        }
+    };
+    let reuse = params.flags & worker_flags::DISABLE_REUSE == 0 && params.max_idle > 0;
+    let plan = match send::plan(req, &target, ex.flags(), !reuse) {
+        Ok(p) => p,
+        Err(why) => {
+            fail(why);
+            return (code::CLIENT_ERROR, outcome);
+        }
+    };
+    let limits = Limits {
+        ttl: (params.ttl_ms > 0).then(|| Duration::from_millis(params.ttl_ms)),
+        max_idle: params.max_idle as usize,
+    };
+    let ctx = Ctx {
+        worker,
+        plan,
+        io_timeout: millis(params.timeout_ms),
+    };
+    let addr = target.connect_addr();
+    let mut progress = BodyProgress::default();
+    let mut pooled = if reuse {
+        take_live(pool, worker, limits).await
+    } else {
+        None
+    };
+    loop {
+        let (conn, reused) = match pooled.take() {
+            Some(conn) => (conn, true),
+            None => match TcpConn::connect(&addr, millis(params.connect_timeout_ms)).await {
+                Ok(conn) => (conn, false),
+                Err(e) => {
+                    fail(format!("connect to {addr} failed: {e}"));
+                    return (code::CONNECT_FAILED, outcome);
+                }
+            },
+        };
+        let mut b = Backend::new(conn, reused, ctx.io_timeout);
+        let step = attempt(&ctx, &mut b, req, &mut progress).await;
+        outcome.bytes_sent += b.sent;
+        outcome.bytes_received += b.received;
+        match step {
+            Step::Broken { why, .. }
+                if b.reused && ctx.plan.idempotent && progress.consumed == 0 =>
+            {
+                // `pooled` is now None: the retry gets a fresh connection, once.
+                ctx.log(
+                    Level::Debug,
+                    format_args!("pooled connection unusable ({why}); retrying on a new one"),
+                );
+            }
+            Step::Broken { code, why } => {
+                ctx.log(Level::Error, why);
+                return (code, outcome);
+            }
+            Step::Done {
+                code,
+                status,
+                reusable,
+            } => {
+                outcome.status = status;
+                if reuse && reusable {
+                    pool.put(worker, b.into_conn(), limits, Instant::now());
+                }
+                return (code, outcome);
+            }
+        }
+    }
+}
+
+/// The newest pooled connection that is still open, if any.
+async fn take_live(pool: &Pool<TcpConn>, worker: &str, limits: Limits) -> Option<TcpConn> {
+    loop {
+        let mut conn = pool.take(worker, limits, Instant::now())?;
+        if !looks_closed(&mut conn).await {
+            return Some(conn);
+        }
+    }
+}
+
+/// One try on one connection: head, body, response.
+async fn attempt(
+    ctx: &Ctx<'_>,
+    b: &mut Backend,
+    req: &mut Request,
+    progress: &mut BodyProgress,
+) -> Step {
+    let plan = &ctx.plan;
+    if let Err(e) = b.write(&plan.head).await {
+        // A backend never acts on half a head: safe to try another member.
+        return Step::Broken {
+            code: code::CONNECT_FAILED,
+            why: format!("sending the request head failed: {e}"),
+        };
+    }
+    let mut interim = 0;
+    let mut opts = HeadOpts {
+        is_head: plan.is_head,
+        upgrade_requested: plan.upgrade_requested,
+        stop_at_continue: true,
+    };
+    let mut early = None;
+    let mut body_sent = plan.framing == BodyFraming::None;
+    if !body_sent {
+        if plan.expect_continue {
+            // Hold the body back until the backend says 100 (or nothing for
+            // a while); a final answer instead means the body is not wanted.
+            match timeout(
+                CONTINUE_WAIT.min(ctx.io_timeout),
+                relay::read_head(b, &opts, &mut interim),
+            )
+            .await
+            {
+                Err(_) | Ok(Ok(Got::Continue)) => {}
+                Ok(Ok(Got::Final(head))) => early = Some(head),
+                Ok(Err(fail)) => return head_failed(ctx, fail),
+            }
+        }
+        if early.is_none() {
+            match send::send_body(req, b, plan.framing, progress).await {
+                Ok(()) => body_sent = true,
+                Err(BodyError::Client(e)) => {
+                    return done(
+                        ctx,
+                        code::CLIENT_ERROR,
+                        format!("reading the client's request body: {e}"),
+                    )
+                }
+                Err(BodyError::Length { got, want }) => {
+                    return done(
+                        ctx,
+                        code::CLIENT_ERROR,
+                        format!("client body of {got} bytes, Content-Length said {want}"),
+                    )
+                }
+                // The backend may have answered early (413, 401) and
+                // stopped reading: its response is still worth relaying.
+                Err(BodyError::Backend(e)) => {
+                    ctx.log(
+                        Level::Info,
+                        format_args!("sending the request body failed ({e}); reading the response"),
+                    );
+                }
+            }
+        }
+    }
+    opts.stop_at_continue = false;
+    let head = match early {
+        Some(head) => head,
+        None => match read_final(ctx, b, &opts, &mut interim).await {
+            Ok(head) => head,
+            Err(step) => return step,
+        },
+    };
+    let status = head.status;
+    let keep = !head.connection_close && body_sent;
+    match relay::relay(req, b, head, plan.via.as_deref()).await {
+        Ok(clean) => Step::Done {
+            code: code::OK,
+            status,
+            reusable: keep && clean,
+        },
+        Err(RelayError::Client(e)) => {
+            ctx.log(
+                Level::Info,
+                format_args!("client went away during the response: {e}"),
+            );
+            Step::Done {
+                code: code::ABORTED,
+                status,
+                reusable: false,
+            }
+        }
+        Err(RelayError::Backend(why)) => {
+            ctx.log(Level::Error, format_args!("response aborted: {why}"));
+            Step::Done {
+                code: code::ABORTED,
+                status,
+                reusable: false,
+            }
+        }
+    }
+}
+
+/// The final head within the worker's timeout.
+async fn read_final(
+    ctx: &Ctx<'_>,
+    b: &mut Backend,
+    opts: &HeadOpts,
+    interim: &mut u32,
+) -> Result<ResponseHead, Step> {
+    match timeout(ctx.io_timeout, relay::read_head(b, opts, interim)).await {
+        Ok(Ok(Got::Final(head))) => Ok(head),
+        // Cannot happen with stop_at_continue off; refuse rather than panic.
+        Ok(Ok(Got::Continue)) => Err(head_failed(
+            ctx,
+            HeadFail::Bad("unexpected 100 Continue".to_owned()),
+        )),
+        Ok(Err(fail)) => Err(head_failed(ctx, fail)),
+        Err(_) => Err(done(
+            ctx,
+            code::TIMEOUT,
+            format!("no response head within {} ms", ctx.io_timeout.as_millis()),
+        )),
+    }
+}
+
+/// Only a silent close may be the keep-alive race; a bad head is final.
+fn head_failed(ctx: &Ctx<'_>, fail: HeadFail) -> Step {
+    match fail {
+        HeadFail::ClosedEarly => Step::Broken {
+            code: code::BAD_RESPONSE,
+            why: "backend closed the connection without responding".to_owned(),
+        },
+        HeadFail::Bad(why) => done(ctx, code::BAD_RESPONSE, why),
+    }
+}
+
+fn done(ctx: &Ctx<'_>, code: i32, why: String) -> Step {
+    ctx.log(Level::Error, why);
+    Step::Done {
+        code,
+        status: 0,
+        reusable: false,
+    }
+}
+
+/// A worker timeout in milliseconds; 0 (unset) falls back to 60 s.
+fn millis(ms: u64) -> Duration {
+    if ms == 0 {
+        DEFAULT_TIMEOUT
+    } else {
+        Duration::from_millis(ms)
+    }
+}

@@ -1,0 +1,152 @@
+//! Idle keep-alive connections per worker, newest first, with the `max`
+//! and `ttl` limits. Generic over the connection so the expiry rules are
+//! tested without sockets.
+//!
+//! Last in, first out: the most recently used connection is the one least
+//! likely to have been closed by the backend's own keep-alive timeout, and
+//! the old ones age out through `ttl` instead of being kept warm forever.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long an idle connection may be kept and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Idle time after which a connection is discarded; `None`: no limit.
+    pub ttl: Option<Duration>,
+    pub max_idle: usize,
+}
+
+pub struct Pool<C> {
+    idle: Mutex<HashMap<String, Vec<(C, Instant)>>>,
+}
+
+impl<C> Default for Pool<C> {
+    fn default() -> Self {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<C> Pool<C> {
+    /// A poisoned lock only means another request panicked while holding
+    /// it; the map itself is still consistent, so keep serving.
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<(C, Instant)>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest idle connection for `worker` that has not outlived `ttl`.
+    /// Expired ones are closed on the way (outside the lock).
+    pub fn take(&self, worker: &str, limits: Limits, now: Instant) -> Option<C> {
+        let (found, expired) = {
+            let mut map = self.lock();
+            let list = map.get_mut(worker)?;
+            let expired = take_expired(list, limits.ttl, now);
+            (list.pop().map(|(c, _)| c), expired)
+        };
+        drop(expired);
+        found
+    }
+
+    /// Keeps `conn` for reuse, closing the oldest beyond `max_idle`.
+    pub fn put(&self, worker: &str, conn: C, limits: Limits, now: Instant) {
+        if limits.max_idle == 0 {
+            return;
+        }
+        let evicted = {
+            let mut map = self.lock();
+            // Look up by &str first: the key is allocated once per worker.
+            if !map.contains_key(worker) {
+                map.insert(worker.to_owned(), Vec::new());
+            }
+            let Some(list) = map.get_mut(worker) else {
+                return;
+            };
+            list.push((conn, now));
+            let mut evicted = take_expired(list, limits.ttl, now);
+            let over = list.len().saturating_sub(limits.max_idle);
+            evicted.extend(list.drain(..over).map(|(c, _)| c));
+            evicted
+        };
+        drop(evicted);
+    }
+
+    #[cfg(test)]
+    fn idle(&self, worker: &str) -> usize {
+        self.lock().get(worker).map_or(0, Vec::len)
+    }
+}
+
+/// Removes the connections idle for longer than `ttl`. The list is ordered
+/// oldest first, so they form a prefix.
+fn take_expired<C>(list: &mut Vec<(C, Instant)>, ttl: Option<Duration>, now: Instant) -> Vec<C> {
+    let Some(ttl) = ttl else { return Vec::new() };
+    let keep_from = list
+        .iter()
+        .position(|(_, since)| now.saturating_duration_since(*since) <= ttl);
+    let n = keep_from.unwrap_or(list.len());
+    list.drain(..n).map(|(c, _)| c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn limits(ttl_ms: u64, max_idle: usize) -> Limits {
+        Limits {
+            ttl: (ttl_ms > 0).then(|| MS * ttl_ms as u32),
+            max_idle,
+        }
+    }
+
+    #[test]
+    fn newest_first_and_per_worker() {
+        let pool = Pool::default();
+        let t0 = Instant::now();
+        pool.put("a", 1, limits(0, 8), t0);
+        pool.put("a", 2, limits(0, 8), t0);
+        pool.put("b", 3, limits(0, 8), t0);
+        assert_eq!(pool.take("a", limits(0, 8), t0), Some(2));
+        assert_eq!(pool.take("a", limits(0, 8), t0), Some(1));
+        assert_eq!(pool.take("a", limits(0, 8), t0), None);
+        assert_eq!(pool.take("c", limits(0, 8), t0), None);
+        assert_eq!(pool.take("b", limits(0, 8), t0), Some(3));
+    }
+
+    #[test]
+    fn max_idle_evicts_oldest() {
+        let pool = Pool::default();
+        let t0 = Instant::now();
+        for c in 1..=4 {
+            pool.put("a", c, limits(0, 2), t0);
+        }
+        assert_eq!(pool.idle("a"), 2);
+        assert_eq!(pool.take("a", limits(0, 2), t0), Some(4));
+        assert_eq!(pool.take("a", limits(0, 2), t0), Some(3));
+        pool.put("a", 5, limits(0, 0), t0);
+        assert_eq!(pool.idle("a"), 0);
+    }
+
+    #[test]
+    fn ttl_discards_only_old_ones() {
+        let pool = Pool::default();
+        let t0 = Instant::now();
+        pool.put("a", 1, limits(100, 8), t0);
+        pool.put("a", 2, limits(100, 8), t0 + MS * 50);
+        // At 120 ms the first is 120 ms idle (gone), the second 70 ms (kept).
+        assert_eq!(pool.take("a", limits(100, 8), t0 + MS * 120), Some(2));
+        assert_eq!(pool.idle("a"), 0);
+        pool.put("a", 3, limits(100, 8), t0);
+        assert_eq!(pool.take("a", limits(100, 8), t0 + MS * 101), None);
+        // ttl 0 means keep forever.
+        pool.put("a", 4, limits(0, 8), t0);
+        assert_eq!(
+            pool.take("a", limits(0, 8), t0 + Duration::from_secs(3600)),
+            Some(4)
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! The request side: the head for the backend, built once per exchange
+//! from the client's request and the ProxyPass flags (so a retry resends
+//! the same bytes), and the client's body streamed behind it.
+
+use crate::backend::Backend;
+use crate::codec::{
+    chunk_header, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
+};
+use crate::target::Target;
+use modproxy_api::proxy::exchange_flags;
+use modproxy_api::sdk::IoError;
+use modproxy_api::{Headers, Request};
+use std::ops::Range;
+
+/// What the exchange needs to know about the request, decided up front.
+pub struct Plan {
+    pub head: Vec<u8>,
+    pub framing: BodyFraming,
+    /// The client sent `Expect: 100-continue` and there is a body.
+    pub expect_continue: bool,
+    pub is_head: bool,
+    /// Safe to send twice (RFC 9110 §9.2.2): the keep-alive race retry.
+    pub idempotent: bool,
+    /// The client asked for a protocol upgrade (which we cannot tunnel).
+    pub upgrade_requested: bool,
+    /// Our Via element when ProxyVia is on, also added to the response.
+    pub via: Option<String>,
+}
+
+/// Builds the plan; `Err` is a log line (the client's request is at fault).
+pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Result<Plan, String> {
+    let method = req.method();
+    let framing = client_framing(
+        req.header(Headers::Request, "transfer-encoding"),
+        req.header(Headers::Request, "content-length"),
+    )?;
+    let client_host = req.header(Headers::Request, "host");
+    let target_host;
+    let host = match client_host.and_then(|h| std::str::from_utf8(h).ok()) {
+        Some(h) if flags & exchange_flags::PRESERVE_HOST != 0 => h,
+        _ => {
+            target_host = target.host_header();
+            &target_host
+        }
+    };
+    let via =
+        (flags & exchange_flags::VIA != 0).then(|| via_value(req.version(), req.server_name()));
+    let forwarded = (flags & exchange_flags::ADD_FORWARDED != 0).then(|| Forwarded {
+        for_addr: client_ip(req.client_addr()),
+        host: client_host,
+        server: req.server_name(),
+        proto: req.scheme(),
+    });
+    let headers = ClientHeaders::collect(req);
+    let mut out = Vec::with_capacity(512);
+    let head = RequestHead {
+        method,
+        path_and_query: &target.path_and_query,
+        host,
+        headers: headers.iter(),
+        framing,
+        forwarded,
+        via: via.as_deref(),
+        close,
+    };
+    write_request_head(&head, &mut out).map_err(|e| e.to_string())?;
+    drop(head);
+    let expect = req
+        .header(Headers::Request, "expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    Ok(Plan {
+        head: out,
+        framing,
+        // Nothing to hold back for an empty body, so no reason to wait.
+        expect_continue: expect
+            && !matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0)),
+        is_head: method.eq_ignore_ascii_case("HEAD"),
+        idempotent: ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"].contains(&method),
+        upgrade_requested: req.header(Headers::Request, "upgrade").is_some(),
+        via,
+    })
+}
+
+/// The client's headers copied into two buffers: `for_each_header` lends
+/// them only for the duration of each callback, and one arena beats a
+/// `String` pair per header.
+#[derive(Default)]
+struct ClientHeaders {
+    names: String,
+    values: Vec<u8>,
+    index: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl ClientHeaders {
+    fn collect(req: &Request) -> ClientHeaders {
+        let mut h = ClientHeaders::default();
+        req.for_each_header(Headers::Request, |name, value| {
+            let n = h.names.len()..h.names.len() + name.len();
+            let v = h.values.len()..h.values.len() + value.len();
+            h.names.push_str(name);
+            h.values.extend_from_slice(value);
+            h.index.push((n, v));
+        });
+        h
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
+        self.index.iter().map(|(n, v)| {
+            (
+                self.names.get(n.clone()).unwrap_or(""),
+                self.values.get(v.clone()).unwrap_or(b""),
+            )
+        })
+    }
+}
+
+/// How the body goes to the backend, from the client's framing. The core
+/// has already de-chunked a chunked body, so any Transfer-Encoding means
+/// "length unknown": we re-chunk it.
+fn client_framing(te: Option<&[u8]>, cl: Option<&[u8]>) -> Result<BodyFraming, String> {
+    if te.is_some() {
+        return Ok(BodyFraming::Chunked);
+    }
+    let Some(cl) = cl else {
+        return Ok(BodyFraming::None);
+    };
+    std::str::from_utf8(cl.trim_ascii())
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(BodyFraming::ContentLength)
+        .ok_or_else(|| "client sent an invalid Content-Length".to_owned())
+}
+
+/// `1.1 proxy.example (modproxy)` from `HTTP/1.1` and our ServerName.
+fn via_value(version: &str, server: &str) -> String {
+    let v = version.strip_prefix("HTTP/").unwrap_or(version);
+    let v = if v.is_empty() { "1.1" } else { v };
+    format!("{v} {server} (modproxy)")
+}
+
+/// The IP of `ip:port`, `[v6]:port` or a bare address, without the port.
+pub fn client_ip(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(ip, _)| ip);
+    }
+    match addr.split_once(':') {
+        Some((ip, port)) if !port.contains(':') => ip,
+        _ => addr,
+    }
+}
+
+/// How far the client's body got; carried across a retry so the body is
+/// never read twice.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BodyProgress {
+    pub consumed: u64,
+    pub ended: bool,
+}
+
+pub enum BodyError {
+    /// Reading the client's body failed (gone, over the limit).
+    Client(IoError),
+    /// The client's body did not match its Content-Length.
+    Length { got: u64, want: u64 },
+    /// Writing to the backend failed.
+    Backend(IoError),
+}
+
+/// Chunks up to this size go out with their framing in one write.
+const COALESCE: usize = 8 * 1024;
+
+/// Streams the client's body to the backend with `framing` (never
+/// `BodyFraming::None`), one client chunk at a time: nothing is buffered
+/// beyond the chunk in hand. Reading the body is also what makes the core
+/// answer `100 Continue` to the client.
+pub async fn send_body(
+    req: &mut Request,
+    b: &mut Backend,
+    framing: BodyFraming,
+    progress: &mut BodyProgress,
+) -> Result<(), BodyError> {
+    let mut scratch = Vec::new();
+    while !progress.ended {
+        let chunk = match req.read_body().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                progress.ended = true;
+                break;
+            }
+            Err(e) => return Err(BodyError::Client(e)),
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        progress.consumed += chunk.len() as u64;
+        match framing {
+            BodyFraming::ContentLength(want) if progress.consumed > want => {
+                return Err(BodyError::Length {
+                    got: progress.consumed,
+                    want,
+                })
+            }
+            BodyFraming::Chunked => write_chunk(b, &chunk, &mut scratch).await,
+            _ => b.write(&chunk).await,
+        }
+        .map_err(BodyError::Backend)?;
+    }
+    match framing {
+        BodyFraming::Chunked => b.write(LAST_CHUNK).await.map_err(BodyError::Backend),
+        BodyFraming::ContentLength(want) if progress.consumed != want => Err(BodyError::Length {
+            got: progress.consumed,
+            want,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One chunk with its size line and CRLF: copied into one write when small
+/// (three syscalls would cost more than the copy), written in place when large.
+async fn write_chunk(b: &mut Backend, data: &[u8], scratch: &mut Vec<u8>) -> Result<(), IoError> {
+    let (size, n) = chunk_header(data.len() as u64);
+    let size = size.get(..n).unwrap_or_default();
+    if data.len() <= COALESCE {
+        scratch.clear();
+        scratch.extend_from_slice(size);
+        scratch.extend_from_slice(data);
+        scratch.extend_from_slice(b"\r\n");
+        return b.write(scratch).await;
+    }
+    b.write(size).await?;
+    b.write(data).await?;
+    b.write(b"\r\n").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ip_strips_port() {
+        assert_eq!(client_ip("192.0.2.7:51234"), "192.0.2.7");
+        assert_eq!(client_ip("[::1]:51234"), "::1");
+        assert_eq!(client_ip("[2001:db8::1]"), "2001:db8::1");
+        assert_eq!(client_ip("2001:db8::1"), "2001:db8::1");
+        assert_eq!(client_ip("192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn framing_from_client() {
+        assert_eq!(client_framing(None, None), Ok(BodyFraming::None));
+        assert_eq!(
+            client_framing(None, Some(b" 12 ")),
+            Ok(BodyFraming::ContentLength(12))
+        );
+        assert_eq!(
+            client_framing(None, Some(b"0")),
+            Ok(BodyFraming::ContentLength(0))
+        );
+        assert_eq!(
+            client_framing(Some(b"chunked"), Some(b"5")),
+            Ok(BodyFraming::Chunked)
+        );
+        for bad in [&b"-1"[..], b"+1", b"1,1", b"", b"99999999999999999999"] {
+            assert!(client_framing(None, Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn via_from_version() {
+        assert_eq!(
+            via_value("HTTP/1.1", "p.example"),
+            "1.1 p.example (modproxy)"
+        );
+        assert_eq!(via_value("HTTP/1.0", "p"), "1.0 p (modproxy)");
+        assert_eq!(via_value("", "p"), "1.1 p (modproxy)");
+    }
+}

@@ -1,0 +1,214 @@
+//! Splits the exchange's target (`http://host:port/path?query`) into what
+//! the connect and the request line need, refusing anything that would make
+//! us connect somewhere other than the host the URL names.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::Ipv6Addr;
+
+const DEFAULT_PORT: u16 = 80;
+
+/// A parsed `http://` target, borrowing from the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The host without IPv6 brackets.
+    pub host: &'a str,
+    pub port: u16,
+    /// Origin form for the request line; never empty, never with a fragment.
+    pub path_and_query: Cow<'a, str>,
+    ipv6: bool,
+}
+
+/// Why a target URL was refused; the text goes to the error log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTarget(&'static str);
+
+impl fmt::Display for BadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl<'a> Target<'a> {
+    /// Parses `url`. The scheme is matched case-insensitively; an empty port
+    /// (`host:`) means 80, as RFC 3986 allows.
+    pub fn parse(url: &'a str) -> Result<Target<'a>, BadTarget> {
+        let rest = match url.get(..7) {
+            Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
+            _ => return Err(BadTarget("not an http:// URL")),
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        // Userinfo is never forwarded and `a@b` hides which host we reach.
+        if authority.contains('@') {
+            return Err(BadTarget("user information in the URL is not supported"));
+        }
+        let (host, ipv6, port) = split_authority(authority)?;
+        Ok(Target {
+            host,
+            port,
+            path_and_query: origin_form(tail),
+            ipv6,
+        })
+    }
+
+    /// `host:port` for the connect, IPv6 in brackets.
+    pub fn connect_addr(&self) -> String {
+        if self.ipv6 {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The Host header for the backend: the port only when it is not 80.
+    pub fn host_header(&self) -> String {
+        match (self.ipv6, self.port) {
+            (true, DEFAULT_PORT) => format!("[{}]", self.host),
+            (false, DEFAULT_PORT) => self.host.to_owned(),
+            _ => self.connect_addr(),
+        }
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` → (host, is_ipv6, port).
+fn split_authority(authority: &str) -> Result<(&str, bool, u16), BadTarget> {
+    let (host, ipv6, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (v6, after) = inner
+            .split_once(']')
+            .ok_or(BadTarget("unclosed '[' in the host"))?;
+        if v6.parse::<Ipv6Addr>().is_err() {
+            return Err(BadTarget("invalid IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or(BadTarget("junk after the IPv6 address"))?,
+            ),
+        };
+        (v6, true, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, false, Some(p)),
+            None => (authority, false, None),
+        }
+    };
+    if !ipv6 && !valid_reg_name(host) {
+        return Err(BadTarget("missing or invalid host name"));
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => parse_port(p).ok_or(BadTarget("invalid port"))?,
+    };
+    Ok((host, ipv6, port))
+}
+
+/// Host names and IPv4 literals: letters, digits, `-`, `.`, `_`.
+fn valid_reg_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
+/// 1..=65535, digits only (`u16::from_str` would accept a leading `+`).
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse::<u16>().ok().filter(|&n| n != 0)
+}
+
+/// `/path?query` from what follows the authority: the fragment is dropped
+/// (it never goes on the wire) and an empty path becomes `/`.
+fn origin_form(tail: &str) -> Cow<'_, str> {
+    let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
+    if tail.starts_with('/') {
+        Cow::Borrowed(tail)
+    } else {
+        Cow::Owned(format!("/{tail}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(url: &str) -> (String, u16, String, String, String) {
+        let t = Target::parse(url).unwrap();
+        (
+            t.host.to_owned(),
+            t.port,
+            t.path_and_query.to_string(),
+            t.connect_addr(),
+            t.host_header(),
+        )
+    }
+
+    #[test]
+    fn default_port_and_path() {
+        assert_eq!(
+            ok("http://b"),
+            ("b".into(), 80, "/".into(), "b:80".into(), "b".into())
+        );
+        assert_eq!(
+            ok("HTTP://b:80/x"),
+            ("b".into(), 80, "/x".into(), "b:80".into(), "b".into())
+        );
+        assert_eq!(ok("http://b:/x").1, 80);
+    }
+
+    #[test]
+    fn explicit_port_kept_in_host_header() {
+        let (_, port, path, addr, host) = ok("http://127.0.0.1:8080/app/a%20b?q=1&r");
+        assert_eq!((port, path.as_str()), (8080, "/app/a%20b?q=1&r"));
+        assert_eq!(
+            (addr.as_str(), host.as_str()),
+            ("127.0.0.1:8080", "127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn query_without_path_and_fragment() {
+        assert_eq!(ok("http://b?x=1").2, "/?x=1");
+        assert_eq!(ok("http://b/p?x#frag").2, "/p?x");
+        assert_eq!(ok("http://b#frag").2, "/");
+    }
+
+    #[test]
+    fn ipv6() {
+        let (host, port, _, addr, hh) = ok("http://[::1]:8080/x");
+        assert_eq!(
+            (host.as_str(), port, addr.as_str(), hh.as_str()),
+            ("::1", 8080, "[::1]:8080", "[::1]:8080")
+        );
+        let (_, port, path, addr, hh) = ok("http://[2001:db8::2]");
+        assert_eq!(
+            (port, path.as_str(), addr.as_str(), hh.as_str()),
+            (80, "/", "[2001:db8::2]:80", "[2001:db8::2]")
+        );
+    }
+
+    #[test]
+    fn refused() {
+        for bad in [
+            "https://b/",
+            "ftp://b/",
+            "http://",
+            "http:///x",
+            "http://u:p@b/",
+            "http://b:0/",
+            "http://b:65536/",
+            "http://b:+80/",
+            "http://b:8o/",
+            "http://[::1/",
+            "http://[zz]/",
+            "http://[::1]x/",
+            "http://b c/",
+            "http://a:1:2/",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

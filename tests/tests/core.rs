@@ -1,0 +1,274 @@
+//! The core on its own and with modules coming and going: 404 with no
+//! modules, enmod/dismod, configtest, the module listing, and graceful
+//! restarts that drop nothing.
+
+use modproxy_tests::{free_port, get, Backend, Server, ServerRoot};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn vhost(port: u16) -> String {
+    format!("[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n")
+}
+
+fn example1(port: u16, backend: &str) -> String {
+    format!(
+        "{}\n[vhost.proxy]\npreserve_host = true\npass = [{{ path = \"/\", url = \"{backend}/\" }}]\npass_reverse = [{{ path = \"/\", url = \"{backend}/\" }}]\n",
+        vhost(port)
+    )
+}
+
+#[test]
+fn with_no_module_enabled_the_core_answers_404() {
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config(&vhost(port));
+    let _server = Server::start(&root, port);
+    let r = get(port, "/anything", &[]).unwrap();
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("404"), "an error page: {}", r.text());
+}
+
+#[test]
+fn configtest_says_syntax_ok_or_names_each_problem() {
+    let root = ServerRoot::new();
+    root.config(&vhost(free_port()));
+    let ok = root.cli(&["configtest"]);
+    assert!(ok.status.success());
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Syntax OK");
+
+    // [vhost.proxy] with proxy disabled names the module to enable.
+    root.config(&example1(free_port(), "http://127.0.0.1:9"));
+    let bad = root.cli(&["configtest"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("modproxy.toml"), "names the file: {err}");
+    assert!(err.contains("vhost[0].proxy"), "names the key path: {err}");
+    assert!(
+        err.contains("modproxy enmod proxy"),
+        "says what to do: {err}"
+    );
+
+    // A syntax error names the line.
+    root.config("[[vhost]\nlisten = 1\n");
+    let err = String::from_utf8_lossy(&root.cli(&["configtest"]).stderr).into_owned();
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn enmod_pulls_in_dependencies_and_dismod_protects_dependants() {
+    let root = ServerRoot::new();
+    let out = root.cli(&["enmod", "proxy_http"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("proxy"), "{text}");
+    assert!(
+        text.contains("To activate the new configuration, run: modproxy restart"),
+        "{text}"
+    );
+    assert!(root.dir.join("mods-enabled/proxy.toml").exists());
+    assert!(root.dir.join("mods-enabled/proxy_http.toml").exists());
+
+    // Idempotent.
+    let again = root.cli(&["enmod", "proxy_http"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already enabled"));
+
+    // proxy is needed by proxy_http: refused without -f.
+    let refused = root.cli(&["dismod", "proxy"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("proxy_http"));
+    assert!(root.dir.join("mods-enabled/proxy.toml").exists());
+
+    let forced = root.cli(&["dismod", "-f", "proxy"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(!root.dir.join("mods-enabled/proxy.toml").exists());
+    assert!(!root.dir.join("mods-enabled/proxy_http.toml").exists());
+
+    // Unknown module: lists what is available.
+    let unknown = root.cli(&["enmod", "proxy_ftp"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("proxy_ftp") && err.contains("lbmethod_byrequests"),
+        "{err}"
+    );
+}
+
+#[test]
+fn modules_lists_what_each_enabled_module_registered() {
+    let root = ServerRoot::new();
+    root.enable(&["lbmethod_byrequests", "proxy_http"]);
+    let out = root.cli(&["modules"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("proxy").contains("translate_name") && line("proxy").contains("handler"),
+        "{text}"
+    );
+    assert!(line("proxy_http").contains("proxy_scheme:http"), "{text}");
+    assert!(
+        line("lbmethod_byrequests").contains("lbmethod:byrequests"),
+        "{text}"
+    );
+    assert!(line("proxy_balancer").contains("yes"), "{text}");
+    assert!(
+        line("lbmethod_byrequests").contains(" 1 "),
+        "ABI version column: {text}"
+    );
+}
+
+/// Requests in a loop until stopped; counts successes and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize, accept: fn(&modproxy_tests::Response) -> bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let mut errors = Vec::new();
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                    while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                        match get(port, "/", &[]) {
+                            Ok(r) if accept(&r) => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            other => {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                                errors.push(format!("{other:?}"));
+                            }
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let errors = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+            errors,
+        )
+    }
+}
+
+#[test]
+fn enabling_modules_and_restarting_changes_behaviour_without_dropping_a_request() {
+    let backend = Backend::text("Hello world!");
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config(&vhost(port));
+    let server = Server::start(&root, port);
+
+    // Before: 404. During the switch, either answer is fine; a failure is not.
+    let load = Load::start(port, 4, |r| {
+        r.status == 404 || (r.status == 200 && r.body == b"Hello world!")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    root.enable(&["proxy_http"]);
+    root.config(&example1(port, &backend.url()));
+    let out = root.cli(&["restart"]);
+    assert!(
+        out.status.success(),
+        "restart: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        root.log()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(
+        failed,
+        0,
+        "failed requests across the restart: {errors:?}\n{}",
+        root.log()
+    );
+    assert!(ok > 20, "the load ran ({ok} requests)");
+
+    let r = get(port, "/", &[]).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello world!"));
+    drop(server);
+}
+
+#[test]
+fn a_restart_onto_a_broken_config_keeps_the_old_server_serving() {
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config(&vhost(port));
+    let _server = Server::start(&root, port);
+    root.config(&format!("{}\n[vhost.nonsense]\nx = 1\n", vhost(port)));
+    let out = root.cli(&["restart"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vhost[0].nonsense"), "says why: {err}");
+    assert!(
+        err.contains("old configuration"),
+        "says the old server still serves: {err}"
+    );
+    assert_eq!(get(port, "/", &[]).unwrap().status, 404, "still serving");
+}
+
+#[test]
+fn start_and_stop_manage_a_daemon_through_the_pid_file() {
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config(&vhost(port));
+    let out = root.cli(&["start"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started"));
+    assert_eq!(get(port, "/", &[]).unwrap().status, 404);
+    let again = root.cli(&["start"]);
+    assert_eq!(again.status.code(), Some(1), "a second start is refused");
+    let status = root.cli(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("modproxy"));
+    let stop = root.cli(&["stop"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    assert!(get(port, "/", &[]).is_err(), "stopped");
+}
