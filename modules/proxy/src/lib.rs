@@ -1,1 +1,122 @@
-//! placeholder
+//! mod_proxy for modproxy: the dispatcher. It maps requests to backends
+//! (ProxyPass, ProxyPassMatch), holds failed direct backends in error,
+//! runs Apache's balancer failover loop, and maps backend URLs and cookies
+//! in responses back (ProxyPassReverse).
+//!
+//! Not for: speaking HTTP to backends (proxy_http) or choosing balancer
+//! members (proxy_balancer); both are providers it finds at post_config.
+//! Guarantees: the request path goes to the backend as received (no
+//! decoding); a path with a `.`/`..` segment is refused with 400; forward
+//! proxying is off unless a vhost says `forward = true`.
+#![deny(unsafe_code)]
+
+mod compile;
+mod config;
+mod handler;
+mod paths;
+mod response;
+mod reverse;
+#[cfg(test)]
+mod route_tests;
+mod translate;
+mod vhost;
+mod wiring;
+mod worker;
+
+use config::ProxyConfig;
+use modproxy_api::abi::{order, HookKind};
+use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
+use modproxy_api::{log, Level, Module, Registrar, Section};
+use std::sync::{Arc, PoisonError, RwLock};
+use vhost::VhostProxy;
+use wiring::Providers;
+use worker::Workers;
+
+/// Notes this module sets in translate_name and reads later.
+pub mod notes {
+    /// The full backend URL (`http://…` or `balancer://…`); its presence
+    /// marks a request as proxied.
+    pub const TARGET: &str = "proxy-target";
+    /// The rule that matched (`pass[1]`, `pass_match[0]`) or `forward`.
+    pub const RULE: &str = "proxy-rule";
+}
+
+pub struct Proxy {
+    /// Per vhost index; written while the configuration is read, then only read.
+    vhosts: RwLock<Vec<Option<Arc<VhostProxy>>>>,
+    workers: Workers,
+    providers: RwLock<Providers>,
+}
+
+impl Module for Proxy {
+    const NAME: &'static str = "proxy";
+
+    fn init() -> Result<Self, String> {
+        Ok(Proxy {
+            vhosts: RwLock::default(),
+            workers: Workers::default(),
+            providers: RwLock::default(),
+        })
+    }
+
+    /// In pipeline order.
+    fn register(r: &mut Registrar<Self>) {
+        r.section::<ProxyConfig>("vhost.proxy", on_vhost_section);
+        // Providers register during init, so all exist by post_config.
+        r.post_config(order::MIDDLE, wiring::resolve);
+        // FIRST: a proxied path must not be mapped to a file by another module.
+        r.request_hook(HookKind::TranslateName, order::FIRST, translate::translate);
+        r.handler(order::MIDDLE, handler::handle);
+        r.request_hook(HookKind::ResponseHeaders, order::MIDDLE, response::reverse);
+    }
+}
+
+modproxy_api::declare_module!(Proxy);
+
+fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
+    let at = format!("{}: {}", s.file, s.key);
+    let Some(index) = s.vhost else {
+        return Err(format!(
+            "{at}: proxy settings belong to a virtual host: move them under [vhost.proxy]"
+        ));
+    };
+    let compiled = Arc::new(compile::compile(s.value, &at, &m.workers)?);
+    if compiled.error_override {
+        log(Level::Warn, format_args!("{at}.error_override: accepted but not honoured yet: backend error pages are relayed as they are"));
+    }
+    let mut vhosts = m.vhosts.write().unwrap_or_else(PoisonError::into_inner);
+    if vhosts.len() <= index {
+        vhosts.resize(index + 1, None);
+    }
+    vhosts[index] = Some(compiled);
+    Ok(())
+}
+
+impl Proxy {
+    /// The proxy settings of vhost `index`, if it has any.
+    fn vhost(&self, index: usize) -> Option<Arc<VhostProxy>> {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        vhosts.get(index).cloned().flatten()
+    }
+
+    fn all_vhosts(&self) -> Vec<Arc<VhostProxy>> {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        vhosts.iter().flatten().cloned().collect()
+    }
+
+    /// The handler for `scheme` (`http`), found at post_config.
+    fn scheme(&self, scheme: &str) -> Option<SchemeHandle> {
+        let providers = self
+            .providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        providers.schemes.get(scheme).copied()
+    }
+
+    fn balancer(&self) -> Option<BalancerHandle> {
+        self.providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .balancer
+    }
+}

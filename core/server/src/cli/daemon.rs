@@ -77,9 +77,20 @@ fn running_pid(pid_file: &Path) -> Option<i32> {
         .trim()
         .parse()
         .ok()?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-        .ok()
-        .map(|_| pid)
+    is_alive(pid).then_some(pid)
+}
+
+/// Alive and not a zombie: an exited server whose parent has not reaped
+/// it yet still answers kill(pid, 0), but it serves nothing.
+fn is_alive(pid: i32) -> bool {
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    state != Some('Z')
 }
 
 pub fn start(paths: Paths) -> i32 {
@@ -152,7 +163,7 @@ pub fn stop(paths: Paths) -> i32 {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if nix::sys::signal::kill(target, None).is_err() {
+        if !is_alive(pid) {
             println!("modproxy stopped");
             return 0;
         }

@@ -143,6 +143,7 @@ async fn serve(
     let exit = wait_for_exit(&control, &successor, &listeners, loaded.registry).await;
 
     // Stop accepting; in-flight requests finish (hyper's graceful shutdown).
+    log::info("no longer accepting connections; draining those in flight");
     for t in &accept_tasks {
         t.abort();
     }

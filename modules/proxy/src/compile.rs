@@ -1,0 +1,216 @@
+//! Checks a `[vhost.proxy]` section and compiles it into a [`VhostProxy`].
+//! Every problem is reported, each starting with its key path and ending
+//! with what to do.
+
+use crate::config::{CookieEntry, ProxyConfig, Unknown, Via, WorkerKeys, WORKER_KEYS};
+use crate::paths::split_origin;
+use crate::vhost::{Backend, Matcher, Reverse, Rule, VhostProxy};
+use crate::worker::Workers;
+use modproxy_api::proxy::{exchange_flags, worker_flags, WorkerParams};
+use regex::bytes::RegexBuilder;
+use std::time::Duration;
+
+const DEFAULT_TIMEOUT_S: u64 = 60;
+const DEFAULT_RETRY_S: u64 = 60;
+
+/// What compiling one section needs, and the problems found so far.
+struct Compiler<'a> {
+    /// `file: vhost[N].proxy`.
+    at: &'a str,
+    defaults: WorkerParams,
+    workers: &'a Workers,
+    errors: Vec<String>,
+}
+
+/// Compiles `c`; `at` is `file: vhost[N].proxy`. Rule states come from
+/// `workers`, so rules naming the same backend share one.
+pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy, String> {
+    let timeout_ms = c.timeout.unwrap_or(DEFAULT_TIMEOUT_S).saturating_mul(1000);
+    let defaults = WorkerParams {
+        timeout_ms,
+        connect_timeout_ms: timeout_ms,
+        ..WorkerParams::default()
+    };
+    let mut k = Compiler {
+        at,
+        defaults,
+        workers,
+        errors: Vec::new(),
+    };
+    if c.timeout == Some(0) {
+        k.errors.push(format!("{at}.timeout: must be at least 1 (seconds): raise it or remove it for the default of 60"));
+    }
+    let mut rules = Vec::new();
+    for (i, e) in c.pass.into_iter().enumerate() {
+        let name = format!("pass[{i}]");
+        k.unknown(&name, &e.unknown, "path, url");
+        if !e.path.starts_with('/') {
+            k.errors.push(format!(
+                "{at}.{name}.path: {:?} must start with /: write the URL path to proxy",
+                e.path
+            ));
+        }
+        rules.push(k.rule(name, Matcher::Prefix(e.path), &e.url, &e.worker));
+    }
+    for (i, e) in c.pass_match.into_iter().enumerate() {
+        let name = format!("pass_match[{i}]");
+        k.unknown(&name, &e.unknown, "regex, url");
+        // Unicode off: `\d`, `\w` and `(?i)` stay ASCII, which is what a percent-encoded path holds.
+        match RegexBuilder::new(&e.regex).unicode(false).build() {
+            Ok(re) => rules.push(k.rule(name, Matcher::Regex(re), &e.url, &e.worker)),
+            Err(err) => k.errors.push(format!(
+                "{at}.{name}.regex: {err}: fix the regular expression"
+            )),
+        }
+    }
+    let reverse = c
+        .pass_reverse
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, e)| k.reverse(i, e.path, e.url))
+        .collect();
+    let cookie_domains = k.cookies("pass_reverse_cookie_domain", c.pass_reverse_cookie_domain);
+    let cookie_paths = k.cookies("pass_reverse_cookie_path", c.pass_reverse_cookie_path);
+    if !k.errors.is_empty() {
+        return Err(k.errors.join("\n"));
+    }
+    let flag = |on: bool, f: u32| if on { f } else { 0 };
+    Ok(VhostProxy {
+        rules,
+        reverse,
+        cookie_domains,
+        cookie_paths,
+        flags: flag(c.preserve_host, exchange_flags::PRESERVE_HOST)
+            | flag(c.add_headers, exchange_flags::ADD_FORWARDED)
+            | flag(matches!(c.via, Via::On | Via::Full), exchange_flags::VIA),
+        block_via: c.via == Via::Block,
+        forward: c.forward,
+        forward_at: format!("{at}.forward"),
+        defaults,
+        error_override: c.error_override,
+    })
+}
+
+impl Compiler<'_> {
+    fn rule(&mut self, name: String, matcher: Matcher, url: &str, keys: &WorkerKeys) -> Rule {
+        let at = format!("{}.{name}.url", self.at);
+        let params = self.params(&name, keys);
+        let backend = match split_origin(url) {
+            _ if url == "!" => Backend::Exclude,
+            Some(_) if url.contains('#') => {
+                self.errors.push(format!(
+                    "{at}: {url:?} has a fragment (#...): remove it, backends never see fragments"
+                ));
+                Backend::Exclude
+            }
+            Some((origin, _)) => match origin.strip_prefix("balancer://") {
+                Some(name) => Backend::Balancer {
+                    url: url.to_string(),
+                    name: name.to_string(),
+                },
+                None => {
+                    let key = origin.to_ascii_lowercase();
+                    Backend::Direct {
+                        url: url.to_string(),
+                        state: self.workers.get(&key),
+                        key,
+                    }
+                }
+            },
+            None => {
+                self.errors.push(format!(
+                    "{at}: {url:?} is not a URL: write http://host:port/path, balancer://NAME/path, or \"!\" to exclude the path"
+                ));
+                Backend::Exclude
+            }
+        };
+        let retry = Duration::from_secs(keys.retry.unwrap_or(DEFAULT_RETRY_S));
+        Rule {
+            name,
+            at,
+            matcher,
+            backend,
+            params,
+            retry,
+        }
+    }
+
+    /// The entry's worker keys over the vhost's defaults; times are seconds.
+    fn params(&mut self, name: &str, k: &WorkerKeys) -> WorkerParams {
+        for (key, v) in [
+            ("timeout", k.timeout),
+            ("connection_timeout", k.connection_timeout),
+        ] {
+            if v == Some(0) {
+                let at = self.at;
+                self.errors.push(format!("{at}.{name}.{key}: must be at least 1 (seconds): raise it or remove it for the default"));
+            }
+        }
+        let ms = |s: u64| s.saturating_mul(1000);
+        let timeout_ms = k.timeout.map_or(self.defaults.timeout_ms, ms);
+        let flags = if k.keepalive {
+            worker_flags::TCP_KEEPALIVE
+        } else {
+            0
+        } | if k.disable_reuse {
+            worker_flags::DISABLE_REUSE
+        } else {
+            0
+        };
+        WorkerParams {
+            timeout_ms,
+            connect_timeout_ms: k.connection_timeout.map_or(timeout_ms, ms),
+            ttl_ms: k.ttl.map_or(self.defaults.ttl_ms, ms),
+            max_idle: k.max.unwrap_or(self.defaults.max_idle),
+            flags,
+        }
+    }
+
+    fn reverse(&mut self, i: usize, path: String, url: String) -> Option<Reverse> {
+        let at = format!("{}.pass_reverse[{i}]", self.at);
+        if !path.starts_with('/') {
+            self.errors.push(format!(
+                "{at}.path: {path:?} must start with /: write the public path the URL maps back to"
+            ));
+        }
+        let Some((origin, url_path)) = split_origin(&url) else {
+            self.errors.push(format!(
+                "{at}.url: {url:?} is not a URL: write the backend's scheme://host:port/path"
+            ));
+            return None;
+        };
+        let balancer = origin
+            .strip_prefix("balancer://")
+            .map(|n| (n.to_string(), url_path.to_string()));
+        Some(Reverse {
+            path,
+            balancer,
+            url,
+            at: format!("{at}.url"),
+        })
+    }
+
+    fn cookies(&mut self, key: &str, entries: Vec<CookieEntry>) -> Vec<(String, String)> {
+        for (i, e) in entries.iter().enumerate() {
+            if e.internal.is_empty() {
+                let at = self.at;
+                self.errors.push(format!(
+                    "{at}.{key}[{i}].internal: is empty: write the value the backend sends"
+                ));
+            }
+        }
+        entries
+            .into_iter()
+            .map(|e| (e.internal, e.public))
+            .collect()
+    }
+
+    fn unknown(&mut self, name: &str, unknown: &Unknown, own: &str) {
+        for key in unknown.keys() {
+            let at = self.at;
+            self.errors.push(format!(
+                "{at}.{name}.{key}: unknown key: valid keys are {own}, {WORKER_KEYS}"
+            ));
+        }
+    }
+}

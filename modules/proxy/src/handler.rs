@@ -1,0 +1,222 @@
+//! The handler: relays a request translate_name claimed through the scheme
+//! handler, either to a direct backend (held in error after a failed
+//! connect) or to balancer members with Apache's failover loop.
+
+use crate::notes::{RULE, TARGET};
+use crate::paths::{split_origin, target};
+use crate::vhost::{Backend, VhostProxy};
+use crate::worker::WorkerState;
+use crate::Proxy;
+use modproxy_api::proxy::{exchange, pick, ExchangeOutcome, WorkerParams};
+use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Declines requests without the `proxy-target` note; otherwise the
+/// exchange, resolving to OK (relayed) or the error status to answer.
+pub fn handle(m: &'static Proxy, mut req: Request) -> Option<HandlerFuture> {
+    let url = req.note(TARGET)?.to_string();
+    let rule = req.note(RULE).unwrap_or_default().to_string();
+    let v = m.vhost(req.vhost())?;
+    Some(Box::pin(
+        async move { run(m, v, &rule, &url, &mut req).await },
+    ))
+}
+
+/// One try against one backend.
+struct Attempt<'a> {
+    target: &'a str,
+    /// The connection pool: `scheme://host:port`.
+    worker: &'a str,
+    params: WorkerParams,
+    flags: u32,
+}
+
+async fn run(m: &Proxy, v: Arc<VhostProxy>, rule: &str, url: &str, req: &mut Request) -> Status {
+    if v.block_via {
+        req.remove_header(Headers::Request, "Via");
+    }
+    if rule == "forward" {
+        let worker = origin(url);
+        // Forward targets are not configured workers: nothing holds them in error.
+        let a = Attempt {
+            target: url,
+            worker: &worker,
+            params: v.defaults,
+            flags: v.flags,
+        };
+        return direct(m, req, &a, None).await;
+    }
+    let Some(r) = v.rule(rule) else {
+        log(
+            Level::Error,
+            format_args!("proxy: no rule {rule:?} for target {url}; answering 500"),
+        );
+        return Status::Http(500);
+    };
+    match &r.backend {
+        Backend::Direct { key, state, .. } => {
+            let a = Attempt {
+                target: url,
+                worker: key,
+                params: r.params,
+                flags: v.flags,
+            };
+            direct(m, req, &a, Some((state, r.retry))).await
+        }
+        Backend::Balancer { name, .. } => balanced(m, req, url, name, v.flags).await,
+        Backend::Exclude => Status::Declined,
+    }
+}
+
+/// `scheme://host:port` of a URL, lower-cased: the pool key.
+fn origin(url: &str) -> String {
+    split_origin(url)
+        .map_or(url, |(o, _)| o)
+        .to_ascii_lowercase()
+}
+
+async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, ExchangeOutcome) {
+    let scheme = a
+        .target
+        .split_once("://")
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
+    let Some(handler) = m.scheme(&scheme) else {
+        log(
+            Level::Error,
+            format_args!("proxy: {}: no module handles {scheme}:// URLs", a.target),
+        );
+        return (exchange::DECLINED, ExchangeOutcome::default());
+    };
+    handler
+        .exchange(req, a.target, a.worker, a.params, a.flags)
+        .await
+}
+
+/// A direct backend; `hold` is its error state and `retry`.
+async fn direct(
+    m: &Proxy,
+    req: &mut Request,
+    a: &Attempt<'_>,
+    hold: Option<(&Arc<WorkerState>, Duration)>,
+) -> Status {
+    if let Some((state, retry)) = hold {
+        if state.held(Instant::now(), retry) {
+            log(
+                Level::Warn,
+                format_args!(
+                    "proxy: worker {} is in error state; answering 503 without trying",
+                    a.worker
+                ),
+            );
+            return Status::Http(503);
+        }
+    }
+    let (code, _) = exchange(m, req, a).await;
+    match (code, hold) {
+        (exchange::CONNECT_FAILED, Some((state, retry))) if !retry.is_zero() => {
+            state.fail(Instant::now());
+            let secs = retry.as_secs();
+            log(
+                Level::Error,
+                format_args!(
+                    "proxy: worker {} in error state for {secs}s: connect failed",
+                    a.worker
+                ),
+            );
+        }
+        (exchange::CONNECT_FAILED, _) => {
+            log(
+                Level::Error,
+                format_args!(
+                    "proxy: worker {}: connect failed (not held in error)",
+                    a.worker
+                ),
+            );
+        }
+        // It connected: whatever went wrong after, the backend is reachable.
+        (_, Some((state, _))) if code != exchange::DECLINED => state.recover(),
+        _ => {}
+    }
+    status_for(code, a.target)
+}
+
+/// Apache's failover loop: pick, try, report; a failed connect moves on to
+/// another member while attempts remain.
+async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u32) -> Status {
+    let Some(b) = m.balancer() else {
+        log(
+            Level::Error,
+            format_args!("proxy: {url}: module proxy_balancer is not loaded; answering 500"),
+        );
+        return Status::Http(500);
+    };
+    // Everything after `balancer://NAME` goes after the member's URL.
+    let rest = split_origin(url).map_or("", |(_, rest)| rest);
+    let max = b.max_attempts(name);
+    let mut attempts = 0;
+    loop {
+        let picked = match b.pick(name, req) {
+            Ok(p) => p,
+            Err(pick::NONE_USABLE) => {
+                log(
+                    Level::Error,
+                    format_args!("proxy: balancer://{name}: All workers are in error state"),
+                );
+                return Status::Http(503);
+            }
+            Err(code) => {
+                log(
+                    Level::Error,
+                    format_args!(
+                        "proxy: balancer://{name}: no member picked (code {code}); answering 500"
+                    ),
+                );
+                return Status::Http(500);
+            }
+        };
+        let member_target = target(picked.url, rest, "");
+        let worker = origin(picked.url);
+        let a = Attempt {
+            target: &member_target,
+            worker: &worker,
+            params: picked.params,
+            flags,
+        };
+        let (code, outcome) = exchange(m, req, &a).await;
+        b.report(name, picked.member, code, &outcome);
+        if code != exchange::CONNECT_FAILED {
+            return status_for(code, &member_target);
+        }
+        if attempts >= max {
+            log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} connect failed; no failover attempts left ({max} allowed)"));
+            return Status::Http(503);
+        }
+        attempts += 1;
+        log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} connect failed; failover attempt {attempts} of {max}"));
+    }
+}
+
+/// The answer for an exchange code.
+fn status_for(code: i32, target: &str) -> Status {
+    let (status, why) = match code {
+        exchange::OK => return Status::Ok,
+        exchange::CONNECT_FAILED => return Status::Http(503),
+        // The head is already out: 502 makes the host abort the connection,
+        // so the response can never look complete.
+        exchange::ABORTED => return Status::Http(502),
+        // The client's fault; proxy_http names it.
+        exchange::CLIENT_ERROR => return Status::Http(400),
+        // Apache answers 502, not 504, when no head arrives in time.
+        exchange::TIMEOUT => (502, "no response head in time"),
+        exchange::BAD_RESPONSE => (502, "malformed response head"),
+        exchange::DECLINED => (500, "no scheme handler took the exchange"),
+        _ => (500, "the scheme handler failed"),
+    };
+    log(
+        Level::Error,
+        format_args!("proxy: {target}: {why}; answering {status}"),
+    );
+    Status::Http(status)
+}

@@ -1,0 +1,234 @@
+//! Pure request-path logic: the dot-segment refusal, ProxyPass prefix
+//! matching by path segment, and building the backend target URL.
+//!
+//! The path is forwarded exactly as received. Matching alone compares a
+//! normalised form (RFC 3986 §6.2.2: `%61` is `a`, `//` is `/`), so that
+//! `/%61dmin` or `//admin` cannot slip past a `/admin` exclusion to a
+//! backend that normalises them itself.
+
+/// Why a path is refused: it holds a `.` or `..` segment, even encoded
+/// (`%2e%2e`), behind an encoded slash (`..%2f`) or a Tomcat-style path
+/// parameter (`..;x`). Backends would resolve it and escape the prefix.
+pub fn dot_segment(path: &str) -> Option<String> {
+    let lower = path
+        .to_ascii_lowercase()
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    lower.split('/').find_map(|seg| {
+        let seg = seg.replace("%2e", ".");
+        let name = seg.split(';').next().unwrap_or("");
+        matches!(name, "." | "..").then(|| format!("dot segment {name:?} in path {path:?}"))
+    })
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The first unit of `s` for matching, normalised, and its raw length: a
+/// character, or a `%XX` escape (unreserved ones decode, others keep
+/// upper-case hex such as `%2F`).
+fn unit(s: &str) -> Option<(String, usize)> {
+    let first = s.chars().next()?;
+    if let [b'%', h, l, ..] = *s.as_bytes() {
+        if let (Some(hi), Some(lo)) = (hex(h), hex(l)) {
+            let c = hi * 16 + lo;
+            let norm = if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                char::from(c).to_string()
+            } else {
+                format!(
+                    "%{}{}",
+                    char::from(h.to_ascii_uppercase()),
+                    char::from(l.to_ascii_uppercase())
+                )
+            };
+            return Some((norm, 3));
+        }
+    }
+    Some((first.to_string(), first.len_utf8()))
+}
+
+/// The normalised units of `s`, each with its raw offset.
+fn units(s: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some((norm, len)) = s.get(at..).and_then(unit) {
+        out.push((at, norm));
+        at += len;
+    }
+    out
+}
+
+/// Matches `prefix` against `path` by whole segments; returns the raw rest
+/// of `path` after the prefix. `/foo` matches `/foo` and `/foo/x`, not
+/// `/foobar`; `/foo/` matches `/foo/x` but not `/foo`.
+pub fn match_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    let want = units(prefix);
+    let have = units(path);
+    let mut i = 0;
+    for (_, w) in &want {
+        let (_, h) = have.get(i)?;
+        if h != w {
+            return None;
+        }
+        i += 1;
+        // A run of slashes in the path matches one slash in the prefix.
+        while w == "/" && have.get(i).is_some_and(|(_, h)| h == "/") {
+            i += 1;
+        }
+    }
+    let rest = have
+        .get(i)
+        .and_then(|(at, _)| path.get(*at..))
+        .unwrap_or("");
+    let boundary = prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/');
+    boundary.then_some(rest)
+}
+
+/// Joins a URL (or path) and the rest of a path with exactly one slash
+/// between them. Apache pastes them together, so `ProxyPass /a/ http://b/c`
+/// sends `/a/x` to `http://b/cx`; here it goes to `http://b/c/x`.
+pub fn join(base: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        return base.to_string();
+    }
+    let base = base.strip_suffix('/').unwrap_or(base);
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    format!("{base}/{rest}")
+}
+
+/// The backend target: `base` joined with the rest of the path, never
+/// without a path (`http://b` + `` is `http://b/`), then `?query` unchanged.
+pub fn target(base: &str, rest: &str, query: &str) -> String {
+    let mut url = join(base, rest);
+    if split_origin(&url).is_some_and(|(_, path)| path.is_empty() || path.starts_with('?')) {
+        let at = split_origin(&url).map_or(url.len(), |(origin, _)| origin.len());
+        url.insert(at, '/');
+    }
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Expands `$0`..`$9` in `template` with the captures (missing ones are
+/// empty). Returns `None` when the template holds no reference, in which
+/// case Apache appends the whole path (so `\.gif$` → `balancer://x` works).
+pub fn substitute(template: &str, group: impl Fn(usize) -> String) -> Option<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut used = false;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+            ('$', Some(n)) => {
+                chars.next();
+                out.push_str(&group(n as usize));
+                used = true;
+            }
+            _ => out.push(c),
+        }
+    }
+    used.then_some(out)
+}
+
+/// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
+pub fn split_origin(url: &str) -> Option<(&str, &str)> {
+    let after = url.find("://")? + 3;
+    let end = url[after..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after + i);
+    (end > after).then(|| url.split_at(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matches_by_segment() {
+        assert_eq!(match_prefix("/foo", "/foo"), Some(""));
+        assert_eq!(match_prefix("/foo", "/foo/x"), Some("/x"));
+        assert_eq!(match_prefix("/foo", "/foobar"), None);
+        assert_eq!(match_prefix("/foo/", "/foo/x/y"), Some("x/y"));
+        assert_eq!(match_prefix("/foo/", "/foo"), None);
+        assert_eq!(match_prefix("/", "/anything"), Some("anything"));
+    }
+
+    #[test]
+    fn prefix_sees_through_encoding_and_slash_runs() {
+        assert_eq!(match_prefix("/admin", "/%61dmin/x"), Some("/x"));
+        assert_eq!(match_prefix("/admin", "//admin"), Some(""));
+        assert_eq!(match_prefix("/a/b", "/a//b/c"), Some("/c"));
+        // An encoded slash is not a segment boundary.
+        assert_eq!(match_prefix("/a", "/a%2fb"), None);
+        assert_eq!(match_prefix("/caf%c3%a9", "/caf%C3%A9/x"), Some("/x"));
+    }
+
+    #[test]
+    fn dot_segments_are_refused_even_encoded() {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/a/%2e%2e/b",
+            "/a/%2E%2e",
+            "/a/.%2E/",
+            "/a/..%2fb",
+            "/a/..;x/b",
+            "/a\\..\\b",
+        ] {
+            assert!(dot_segment(bad).is_some(), "{bad}");
+        }
+        for ok in ["/a/b", "/a/..b", "/a/.well-known/x", "/a/%2e%2ex", "/"] {
+            assert!(dot_segment(ok).is_none(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn join_puts_one_slash_between() {
+        assert_eq!(join("http://b/c/", "x"), "http://b/c/x");
+        assert_eq!(join("http://b/c", "x"), "http://b/c/x");
+        assert_eq!(join("http://b/c/", "/x"), "http://b/c/x");
+        assert_eq!(join("http://b/c", ""), "http://b/c");
+        assert_eq!(join("http://b/c", "/x//y%2Fz"), "http://b/c/x//y%2Fz");
+    }
+
+    #[test]
+    fn target_keeps_path_and_query_as_received() {
+        assert_eq!(
+            target("http://b/c/", "x%20y", "a=%2F&b"),
+            "http://b/c/x%20y?a=%2F&b"
+        );
+        assert_eq!(target("http://b:8080", "", ""), "http://b:8080/");
+        assert_eq!(target("http://b:8080", "", "q"), "http://b:8080/?q");
+        assert_eq!(target("http://b:8080?x", "", ""), "http://b:8080/?x");
+    }
+
+    #[test]
+    fn substitute_expands_references() {
+        let g = |n: usize| {
+            ["/img/a.png", "a"]
+                .get(n)
+                .map_or(String::new(), |s| s.to_string())
+        };
+        assert_eq!(
+            substitute("http://b/png/$1", g).as_deref(),
+            Some("http://b/png/a")
+        );
+        assert_eq!(
+            substitute("http://b$0?$7", g).as_deref(),
+            Some("http://b/img/a.png?")
+        );
+        assert_eq!(substitute("balancer://x", g), None);
+    }
+
+    #[test]
+    fn split_origin_cuts_at_path() {
+        assert_eq!(split_origin("http://h:1/p?q"), Some(("http://h:1", "/p?q")));
+        assert_eq!(split_origin("balancer://c"), Some(("balancer://c", "")));
+        assert_eq!(split_origin("http:///p"), None);
+        assert_eq!(split_origin("nope"), None);
+    }
+}

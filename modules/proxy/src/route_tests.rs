@@ -1,0 +1,162 @@
+//! Worked examples of `[vhost.proxy]` sections: compiled, then routed.
+
+use crate::config::ProxyConfig;
+use crate::vhost::{Backend, VhostProxy};
+use crate::worker::Workers;
+use modproxy_api::proxy::{exchange_flags, worker_flags};
+
+fn compile(toml_text: &str) -> Result<VhostProxy, String> {
+    let config: ProxyConfig = toml::from_str(toml_text).map_err(|e| e.message().to_string())?;
+    crate::compile::compile(config, "site.toml: vhost[0].proxy", &Workers::default())
+}
+
+fn route(v: &VhostProxy, path: &str, query: &str) -> Option<(String, String)> {
+    v.route(path, query)
+        .map(|(rule, url)| (rule.name.clone(), url))
+}
+
+const SITE: &str = r#"
+pass = [
+  { path = "/admin", url = "!" },
+  { path = "/a/", url = "http://b/c/" },
+  { path = "/api", url = "http://127.0.0.1:8081/v1", timeout = 2, connection_timeout = 1, retry = 0, max = 10, ttl = 30, keepalive = true },
+  { path = "/", url = "http://127.0.0.1:8080/" },
+]
+pass_match = [{ regex = "^/img/(.*)\\.png$", url = "http://127.0.0.1:8082/png/$1" }]
+"#;
+
+#[test]
+fn exclusion_first_then_prefixes_in_order() {
+    let v = compile(SITE).unwrap();
+    assert_eq!(route(&v, "/admin/users", ""), None);
+    assert_eq!(
+        route(&v, "/%61dmin", ""),
+        None,
+        "an encoded letter does not dodge the exclusion"
+    );
+    assert_eq!(route(&v, "//admin", ""), None, "nor does a doubled slash");
+    let (rule, url) = route(&v, "/administrator", "").unwrap();
+    assert_eq!(
+        (rule.as_str(), url.as_str()),
+        ("pass[3]", "http://127.0.0.1:8080/administrator")
+    );
+}
+
+#[test]
+fn slashes_join_like_apache_and_query_passes_through() {
+    let v = compile(SITE).unwrap();
+    assert_eq!(
+        route(&v, "/a/x", "k=v&x=%2F").unwrap().1,
+        "http://b/c/x?k=v&x=%2F"
+    );
+    assert_eq!(route(&v, "/api", "").unwrap().1, "http://127.0.0.1:8081/v1");
+    assert_eq!(
+        route(&v, "/api/users/7", "").unwrap().1,
+        "http://127.0.0.1:8081/v1/users/7"
+    );
+    assert_eq!(
+        route(&v, "/apix", "").unwrap().0,
+        "pass[3]",
+        "/api does not match /apix"
+    );
+}
+
+#[test]
+fn encoded_paths_are_forwarded_untouched() {
+    let v = compile(SITE).unwrap();
+    assert_eq!(
+        route(&v, "/a/x%20y%2Fz%252e", "").unwrap().1,
+        "http://b/c/x%20y%2Fz%252e"
+    );
+}
+
+#[test]
+fn pass_match_substitutes_after_every_pass_rule() {
+    let v = compile("pass = [{ path = \"/img/keep\", url = \"http://k/\" }]").unwrap();
+    assert_eq!(route(&v, "/img/keep", "").unwrap().0, "pass[0]");
+    let v = compile(SITE).unwrap();
+    // `/` catches everything first: pass rules run before pass_match.
+    assert_eq!(route(&v, "/img/logo.png", "").unwrap().0, "pass[3]");
+    let v = compile(
+        r#"pass_match = [
+      { regex = "^/img/(.*)\\.png$", url = "http://127.0.0.1:8082/png/$1" },
+      { regex = "(?i)\\.GIF$", url = "balancer://pics" },
+    ]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        route(&v, "/img/a/b.png", "v=2").unwrap().1,
+        "http://127.0.0.1:8082/png/a/b?v=2"
+    );
+    // No `$N`: the whole path is appended (Apache's implied $0).
+    assert_eq!(
+        route(&v, "/x/y.gif", "").unwrap().1,
+        "balancer://pics/x/y.gif"
+    );
+}
+
+#[test]
+fn worker_keys_become_params_and_shared_state() {
+    let v = compile(SITE).unwrap();
+    let api = v.rule("pass[2]").unwrap();
+    assert_eq!(
+        (api.params.timeout_ms, api.params.connect_timeout_ms),
+        (2000, 1000)
+    );
+    assert_eq!(
+        (api.params.max_idle, api.params.ttl_ms, api.params.flags),
+        (10, 30_000, worker_flags::TCP_KEEPALIVE)
+    );
+    assert!(api.retry.is_zero());
+    let root = v.rule("pass[3]").unwrap();
+    assert_eq!(
+        (
+            root.params.timeout_ms,
+            root.params.connect_timeout_ms,
+            root.retry.as_secs()
+        ),
+        (60_000, 60_000, 60)
+    );
+    assert!(matches!(&root.backend, Backend::Direct { key, .. } if key == "http://127.0.0.1:8080"));
+    assert_eq!(v.flags, exchange_flags::ADD_FORWARDED);
+}
+
+#[test]
+fn vhost_keys_set_defaults_and_flags() {
+    let v = compile("timeout = 5\npreserve_host = true\nadd_headers = false\nvia = \"full\"\npass = [{ path = \"/\", url = \"balancer://c/app/\" }]").unwrap();
+    assert_eq!(v.flags, exchange_flags::PRESERVE_HOST | exchange_flags::VIA);
+    assert_eq!(v.rules[0].params.timeout_ms, 5000);
+    assert!(matches!(&v.rules[0].backend, Backend::Balancer { name, .. } if name == "c"));
+    assert_eq!(route(&v, "/x", "q").unwrap().1, "balancer://c/app/x?q");
+    assert!(compile("via = \"block\"").unwrap().block_via);
+}
+
+#[test]
+fn errors_name_the_key_and_the_fix() {
+    let e = compile("pass = [{ path = \"/\", url = \"http://b/\" }, { path = \"/x\", url = \"http://b/\", tmeout = 3 }]").unwrap_err();
+    assert!(e.starts_with("site.toml: vhost[0].proxy.pass[1].tmeout: unknown key: valid keys are path, url, timeout"), "{e}");
+    let e = compile("pass = [{ path = \"x\", url = \"b:80\" }]").unwrap_err();
+    assert!(
+        e.contains("vhost[0].proxy.pass[0].path: \"x\" must start with /"),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "vhost[0].proxy.pass[0].url: \"b:80\" is not a URL: write http://host:port/path"
+        ),
+        "{e}"
+    );
+    let e = compile("pass_match = [{ regex = \"(\", url = \"http://b/\" }]").unwrap_err();
+    assert!(
+        e.starts_with("site.toml: vhost[0].proxy.pass_match[0].regex: "),
+        "{e}"
+    );
+    let e = compile("pass = [{ path = \"/\", url = \"http://b/\", timeout = 0 }]").unwrap_err();
+    assert!(e.contains("pass[0].timeout: must be at least 1"), "{e}");
+    // Top-level typos are serde's; the SDK prefixes them with the section's key.
+    let e = compile("pas = []").unwrap_err();
+    assert!(
+        e.contains("unknown field `pas`, expected one of `pass`"),
+        "{e}"
+    );
+}

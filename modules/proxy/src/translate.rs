@@ -1,0 +1,63 @@
+//! translate_name: claim the requests a rule maps to a backend (and, with
+//! `forward = true`, absolute-URI requests), leaving notes for the handler.
+//! Runs first, so a proxied path never reaches another module's mapping.
+
+use crate::notes::{RULE, TARGET};
+use crate::paths::{dot_segment, target};
+use crate::vhost::VhostProxy;
+use crate::Proxy;
+use modproxy_api::{log, Level, Request, Status};
+
+/// OK with the notes set when a rule matched; Declined when none did (or an
+/// exclusion did); 400 for a dot segment; 403 for a forward-proxy request
+/// while forwarding is off.
+pub fn translate(m: &Proxy, req: &mut Request) -> Status {
+    let Some(v) = m.vhost(req.vhost()) else {
+        return Status::Declined;
+    };
+    if !req.absolute_authority().is_empty() {
+        return forward(&v, req);
+    }
+    let path = req.path();
+    if !path.starts_with('/') {
+        return Status::Declined; // `OPTIONS *`
+    }
+    if let Some(why) = dot_segment(path) {
+        log(
+            Level::Info,
+            format_args!(
+                "{why}: refused with 400, a backend resolving it could escape the proxied prefix"
+            ),
+        );
+        return Status::Http(400);
+    }
+    let Some((rule, url)) = v.route(path, req.query()) else {
+        return Status::Declined;
+    };
+    req.set_note(TARGET, &url);
+    req.set_note(RULE, &rule.name);
+    Status::Ok
+}
+
+/// An absolute URI in the request line asks us to be a forward proxy.
+fn forward(v: &VhostProxy, req: &mut Request) -> Status {
+    let authority = req.absolute_authority();
+    if !v.forward {
+        log(
+            Level::Info,
+            format_args!("forward-proxy request for {authority} refused with 403: forward proxying is off (set forward = true in [vhost.proxy] to allow it)"),
+        );
+        return Status::Http(403);
+    }
+    if !authority
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        log(Level::Info, format_args!("forward-proxy request for {authority} refused with 501: only http:// URLs are forwarded"));
+        return Status::Http(501);
+    }
+    let url = target(authority, req.path(), req.query());
+    req.set_note(TARGET, &url);
+    req.set_note(RULE, "forward");
+    Status::Ok
+}

@@ -1,0 +1,126 @@
+//! One virtual host's proxy settings as the request hooks read them
+//! (compiled in `compile.rs`), and the rule lookup translate_name runs.
+//!
+//! Order: every `pass` rule in config order, then every `pass_match` rule in
+//! config order; the first match wins and a `url = "!"` match stops the
+//! search (Apache interleaves ProxyPass and ProxyPassMatch in file order; two
+//! lists cannot, so prefixes go first).
+
+use crate::paths::{match_prefix, substitute, target};
+use crate::worker::WorkerState;
+use modproxy_api::proxy::WorkerParams;
+use regex::bytes::Regex;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub enum Matcher {
+    /// A path prefix, matched by segment.
+    Prefix(String),
+    /// Matched against the path as received (percent-encoded).
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+pub enum Backend {
+    /// `url = "!"`: not proxied.
+    Exclude,
+    /// `http://host:port/...`, with the state shared by rules naming the same backend.
+    Direct {
+        url: String,
+        key: String,
+        state: Arc<WorkerState>,
+    },
+    /// `balancer://NAME/...`: proxy_balancer picks members and keeps their state.
+    Balancer { url: String, name: String },
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    /// `pass[1]`: in notes and log lines.
+    pub name: String,
+    /// `file: vhost[0].proxy.pass[1].url`, for post_config errors.
+    pub at: String,
+    pub matcher: Matcher,
+    pub backend: Backend,
+    pub params: WorkerParams,
+    pub retry: Duration,
+}
+
+/// A ProxyPassReverse entry: `url` (or each member of a balancer) maps back to `path`.
+#[derive(Debug)]
+pub struct Reverse {
+    pub path: String,
+    pub url: String,
+    /// The balancer name and the path of its URL, when `url` is `balancer://`.
+    pub balancer: Option<(String, String)>,
+    pub at: String,
+}
+
+#[derive(Debug)]
+pub struct VhostProxy {
+    pub rules: Vec<Rule>,
+    pub reverse: Vec<Reverse>,
+    pub cookie_domains: Vec<(String, String)>,
+    pub cookie_paths: Vec<(String, String)>,
+    /// `exchange_flags` for every exchange of this vhost.
+    pub flags: u32,
+    pub block_via: bool,
+    pub forward: bool,
+    /// `file: vhost[0].proxy.forward`, for post_config errors.
+    pub forward_at: String,
+    /// For forward-proxy requests, which have no rule.
+    pub defaults: WorkerParams,
+    /// ProxyErrorOverride: accepted and stored; not honoured yet (needs the
+    /// host's error documents to replace a relayed body).
+    pub error_override: bool,
+}
+
+impl VhostProxy {
+    /// The rule for `path` and the full backend target, or `None` when no
+    /// rule matches or the first match is an exclusion.
+    pub fn route(&self, path: &str, query: &str) -> Option<(&Rule, String)> {
+        for rule in &self.rules {
+            let url = match &rule.matcher {
+                Matcher::Prefix(prefix) => {
+                    let Some(rest) = match_prefix(prefix, path) else {
+                        continue;
+                    };
+                    rule.base().map(|base| target(base, rest, query))
+                }
+                Matcher::Regex(re) => {
+                    let Some(caps) = re.captures(path.as_bytes()) else {
+                        continue;
+                    };
+                    let group = |n: usize| {
+                        caps.get(n).map_or(String::new(), |m| {
+                            String::from_utf8_lossy(m.as_bytes()).into_owned()
+                        })
+                    };
+                    // No `$N` in the url: Apache appends the whole path.
+                    rule.base().map(|base| match substitute(base, group) {
+                        Some(url) => target(&url, "", query),
+                        None => target(base, path, query),
+                    })
+                }
+            };
+            return url.map(|url| (rule, url));
+        }
+        None
+    }
+
+    /// The rule a translate_name note names.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}
+
+impl Rule {
+    /// The url requests are mapped onto; `None` for an exclusion.
+    fn base(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Exclude => None,
+            Backend::Direct { url, .. } | Backend::Balancer { url, .. } => Some(url),
+        }
+    }
+}

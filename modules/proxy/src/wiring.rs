@@ -1,0 +1,89 @@
+//! post_config: find the providers the configured URLs need (proxy_http
+//! for `http://`, proxy_balancer for `balancer://`) and refuse to start,
+//! naming the module to enable, when one is missing.
+
+use crate::vhost::Backend;
+use crate::Proxy;
+use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
+use std::collections::HashMap;
+use std::sync::PoisonError;
+
+/// The handles found, cached for the request path.
+#[derive(Default)]
+pub struct Providers {
+    pub schemes: HashMap<String, SchemeHandle>,
+    pub balancer: Option<BalancerHandle>,
+}
+
+pub fn resolve(m: &Proxy) -> Result<(), String> {
+    let mut found = Providers {
+        balancer: BalancerHandle::lookup(),
+        ..Providers::default()
+    };
+    // Balancer members and forward requests use http:// whether or not a rule names it.
+    if let Some(http) = SchemeHandle::lookup("http") {
+        found.schemes.insert("http".into(), http);
+    }
+    let mut errors = Vec::new();
+    for v in m.all_vhosts() {
+        for rule in &v.rules {
+            match &rule.backend {
+                Backend::Direct { url, .. } => need_scheme(&mut found, &rule.at, url, &mut errors),
+                Backend::Balancer { url, name } => {
+                    need_balancer(&found, &rule.at, url, name, &mut errors)
+                }
+                Backend::Exclude => {}
+            }
+        }
+        for rev in &v.reverse {
+            if let Some((name, _)) = &rev.balancer {
+                need_balancer(&found, &rev.at, &rev.url, name, &mut errors);
+            }
+        }
+        if v.forward && !found.schemes.contains_key("http") {
+            errors.push(format!(
+                "{}: forward proxying needs module proxy_http, which is not enabled: run `modproxy enmod proxy_http` or set forward = false",
+                v.forward_at
+            ));
+        }
+    }
+    *m.providers.write().unwrap_or_else(PoisonError::into_inner) = found;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+fn need_scheme(found: &mut Providers, at: &str, url: &str, errors: &mut Vec<String>) {
+    let scheme = url
+        .split_once("://")
+        .map_or(url, |(s, _)| s)
+        .to_ascii_lowercase();
+    if found.schemes.contains_key(&scheme) {
+        return;
+    }
+    match SchemeHandle::lookup(&scheme) {
+        Some(h) => {
+            found.schemes.insert(scheme, h);
+        }
+        None if scheme == "http" => errors.push(format!(
+            "{at}: url {url} needs module proxy_http, which is not enabled: run `modproxy enmod proxy_http`"
+        )),
+        None => errors.push(format!(
+            "{at}: url {url}: no enabled module proxies {scheme}:// URLs: use http:// (proxy_http) or balancer:// (proxy_balancer)"
+        )),
+    }
+}
+
+fn need_balancer(found: &Providers, at: &str, url: &str, name: &str, errors: &mut Vec<String>) {
+    match &found.balancer {
+        None => errors.push(format!(
+            "{at}: url {url} needs module proxy_balancer, which is not enabled: run `modproxy enmod proxy_balancer`"
+        )),
+        Some(b) if !b.exists(name) => errors.push(format!(
+            "{at}: url {url}: no balancer named {name}: define it with [[vhost.proxy.balancer]]"
+        )),
+        Some(_) => {}
+    }
+}
