@@ -54,6 +54,9 @@ pub mod exchange_flags {
     pub const PRESERVE_HOST: u32 = 1 << 0;
     pub const ADD_FORWARDED: u32 = 1 << 1;
     pub const VIA: u32 = 1 << 2;
+    /// ProxyErrorOverride: on a 4xx/5xx from the backend, send no head and
+    /// finish with [`super::exchange::OVERRIDDEN`]; the core's error page answers.
+    pub const ERROR_OVERRIDE: u32 = 1 << 3;
 }
 
 /// One exchange with a backend. OWNERSHIP: borrowed from the caller, which
@@ -97,8 +100,14 @@ pub mod exchange {
     pub const BAD_RESPONSE: i32 = 3;
     /// Failed after the response head went out: abort the client connection.
     pub const ABORTED: i32 = 4;
-    /// The client's request was at fault (its body broke off or was too big).
+    /// The client's request was at fault (its body broke off, or the target
+    /// could not be built): 400.
     pub const CLIENT_ERROR: i32 = 5;
+    /// The client's body went over the configured limit: 413.
+    pub const CLIENT_TOO_LARGE: i32 = 6;
+    /// ERROR_OVERRIDE took the backend's error status (in the outcome) instead
+    /// of relaying its page.
+    pub const OVERRIDDEN: i32 = 7;
     /// No scheme handler claimed the target.
     pub const DECLINED: i32 = crate::abi::code::DECLINED;
 }

@@ -208,6 +208,7 @@ fn status_for(code: i32, target: &str) -> Status {
         exchange::ABORTED => return Status::Http(502),
         // The client's fault; proxy_http names it.
         exchange::CLIENT_ERROR => return Status::Http(400),
+        exchange::CLIENT_TOO_LARGE => return Status::Http(413),
         // Apache answers 502, not 504, when no head arrives in time.
         exchange::TIMEOUT => (502, "no response head in time"),
         exchange::BAD_RESPONSE => (502, "malformed response head"),

@@ -15,7 +15,7 @@ use crate::send::{self, BodyError, BodyProgress, Plan};
 use crate::target::Target;
 use modproxy_api::proxy::{exchange as code, worker_flags, Exchange, ExchangeOutcome};
 use modproxy_api::sdk::net::{timeout, TcpConn};
-use modproxy_api::{log, Level, Request};
+use modproxy_api::{log, IoError, Level, Request};
 use std::time::{Duration, Instant};
 
 /// How long to hold the body back after `Expect: 100-continue` before
@@ -189,9 +189,10 @@ async fn attempt(
             match send::send_body(req, b, plan.framing, progress).await {
                 Ok(()) => body_sent = true,
                 Err(BodyError::Client(e)) => {
+                    let rc = if e == IoError::TooLarge { code::CLIENT_TOO_LARGE } else { code::CLIENT_ERROR };
                     return done(
                         ctx,
-                        code::CLIENT_ERROR,
+                        rc,
                         format!("reading the client's request body: {e}"),
                     )
                 }
