@@ -94,7 +94,11 @@ async fn serve(
         let site = Arc::new(Site {
             registry: loaded.registry,
             vhosts: vhosts::ListenerVhosts::new(&vhosts, &settings.server_name),
-            body_limit: settings.limits.request_body,
+            limits: pipeline::RequestLimits {
+                request_line: settings.limits.request_line,
+                field_size: settings.limits.request_field_size,
+                body: settings.limits.request_body,
+            },
         });
         let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
         let limits = ConnLimits {

@@ -23,7 +23,14 @@ use std::task::Poll;
 pub struct Site {
     pub registry: &'static Registry,
     pub vhosts: ListenerVhosts,
-    pub body_limit: u64,
+    pub limits: RequestLimits,
+}
+
+/// Apache's LimitRequest* directives, checked before any module runs.
+pub struct RequestLimits {
+    pub request_line: usize,
+    pub field_size: usize,
+    pub body: u64,
 }
 
 pub async fn serve(
@@ -32,8 +39,12 @@ pub async fn serve(
     req: http::Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (head, body) = req.into_parts();
-    if let Some(status) = refuse_early(&head, site.body_limit) {
-        return error_page(status);
+    if let Some(status) = refuse_early(&head, &site.limits) {
+        // A refused request's body is unread and may hide another request
+        // (smuggling): never read on from this connection.
+        let mut page = error_page(status);
+        page.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return page;
     }
     let host = head
         .headers
@@ -50,7 +61,7 @@ pub async fn serve(
         server_name: vhost.server_name.clone(),
         head,
         body: Some(body),
-        body_limit: site.body_limit,
+        body_limit: site.limits.body,
         body_read: 0,
         conn,
         absolute_authority,
@@ -78,7 +89,7 @@ pub async fn serve(
 }
 
 /// Requests refused before any module sees them.
-fn refuse_early(head: &http::request::Parts, body_limit: u64) -> Option<StatusCode> {
+fn refuse_early(head: &http::request::Parts, limits: &RequestLimits) -> Option<StatusCode> {
     if head.version == http::Version::HTTP_11 && !head.headers.contains_key(header::HOST) {
         return Some(StatusCode::BAD_REQUEST);
     }
@@ -86,12 +97,19 @@ fn refuse_early(head: &http::request::Parts, body_limit: u64) -> Option<StatusCo
         // Tunnelling needs mod_proxy_connect, which does not exist here.
         return Some(StatusCode::METHOD_NOT_ALLOWED);
     }
-    if body_limit > 0 {
-        let declared = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > body_limit) {
+    // "GET " + target + " HTTP/1.1": LimitRequestLine.
+    let target_len = head.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + head.uri.authority().map_or(0, |a| a.as_str().len() + 8);
+    if head.method.as_str().len() + target_len + 10 > limits.request_line {
+        return Some(StatusCode::URI_TOO_LONG);
+    }
+    // LimitRequestFieldSize: a header line, name and value.
+    if head.headers.iter().any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.field_size) {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    if limits.body > 0 {
+        let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limits.body) {
             return Some(StatusCode::PAYLOAD_TOO_LARGE);
         }
     }
@@ -196,9 +214,14 @@ fn respond(
 }
 
 fn finished_error(mut finish: Finish, status: StatusCode) -> Response<ResponseBody> {
-    finish.ctx().status = status;
+    let page = error_page(status);
+    let ctx = finish.ctx();
+    ctx.status = status;
+    if let ResponseBody::Full(Some(body)) = page.body() {
+        ctx.bytes_sent = body.len() as u64;
+    }
     drop(finish);
-    error_page(status)
+    page
 }
 
 /// A short HTML error page, as Apache sends.
