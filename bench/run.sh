@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs ../shared/bench/peers.sh with modproxy beside nginx, HAProxy and
+# Apache: builds release, makes a server root configured like the peers
+# (the tutorial's Example 2 on 127.0.0.1:9000 over 8080/8081, all four
+# modules, one worker thread, no access log) and passes its command line.
+#
+# usage: bench/run.sh [WORKERS=1] [peers.sh options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORKERS=${1:-1}; shift || true
+cargo build --release --workspace >/dev/null
+ROOT=$(mktemp -d -t modproxy-bench.XXXXXX)
+mkdir -p "$ROOT/mods-enabled"
+ln -s "$PWD/mods-available" "$ROOT/mods-available"
+for m in proxy proxy_http proxy_balancer lbmethod_byrequests; do
+  ln -s "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
+done
+cat > "$ROOT/modproxy.toml" <<CONF
+workers = $WORKERS
+[log]
+access_log = "off"
+error_log = "$ROOT/error.log"
+[limits]
+max_connections = 20000
+
+[[vhost]]
+listen = "127.0.0.1:9000"
+
+[vhost.proxy]
+preserve_host = true
+pass = [{ path = "/", url = "balancer://mycluster/" }]
+pass_reverse = [{ path = "/", url = "balancer://mycluster/" }]
+
+[[vhost.proxy.balancer]]
+name = "mycluster"
+members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
+CONF
+echo "server root: $ROOT" >&2
+PEERS=${PEERS:-../shared/bench/peers.sh}
+exec bash "$PEERS" --ours "exec $PWD/target/release/modproxy -d $ROOT run" "$@"
