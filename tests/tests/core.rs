@@ -272,3 +272,47 @@ fn start_and_stop_manage_a_daemon_through_the_pid_file() {
     );
     assert!(get(port, "/", &[]).is_err(), "stopped");
 }
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let backend = Backend::start(|seen| (200, vec![], seen.target.clone().into_bytes()));
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http"]);
+    let port = free_port();
+    root.config(&example1(port, &backend.url()));
+    let _server = Server::start(&root, port);
+    let mut pipeline = String::new();
+    for i in 0..5 {
+        let close = if i == 4 { "Connection: close\r\n" } else { "" };
+        pipeline.push_str(&format!("GET /req{i} HTTP/1.1\r\nHost: x\r\n{close}\r\n"));
+    }
+    let raw = modproxy_tests::send_raw(port, pipeline.as_bytes()).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let order: Vec<usize> = (0..5)
+        .map(|i| text.find(&format!("/req{i}")).expect("every answer"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 5, "{text}");
+}
+
+#[test]
+fn ensite_includes_a_site_file_and_dissite_removes_it() {
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config("include = [\"sites-enabled/*.toml\"]\n");
+    root.write("sites-available/example.toml", &vhost(port));
+    let none = root.cli(&["configtest"]);
+    assert_eq!(none.status.code(), Some(1), "no vhost yet");
+    let out = root.cli(&["ensite", "example"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.cli(&["configtest"]).status.success());
+    let _server = Server::start(&root, port);
+    assert_eq!(get(port, "/", &[]).unwrap().status, 404);
+    let out = root.cli(&["dissite", "example"]);
+    assert!(out.status.success());
+    assert!(!root.dir.join("sites-enabled/example.toml").exists());
+}

@@ -61,6 +61,36 @@ impl TcpConn {
         });
         ready_len(rc, n)
     }
+    /// Reads up to `max` bytes into the spare capacity of `buf`, without
+    /// zero-filling it first; `Ok(0)` is end of stream.
+    pub fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::BytesMut,
+        max: usize,
+    ) -> Poll<Result<usize, IoError>> {
+        buf.reserve(max);
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        let mut n = 0;
+        let ptr = spare.as_mut_ptr() as *mut u8;
+        let rc = crate::waker::lend(cx, |w| (host().conn_read)(self.raw, ptr, len, w, &mut n));
+        let polled = ready_len(rc, n.min(len));
+        if let Poll::Ready(Ok(read)) = polled {
+            // SAFETY: the host wrote exactly `read` (<= len) bytes at the
+            // start of the spare capacity (conn_read's contract).
+            unsafe { buf.set_len(buf.len() + read) };
+        }
+        polled
+    }
+    /// See [`TcpConn::poll_read_buf`].
+    pub async fn read_buf(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        max: usize,
+    ) -> Result<usize, IoError> {
+        poll_fn(|cx| self.poll_read_buf(cx, buf, max)).await
+    }
     /// Reads into `buf`; `Ok(0)` is end of stream.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
         poll_fn(|cx| self.poll_read(cx, buf)).await

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod modules;
+mod scaffold;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ commands:
   dismod [-f] NAME... disable modules (-f also disables their dependants)
   ensite | dissite NAME...  enable or disable sites-available/NAME.toml
   modules             list available modules, and what the enabled ones register
+  new-lbmethod NAME DIR [--api PATH]  write a third-party lbmethod crate that builds as is
 
   -d SERVER_ROOT      defaults to the current directory
   -f CONFIG           defaults to SERVER_ROOT/modproxy.toml (relative to SERVER_ROOT)";
@@ -50,6 +52,7 @@ pub fn main() -> i32 {
         "ensite" => modules::switch(&paths, modules::Switch::EnableSite, &rest),
         "dissite" => modules::switch(&paths, modules::Switch::DisableSite, &rest),
         "modules" => modules::list(&paths),
+        "new-lbmethod" => scaffold::new_lbmethod(&rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             0

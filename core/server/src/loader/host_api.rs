@@ -593,9 +593,12 @@ extern "C" fn conn_read(
     if len == 0 {
         return io_result(Poll::Ready(Ok(0)), n);
     }
-    // SAFETY: the module lends `buf..buf+len` for writing during the call.
-    let slice = unsafe { std::slice::from_raw_parts_mut(buf, len) };
-    let mut read_buf = ReadBuf::new(slice);
+    // SAFETY: the module lends `buf..buf+len` for writing during the call;
+    // it may be uninitialised (the SDK's read_buf), which ReadBuf::uninit
+    // allows: only bytes the socket wrote are reported back.
+    let slice =
+        unsafe { std::slice::from_raw_parts_mut(buf as *mut std::mem::MaybeUninit<u8>, len) };
+    let mut read_buf = ReadBuf::uninit(slice);
     let polled = with_cx(waker, |cx| stream(raw).poll_read(cx, &mut read_buf));
     io_result(polled.map_ok(|()| read_buf.filled().len()), n)
 }

@@ -43,7 +43,8 @@ pub async fn serve(
         // A refused request's body is unread and may hide another request
         // (smuggling): never read on from this connection.
         let mut page = error_page(status);
-        page.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        page.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return page;
     }
     let host = head
@@ -104,11 +105,18 @@ fn refuse_early(head: &http::request::Parts, limits: &RequestLimits) -> Option<S
         return Some(StatusCode::URI_TOO_LONG);
     }
     // LimitRequestFieldSize: a header line, name and value.
-    if head.headers.iter().any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.field_size) {
+    if head
+        .headers
+        .iter()
+        .any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.field_size)
+    {
         return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     if limits.body > 0 {
-        let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limits.body) {
             return Some(StatusCode::PAYLOAD_TOO_LARGE);
         }
