@@ -11,7 +11,11 @@ struct Flask(Child);
 
 impl Flask {
     fn start(app: &str, port: u16) -> Flask {
-        let child = Command::new("python3")
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is in use; the tutorial's backends need it: stop whatever listens there"
+        );
+        let mut child = Command::new("python3")
             .args(["-m", "flask", "run", "--port", &port.to_string()])
             .env("FLASK_APP", repo_root().join("demo/flask").join(app))
             .stdout(Stdio::null())

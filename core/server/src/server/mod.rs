@@ -38,6 +38,12 @@ enum Exit {
 }
 
 /// Runs the server in the foreground until it is stopped or replaced.
+///
+/// One thread per worker, each with its own single-threaded tokio runtime
+/// accepting on every listener (nginx's worker-per-core shape): a request
+/// stays on the thread that accepted it, with no work-stealing queues or
+/// cross-thread wakeups on the hot path. The main thread is worker 0 and
+/// also handles signals and the control socket.
 pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
     let addrs = listen_addrs(&loaded);
     let listeners = match listen::open(&addrs) {
@@ -53,12 +59,26 @@ pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
             .unwrap_or(1),
         n => n,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("modproxy-worker")
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve(paths, loaded, listeners, workers))
+    let shared = Arc::new(Shared::new(&loaded, &listeners)?);
+    let mut threads = Vec::new();
+    for i in 1..workers {
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("modproxy-worker-{i}"))
+            .spawn(move || match runtime() {
+                Ok(rt) => rt.block_on(worker(shared)),
+                Err(e) => log::error(&format!("worker {i} could not start its runtime: {e}")),
+            })?;
+        threads.push(thread);
+    }
+    let result = runtime()?.block_on(async {
+        tokio::spawn(worker(shared.clone()));
+        serve(paths, loaded, &shared, listeners, workers).await
+    });
+    for t in threads {
+        let _ = t.join();
+    }
+    result
 }
 
 fn listen_addrs(loaded: &Loaded) -> Vec<SocketAddr> {
@@ -73,55 +93,117 @@ fn listen_addrs(loaded: &Loaded) -> Vec<SocketAddr> {
     addrs
 }
 
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// What every worker thread shares.
+struct Shared {
+    sites: Vec<(Arc<Site>, TcpListener)>,
+    permits: Arc<Semaphore>,
+    limits: Arc<ConnLimits>,
+    stop: watch::Receiver<bool>,
+    stop_tx: watch::Sender<bool>,
+    /// Each connection and accept loop holds a clone; when all are gone,
+    /// every in-flight request is done.
+    drain: std::sync::Mutex<Option<mpsc::Sender<()>>>,
+    drain_rx: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    /// Set once drained, so worker runtimes may end.
+    drained: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn new(loaded: &Loaded, listeners: &[(SocketAddr, TcpListener)]) -> anyhow::Result<Shared> {
+        let settings = &loaded.config.server;
+        let mut sites = Vec::new();
+        for (addr, listener) in listeners {
+            let vhosts: Vec<_> = loaded
+                .config
+                .vhosts
+                .iter()
+                .filter(|v| v.listen.contains(addr))
+                .collect();
+            let site = Arc::new(Site {
+                registry: loaded.registry,
+                vhosts: vhosts::ListenerVhosts::new(&vhosts, &settings.server_name),
+                limits: pipeline::RequestLimits {
+                    request_line: settings.limits.request_line,
+                    field_size: settings.limits.request_field_size,
+                    body: settings.limits.request_body,
+                },
+            });
+            sites.push((site, listener.try_clone()?));
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        let (drain, drain_rx) = mpsc::channel(1);
+        Ok(Shared {
+            sites,
+            permits: Arc::new(Semaphore::new(settings.limits.max_connections)),
+            limits: Arc::new(ConnLimits {
+                keepalive: settings.limits.keepalive_timeout,
+                max_headers: settings.limits.request_fields,
+                max_buf: settings
+                    .limits
+                    .request_line
+                    .max(settings.limits.request_field_size)
+                    * 2
+                    + 8192,
+            }),
+            stop,
+            stop_tx,
+            drain: std::sync::Mutex::new(Some(drain)),
+            drain_rx: tokio::sync::Mutex::new(drain_rx),
+            drained: watch::channel(false).0,
+        })
+    }
+
+    fn drain_token(&self) -> Option<mpsc::Sender<()>> {
+        self.drain.lock().ok()?.clone()
+    }
+
+    /// Stops every accept loop and waits until all connections are done.
+    async fn stop_and_drain(&self) {
+        let _ = self.stop_tx.send(true);
+        if let Ok(mut d) = self.drain.lock() {
+            d.take();
+        }
+        let _ = self.drain_rx.lock().await.recv().await;
+        let _ = self.drained.send(true);
+    }
+}
+
+/// One worker: accept loops on its own runtime, alive until all drained.
+async fn worker(shared: Arc<Shared>) {
+    let mut drained = shared.drained.subscribe();
+    for (site, listener) in &shared.sites {
+        let Some(drain) = shared.drain_token() else {
+            return;
+        };
+        let listener = match listener
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                log::error(&format!("a worker cannot use its listening socket: {e}"));
+                continue;
+            }
+        };
+        tokio::spawn(accept_loop(listener, site.clone(), shared.clone(), drain));
+    }
+    let _ = drained.wait_for(|d| *d).await;
+}
+
 async fn serve(
     paths: Paths,
     loaded: Loaded,
+    shared: &Shared,
     listeners: Vec<(SocketAddr, TcpListener)>,
     workers: usize,
 ) -> anyhow::Result<()> {
     let settings = loaded.config.server.clone();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
-    let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
-    let mut accept_tasks = Vec::new();
-    for (addr, listener) in &listeners {
-        let vhosts: Vec<_> = loaded
-            .config
-            .vhosts
-            .iter()
-            .filter(|v| v.listen.contains(addr))
-            .collect();
-        let site = Arc::new(Site {
-            registry: loaded.registry,
-            vhosts: vhosts::ListenerVhosts::new(&vhosts, &settings.server_name),
-            limits: pipeline::RequestLimits {
-                request_line: settings.limits.request_line,
-                field_size: settings.limits.request_field_size,
-                body: settings.limits.request_body,
-            },
-        });
-        let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
-        let limits = ConnLimits {
-            keepalive: settings.limits.keepalive_timeout,
-            max_headers: settings.limits.request_fields,
-            max_buf: settings
-                .limits
-                .request_line
-                .max(settings.limits.request_field_size)
-                * 2
-                + 8192,
-        };
-        accept_tasks.push(tokio::spawn(accept_loop(
-            listener,
-            site,
-            permits.clone(),
-            stop_rx.clone(),
-            drain_tx.clone(),
-            limits,
-        )));
-    }
-    drop(drain_tx);
-
     write_pid_file(&settings.pid_file);
     let control = control::Control::bind(&settings.control_socket)?;
     log::info(&format!(
@@ -148,12 +230,8 @@ async fn serve(
 
     // Stop accepting; in-flight requests finish (hyper's graceful shutdown).
     log::info("no longer accepting connections; draining those in flight");
-    for t in &accept_tasks {
-        t.abort();
-    }
     drop(listeners);
-    let _ = stop_tx.send(true);
-    let _ = drain_rx.recv().await;
+    shared.stop_and_drain().await;
     match exit {
         Exit::Stop => {
             remove_if_ours(&settings.pid_file);
@@ -217,21 +295,25 @@ struct ConnLimits {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     site: Arc<Site>,
-    permits: Arc<Semaphore>,
-    stop: watch::Receiver<bool>,
+    shared: Arc<Shared>,
     drain: mpsc::Sender<()>,
-    limits: ConnLimits,
 ) {
-    let limits = Arc::new(limits);
+    let mut stop = shared.stop.clone();
     loop {
         // MaxConnections: wait for a slot before accepting, so excess
         // clients queue in the kernel's backlog instead of being refused.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        let permit = tokio::select! {
+            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.wait_for(|s| *s) => return,
         };
-        let (stream, client) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, client) = match accepted {
             Ok(x) => x,
             Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
                 log::error(&format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -245,33 +327,44 @@ async fn accept_loop(
             local_text: local.to_string(),
             scheme: "http",
         });
-        let site = site.clone();
-        let mut stop = stop.clone();
-        let drain = drain.clone();
-        let limits = limits.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _drain = drain;
-            let service = service_fn(move |req| {
-                let (site, conn) = (site.clone(), conn.clone());
-                async move { Ok::<_, std::convert::Infallible>(pipeline::serve(site, conn, req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.keepalive)
-                .max_headers(limits.max_headers)
-                .max_buf_size(limits.max_buf);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            conn,
+            site.clone(),
+            shared.clone(),
+            permit,
+            drain.clone(),
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    conn: Arc<ConnInfo>,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _drain: mpsc::Sender<()>,
+) {
+    let mut stop = shared.stop.clone();
+    let service = service_fn(move |req| {
+        let (site, conn) = (site.clone(), conn.clone());
+        async move { Ok::<_, std::convert::Infallible>(pipeline::serve(site, conn, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.keepalive)
+        .max_headers(shared.limits.max_headers)
+        .max_buf_size(shared.limits.max_buf);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 
