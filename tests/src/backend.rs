@@ -2,8 +2,9 @@
 //! Content-Length and chunked request bodies) that records what it
 //! received, so tests can assert what the proxy sent.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One request as the backend saw it.
@@ -30,6 +31,7 @@ pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 pub struct Backend {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Backend {
@@ -60,15 +62,27 @@ impl Backend {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let reply = Arc::new(reply);
         let seen2 = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
                 let (seen, reply) = (seen2.clone(), reply.clone());
                 std::thread::spawn(move || {
                     let _ = serve(stream, &seen, &*reply);
                 });
             }
         });
-        Backend { port, seen }
+        Backend {
+            port,
+            seen,
+            connections,
+        }
+    }
+
+    /// How many TCP connections the proxy opened to this backend so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Every request received so far.
@@ -89,49 +103,9 @@ fn serve(
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+        let Some(req) = read_request(&mut reader, &mut out)? else {
             return Ok(());
-        }
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let mut req = Seen {
-            method,
-            target,
-            headers,
-            body: Vec::new(),
         };
-        if req
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
-            out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        }
-        if req
-            .header("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"))
-        {
-            req.body = read_chunked(&mut reader)?;
-        } else if let Some(n) = req
-            .header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            req.body = vec![0; n];
-            reader.read_exact(&mut req.body)?;
-        }
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -151,6 +125,61 @@ fn serve(
             return Ok(());
         }
     }
+}
+
+/// Reads one request (head and Content-Length or chunked body) from
+/// `reader`; `None` at a clean end of stream. An `Expect: 100-continue` is
+/// answered on `out` before the body is read.
+pub fn read_request(
+    reader: &mut impl BufRead,
+    out: &mut impl Write,
+) -> std::io::Result<Option<Seen>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut req = Seen {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    if req
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        req.body = read_chunked(reader)?;
+    } else if let Some(n) = req
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        req.body = vec![0; n];
+        reader.read_exact(&mut req.body)?;
+    }
+    Ok(Some(req))
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {

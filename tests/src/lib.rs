@@ -8,11 +8,18 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod balancer;
 pub mod client;
+pub mod member;
+pub mod proxied;
+pub mod scripted;
 pub mod server;
+pub mod third_party;
 
 pub use backend::{Backend, Seen};
-pub use client::{get, send_raw, Response};
+pub use client::{checksum, get, noise, request, send_raw, Conn, Response};
+pub use proxied::Proxied;
+pub use scripted::{Peer, Scripted};
 pub use server::{modproxy, Server, ServerRoot};
 
 use std::path::PathBuf;

@@ -25,8 +25,12 @@ impl Flask {
         let deadline = Instant::now() + Duration::from_secs(20);
         while get(port, "/", &[]).is_err() {
             assert!(
+                matches!(child.try_wait(), Ok(None)),
+                "flask {app} exited: is flask installed (pip install flask)?"
+            );
+            assert!(
                 Instant::now() < deadline,
-                "flask {app} did not start on {port}: is flask installed?"
+                "flask {app} did not start on {port}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }

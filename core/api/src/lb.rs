@@ -211,6 +211,15 @@ pub struct LbMethodInstance {
 // SAFETY: the method is Send + Sync and its State is Send (LbMethod bounds).
 unsafe impl Send for LbMethodInstance {}
 
+/// Why an lbmethod could not be attached to a balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceError {
+    /// No module registered a method by that name.
+    NotLoaded,
+    /// The method failed to make its per-balancer state.
+    StateFailed,
+}
+
 /// Why a pick failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindError {
@@ -221,12 +230,17 @@ pub enum FindError {
 
 impl LbMethodInstance {
     /// Finds method `name` and makes its state for `balancer`.
-    pub fn new(name: &str, balancer: &str) -> Option<LbMethodInstance> {
-        let p = crate::sdk::provider::lookup(GROUP, name)?;
+    pub fn new(name: &str, balancer: &str) -> Result<LbMethodInstance, InstanceError> {
+        let p = crate::sdk::provider::lookup(GROUP, name).ok_or(InstanceError::NotLoaded)?;
         // SAFETY: providers in GROUP are registered by register_lbmethod.
         let vtable = unsafe { &*(p.vtable as *const LbMethodV1) };
         let state = (vtable.new_state)(p.data, AbiStr::new(balancer.as_bytes()));
-        Some(LbMethodInstance {
+        if state.is_null() {
+            // Its new_state panicked (already logged by its module); a null
+            // state must never reach find.
+            return Err(InstanceError::StateFailed);
+        }
+        Ok(LbMethodInstance {
             vtable,
             data: p.data,
             state,

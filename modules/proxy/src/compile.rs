@@ -82,12 +82,12 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy
         cookie_paths,
         flags: flag(c.preserve_host, exchange_flags::PRESERVE_HOST)
             | flag(c.add_headers, exchange_flags::ADD_FORWARDED)
-            | flag(matches!(c.via, Via::On | Via::Full), exchange_flags::VIA),
+            | flag(matches!(c.via, Via::On | Via::Full), exchange_flags::VIA)
+            | flag(c.error_override, exchange_flags::ERROR_OVERRIDE),
         block_via: c.via == Via::Block,
         forward: c.forward,
         forward_at: format!("{at}.forward"),
         defaults,
-        error_override: c.error_override,
     })
 }
 

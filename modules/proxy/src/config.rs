@@ -8,7 +8,7 @@
 //! add_headers = true           # ProxyAddHeaders (X-Forwarded-*)
 //! via = "off"                  # ProxyVia: off | on | full | block
 //! forward = false              # ProxyRequests: never an open proxy by default
-//! error_override = false       # ProxyErrorOverride: stored, not honoured yet
+//! error_override = false       # ProxyErrorOverride: the core's page for backend 4xx/5xx
 //! pass = [
 //!   { path = "/admin", url = "!" },
 //!   { path = "/", url = "http://127.0.0.1:8080/", retry = 0 },

@@ -26,7 +26,7 @@ mod worker;
 use config::ProxyConfig;
 use modproxy_api::abi::{order, HookKind};
 use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
-use modproxy_api::{log, Level, Module, Registrar, Section};
+use modproxy_api::{Module, Registrar, Section};
 use std::sync::{Arc, PoisonError, RwLock};
 use vhost::VhostProxy;
 use wiring::Providers;
@@ -81,9 +81,6 @@ fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
         ));
     };
     let compiled = Arc::new(compile::compile(s.value, &at, &m.workers)?);
-    if compiled.error_override {
-        log(Level::Warn, format_args!("{at}.error_override: accepted but not honoured yet: backend error pages are relayed as they are"));
-    }
     let mut vhosts = m.vhosts.write().unwrap_or_else(PoisonError::into_inner);
     if vhosts.len() <= index {
         vhosts.resize(index + 1, None);

@@ -129,6 +129,11 @@ fn vhost_keys_set_defaults_and_flags() {
     assert!(matches!(&v.rules[0].backend, Backend::Balancer { name, .. } if name == "c"));
     assert_eq!(route(&v, "/x", "q").unwrap().1, "balancer://c/app/x?q");
     assert!(compile("via = \"block\"").unwrap().block_via);
+    let v = compile("error_override = true").unwrap();
+    assert_eq!(
+        v.flags,
+        exchange_flags::ADD_FORWARDED | exchange_flags::ERROR_OVERRIDE
+    );
 }
 
 #[test]

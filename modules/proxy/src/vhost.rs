@@ -71,9 +71,6 @@ pub struct VhostProxy {
     pub forward_at: String,
     /// For forward-proxy requests, which have no rule.
     pub defaults: WorkerParams,
-    /// ProxyErrorOverride: accepted and stored; not honoured yet (needs the
-    /// host's error documents to replace a relayed body).
-    pub error_override: bool,
 }
 
 impl VhostProxy {

@@ -5,7 +5,7 @@
 use crate::config::Policy;
 use crate::pick::{choose, Refusal};
 use crate::table::Table;
-use modproxy_api::lb::LbMethodInstance;
+use modproxy_api::lb::{InstanceError, LbMethodInstance};
 use modproxy_api::proxy::{pick, ExchangeOutcome, Picked};
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -30,8 +30,14 @@ impl Cluster {
     /// (Apache: an unknown lbmethod is a config error).
     pub fn new(policy: Policy, table: Table, at: &str) -> Result<Cluster, String> {
         let name = &policy.lbmethod;
-        let method = LbMethodInstance::new(name, &policy.name)
-            .ok_or_else(|| format!("{at}.lbmethod: lbmethod {name} is not loaded: run `modproxy enmod lbmethod_{name}`"))?;
+        let method = LbMethodInstance::new(name, &policy.name).map_err(|e| match e {
+            InstanceError::NotLoaded => {
+                format!("{at}.lbmethod: lbmethod {name} is not loaded: run `modproxy enmod lbmethod_{name}`")
+            }
+            InstanceError::StateFailed => format!(
+                "{at}.lbmethod: lbmethod {name} failed to set up its state for this balancer (see its log line); fix or disable that module"
+            ),
+        })?;
         let urls = table.meta.iter().map(|m| m.url).collect();
         Ok(Cluster {
             policy,

@@ -9,11 +9,14 @@
 
 use crate::backend::{looks_closed, Backend};
 use crate::codec::{BodyFraming, ResponseHead};
+use crate::drain;
 use crate::pool::{Limits, Pool};
 use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
 use crate::send::{self, BodyError, BodyProgress, Plan};
 use crate::target::Target;
-use modproxy_api::proxy::{exchange as code, worker_flags, Exchange, ExchangeOutcome};
+use modproxy_api::proxy::{
+    exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome,
+};
 use modproxy_api::sdk::net::{timeout, TcpConn};
 use modproxy_api::{log, IoError, Level, Request};
 use std::time::{Duration, Instant};
@@ -23,12 +26,22 @@ use std::time::{Duration, Instant};
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// Used when a worker's timeout is 0: no wait on a backend is unbounded.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// After the backend stopped taking the request body for a whole timeout,
+/// how long to look for an answer it may have sent early (a 413, say)
+/// before giving up with 504.
+const EARLY_ANSWER_WAIT: Duration = Duration::from_millis(200);
+/// A request note for mod_proxy: a TIMEOUT came from sending the request
+/// body, which Apache answers with 504 rather than 502.
+const TIMEOUT_NOTE: &str = "proxy-timeout";
+const TIMEOUT_IN_BODY: &str = "request-body";
 
 /// Everything about the exchange that stays fixed across attempts.
 struct Ctx<'a> {
     worker: &'a str,
     plan: Plan,
     io_timeout: Duration,
+    /// error_override: a backend 4xx/5xx is not relayed.
+    error_override: bool,
 }
 
 impl Ctx<'_> {
@@ -85,6 +98,7 @@ pub async fn run(
         worker,
         plan,
         io_timeout: millis(params.timeout_ms),
+        error_override: ex.flags() & exchange_flags::ERROR_OVERRIDE != 0,
     };
     let addr = target.connect_addr();
     let mut progress = BodyProgress::default();
@@ -110,7 +124,7 @@ pub async fn run(
         outcome.bytes_received += b.received;
         match step {
             Step::Broken { why, .. }
-                if b.reused && ctx.plan.idempotent && progress.consumed == 0 =>
+                if b.reused && ctx.plan.idempotent && progress.can_replay() =>
             {
                 // `pooled` is now None: the retry gets a fresh connection, once.
                 ctx.log(
@@ -170,6 +184,7 @@ async fn attempt(
     };
     let mut early = None;
     let mut body_sent = plan.framing == BodyFraming::None;
+    let mut body_timed_out = false;
     if !body_sent {
         if plan.expect_continue {
             // Hold the body back until the backend says 100 (or nothing for
@@ -189,12 +204,12 @@ async fn attempt(
             match send::send_body(req, b, plan.framing, progress).await {
                 Ok(()) => body_sent = true,
                 Err(BodyError::Client(e)) => {
-                    let rc = if e == IoError::TooLarge { code::CLIENT_TOO_LARGE } else { code::CLIENT_ERROR };
-                    return done(
-                        ctx,
-                        rc,
-                        format!("reading the client's request body: {e}"),
-                    )
+                    let rc = if e == IoError::TooLarge {
+                        code::CLIENT_TOO_LARGE
+                    } else {
+                        code::CLIENT_ERROR
+                    };
+                    return done(ctx, rc, format!("reading the client's request body: {e}"));
                 }
                 Err(BodyError::Length { got, want }) => {
                     return done(
@@ -210,6 +225,7 @@ async fn attempt(
                         Level::Info,
                         format_args!("sending the request body failed ({e}); reading the response"),
                     );
+                    body_timed_out = e == IoError::Timeout;
                 }
             }
         }
@@ -217,13 +233,46 @@ async fn attempt(
     opts.stop_at_continue = false;
     let head = match early {
         Some(head) => head,
-        None => match read_final(ctx, b, &opts, &mut interim).await {
-            Ok(head) => head,
-            Err(step) => return step,
-        },
+        None => {
+            let wait = if body_timed_out {
+                EARLY_ANSWER_WAIT
+            } else {
+                ctx.io_timeout
+            };
+            match read_final(ctx, b, &opts, &mut interim, wait).await {
+                Ok(Some(head)) => head,
+                Ok(None) if body_timed_out => {
+                    req.set_note(TIMEOUT_NOTE, TIMEOUT_IN_BODY);
+                    let ms = ctx.io_timeout.as_millis();
+                    let why = format!("the backend did not read the request body within {ms} ms");
+                    return done(ctx, code::TIMEOUT, why);
+                }
+                Ok(None) => {
+                    let why = format!("no response head within {} ms", ctx.io_timeout.as_millis());
+                    return done(ctx, code::TIMEOUT, why);
+                }
+                Err(step) => return step,
+            }
+        }
     };
     let status = head.status;
     let keep = !head.connection_close && body_sent;
+    if ctx.error_override && status >= 400 {
+        // The core answers with its own page: the backend's is discarded,
+        // read to its end when small so the connection can be pooled.
+        let reusable = keep && drain::drain(b, head.framing).await;
+        ctx.log(
+            Level::Info,
+            format_args!(
+                "error_override: backend answered {status}; the server's own page replaces it"
+            ),
+        );
+        return Step::Done {
+            code: code::OVERRIDDEN,
+            status,
+            reusable,
+        };
+    }
     match relay::relay(req, b, head, plan.via.as_deref()).await {
         Ok(clean) => Step::Done {
             code: code::OK,
@@ -252,26 +301,23 @@ async fn attempt(
     }
 }
 
-/// The final head within the worker's timeout.
+/// The final head within `wait`; `Ok(None)` when none came in time.
 async fn read_final(
     ctx: &Ctx<'_>,
     b: &mut Backend,
     opts: &HeadOpts,
     interim: &mut u32,
-) -> Result<ResponseHead, Step> {
-    match timeout(ctx.io_timeout, relay::read_head(b, opts, interim)).await {
-        Ok(Ok(Got::Final(head))) => Ok(head),
+    wait: Duration,
+) -> Result<Option<ResponseHead>, Step> {
+    match timeout(wait, relay::read_head(b, opts, interim)).await {
+        Ok(Ok(Got::Final(head))) => Ok(Some(head)),
         // Cannot happen with stop_at_continue off; refuse rather than panic.
         Ok(Ok(Got::Continue)) => Err(head_failed(
             ctx,
             HeadFail::Bad("unexpected 100 Continue".to_owned()),
         )),
         Ok(Err(fail)) => Err(head_failed(ctx, fail)),
-        Err(_) => Err(done(
-            ctx,
-            code::TIMEOUT,
-            format!("no response head within {} ms", ctx.io_timeout.as_millis()),
-        )),
+        Err(_) => Ok(None),
     }
 }
 

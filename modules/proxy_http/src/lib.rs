@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod codec;
+mod drain;
 mod exchange;
 mod pool;
 mod relay;

@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, BODY_READ, HEAD_READ};
 use crate::codec::{parse_response_head, ChunkedDecoder, HopFilter, ResponseFraming, ResponseHead};
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
 
@@ -123,16 +123,20 @@ pub async fn relay(
     req.set_status(head.status);
     copy_headers(req, &head, via);
     req.send_head().map_err(RelayError::Client)?;
-    match head.framing {
-        ResponseFraming::NoBody => {}
-        ResponseFraming::ContentLength(n) => length_body(req, b, n).await?,
-        ResponseFraming::Chunked => chunked_body(req, b).await?,
-        ResponseFraming::CloseDelimited => {
-            close_body(req, b).await?;
-            return Ok(false);
-        }
+    let relayed = match head.framing {
+        ResponseFraming::NoBody => Ok(true),
+        ResponseFraming::ContentLength(n) => length_body(req, b, n).await.map(|()| true),
+        ResponseFraming::Chunked => chunked_body(req, b).await.map(|()| true),
+        ResponseFraming::CloseDelimited => close_body(req, b).await.map(|()| false),
+    };
+    if let Err(RelayError::Backend(_)) = relayed {
+        // The core ends a body cleanly when the handler fails while its
+        // last chunk still waits in the slot: wait until the client has
+        // taken it, so the failure is what the core sees last and it aborts
+        // the connection instead of terminating a truncated chunked body.
+        let _ = req.write_body(Bytes::new()).await;
     }
-    Ok(b.buf.is_empty())
+    Ok(relayed? && b.buf.is_empty())
 }
 
 /// Response headers minus hop-by-hop and Connection-named ones; repeated

@@ -7,6 +7,7 @@ use crate::codec::{
     chunk_header, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
 };
 use crate::target::Target;
+use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
@@ -150,12 +151,44 @@ pub fn client_ip(addr: &str) -> &str {
     }
 }
 
+/// A request body up to this size is kept while it is sent, so that the
+/// keep-alive race retry can send it again (a small PUT is as likely to
+/// meet a closed pooled connection as a GET).
+const REPLAY_LIMIT: u64 = 64 * 1024;
+
 /// How far the client's body got; carried across a retry so the body is
 /// never read twice.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BodyProgress {
     pub consumed: u64,
     pub ended: bool,
+    /// Every chunk read so far, while they total at most [`REPLAY_LIMIT`];
+    /// `None` once the body outgrew it.
+    replay: Option<Vec<Bytes>>,
+}
+
+impl Default for BodyProgress {
+    fn default() -> Self {
+        BodyProgress {
+            consumed: 0,
+            ended: false,
+            replay: Some(Vec::new()),
+        }
+    }
+}
+
+impl BodyProgress {
+    /// Whether a new attempt can send the body from its start.
+    pub fn can_replay(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    fn keep(&mut self, chunk: &Bytes) {
+        match &mut self.replay {
+            Some(kept) if self.consumed <= REPLAY_LIMIT => kept.push(chunk.clone()),
+            _ => self.replay = None,
+        }
+    }
 }
 
 pub enum BodyError {
@@ -181,6 +214,13 @@ pub async fn send_body(
     progress: &mut BodyProgress,
 ) -> Result<(), BodyError> {
     let mut scratch = Vec::new();
+    // A retry first sends again what the client already gave us.
+    let kept = progress.replay.clone().unwrap_or_default();
+    for chunk in &kept {
+        send_chunk(b, framing, chunk, &mut scratch)
+            .await
+            .map_err(BodyError::Backend)?;
+    }
     while !progress.ended {
         let chunk = match req.read_body().await {
             Ok(Some(chunk)) => chunk,
@@ -194,17 +234,18 @@ pub async fn send_body(
             continue;
         }
         progress.consumed += chunk.len() as u64;
-        match framing {
-            BodyFraming::ContentLength(want) if progress.consumed > want => {
+        if let BodyFraming::ContentLength(want) = framing {
+            if progress.consumed > want {
                 return Err(BodyError::Length {
                     got: progress.consumed,
                     want,
-                })
+                });
             }
-            BodyFraming::Chunked => write_chunk(b, &chunk, &mut scratch).await,
-            _ => b.write(&chunk).await,
         }
-        .map_err(BodyError::Backend)?;
+        progress.keep(&chunk);
+        send_chunk(b, framing, &chunk, &mut scratch)
+            .await
+            .map_err(BodyError::Backend)?;
     }
     match framing {
         BodyFraming::Chunked => b.write(LAST_CHUNK).await.map_err(BodyError::Backend),
@@ -213,6 +254,19 @@ pub async fn send_body(
             want,
         }),
         _ => Ok(()),
+    }
+}
+
+/// `data` in the body's framing.
+async fn send_chunk(
+    b: &mut Backend,
+    framing: BodyFraming,
+    data: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), IoError> {
+    match framing {
+        BodyFraming::Chunked => write_chunk(b, data, scratch).await,
+        _ => b.write(data).await,
     }
 }
 
@@ -264,6 +318,21 @@ mod tests {
         for bad in [&b"-1"[..], b"+1", b"1,1", b"", b"99999999999999999999"] {
             assert!(client_framing(None, Some(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn small_bodies_are_kept_for_a_replay_and_large_ones_are_not() {
+        let mut p = BodyProgress::default();
+        assert!(p.can_replay(), "nothing read yet");
+        for _ in 0..2 {
+            let chunk = Bytes::from(vec![0u8; 32 * 1024]);
+            p.consumed += chunk.len() as u64;
+            p.keep(&chunk);
+        }
+        assert!(p.can_replay(), "64 KiB is kept");
+        p.consumed += 1;
+        p.keep(&Bytes::from_static(b"x"));
+        assert!(!p.can_replay(), "one byte more is not");
     }
 
     #[test]

@@ -33,8 +33,11 @@ pub struct Paths {
 enum Exit {
     /// SIGTERM/SIGINT or `modproxy stop`: drain and exit.
     Stop,
-    /// A successor took over the sockets: drain and exit, leave its files alone.
-    HandedOff,
+    /// A successor took over the sockets: drain and exit, leave its files
+    /// alone. The restart's caller is answered once we stop accepting, so
+    /// that after `modproxy restart` returns every new connection meets
+    /// the new configuration.
+    HandedOff { reply: control::Reply, pid: u32 },
 }
 
 /// Runs the server in the foreground until it is stopped or replaced.
@@ -59,7 +62,7 @@ pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
             .unwrap_or(1),
         n => n,
     };
-    let shared = Arc::new(Shared::new(&loaded, &listeners)?);
+    let shared = Arc::new(Shared::new(&loaded, &listeners, workers)?);
     let mut threads = Vec::new();
     for i in 1..workers {
         let shared = shared.clone();
@@ -67,7 +70,11 @@ pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
             .name(format!("modproxy-worker-{i}"))
             .spawn(move || match runtime() {
                 Ok(rt) => rt.block_on(worker(shared)),
-                Err(e) => log::error(&format!("worker {i} could not start its runtime: {e}")),
+                Err(e) => {
+                    log::error(&format!("worker {i} could not start its runtime: {e}"));
+                    let loops = shared.sites.len();
+                    shared.accept_loops_stopped.send_modify(|n| *n += loops);
+                }
             })?;
         threads.push(thread);
     }
@@ -112,10 +119,17 @@ struct Shared {
     drain_rx: tokio::sync::Mutex<mpsc::Receiver<()>>,
     /// Set once drained, so worker runtimes may end.
     drained: watch::Sender<bool>,
+    workers: usize,
+    /// How many accept loops have ended.
+    accept_loops_stopped: watch::Sender<usize>,
 }
 
 impl Shared {
-    fn new(loaded: &Loaded, listeners: &[(SocketAddr, TcpListener)]) -> anyhow::Result<Shared> {
+    fn new(
+        loaded: &Loaded,
+        listeners: &[(SocketAddr, TcpListener)],
+        workers: usize,
+    ) -> anyhow::Result<Shared> {
         let settings = &loaded.config.server;
         let mut sites = Vec::new();
         for (addr, listener) in listeners {
@@ -156,6 +170,8 @@ impl Shared {
             drain: std::sync::Mutex::new(Some(drain)),
             drain_rx: tokio::sync::Mutex::new(drain_rx),
             drained: watch::channel(false).0,
+            workers,
+            accept_loops_stopped: watch::channel(0).0,
         })
     }
 
@@ -163,9 +179,17 @@ impl Shared {
         self.drain.lock().ok()?.clone()
     }
 
+    /// Tells every accept loop to stop and waits until each has.
+    async fn stop_accepting(&self) {
+        let _ = self.stop_tx.send(true);
+        let loops = self.sites.len() * self.workers;
+        let mut stopped = self.accept_loops_stopped.subscribe();
+        let _ = stopped.wait_for(|n| *n >= loops).await;
+    }
+
     /// Stops every accept loop and waits until all connections are done.
     async fn stop_and_drain(&self) {
-        let _ = self.stop_tx.send(true);
+        self.stop_accepting().await;
         if let Ok(mut d) = self.drain.lock() {
             d.take();
         }
@@ -179,7 +203,9 @@ async fn worker(shared: Arc<Shared>) {
     let mut drained = shared.drained.subscribe();
     for (site, listener) in &shared.sites {
         let Some(drain) = shared.drain_token() else {
-            return;
+            // Already stopping: this loop never ran.
+            shared.accept_loops_stopped.send_modify(|n| *n += 1);
+            continue;
         };
         let listener = match listener
             .try_clone()
@@ -188,6 +214,7 @@ async fn worker(shared: Arc<Shared>) {
             Ok(l) => l,
             Err(e) => {
                 log::error(&format!("a worker cannot use its listening socket: {e}"));
+                shared.accept_loops_stopped.send_modify(|n| *n += 1);
                 continue;
             }
         };
@@ -231,14 +258,19 @@ async fn serve(
     // Stop accepting; in-flight requests finish (hyper's graceful shutdown).
     log::info("no longer accepting connections; draining those in flight");
     drop(listeners);
-    shared.stop_and_drain().await;
     match exit {
         Exit::Stop => {
+            shared.stop_and_drain().await;
             remove_if_ours(&settings.pid_file);
             control.remove();
             log::info("stopped");
         }
-        Exit::HandedOff => log::info("handed over to the new server; drained and exiting"),
+        Exit::HandedOff { reply, pid } => {
+            shared.stop_accepting().await;
+            reply.send(&format!("ok {pid}\n")).await;
+            shared.stop_and_drain().await;
+            log::info("handed over to the new server; drained and exiting");
+        }
     }
     Ok(())
 }
@@ -268,10 +300,7 @@ async fn wait_for_exit(
                 control::Request::Restart(reply) => {
                     log::info("graceful restart: starting the new server");
                     match handoff::start(successor, listeners, None).await {
-                        Ok(pid) => {
-                            reply.send(&format!("ok {pid}\n")).await;
-                            return Exit::HandedOff;
-                        }
+                        Ok(pid) => return Exit::HandedOff { reply, pid },
                         Err(why) => {
                             log::error(&format!("graceful restart failed, still serving with the old configuration: {why}"));
                             reply.send(&format!("error {why}\n")).await;
@@ -292,7 +321,18 @@ struct ConnLimits {
     max_buf: usize,
 }
 
+/// Accepts until told to stop, then counts itself out.
 async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    drain: mpsc::Sender<()>,
+) {
+    accept_until_stopped(listener, site, shared.clone(), drain).await;
+    shared.accept_loops_stopped.send_modify(|n| *n += 1);
+}
+
+async fn accept_until_stopped(
     listener: tokio::net::TcpListener,
     site: Arc<Site>,
     shared: Arc<Shared>,
