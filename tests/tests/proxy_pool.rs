@@ -260,7 +260,6 @@ fn keepalive_timer_on(backend_port: u16) -> Option<bool> {
 }
 
 #[test]
-#[ignore = "core gap: the host API has no way to set SO_KEEPALIVE on a backend connection"]
 fn keepalive_turns_on_tcp_keepalive_probes_on_backend_connections() {
     let backend = Backend::text("ok");
     let p = proxy_to(&backend.url(), ", keepalive = true");

@@ -374,6 +374,9 @@ pub struct HostApi {
     ) -> i32,
     pub conn_shutdown: extern "C" fn(conn: *mut c_void, waker: *const AbiWaker) -> i32,
     pub conn_drop: extern "C" fn(conn: *mut c_void),
+    /// Turns TCP keepalive probes on (after `idle_secs` of silence; 0 = the
+    /// system default) or off.
+    pub conn_set_keepalive: extern "C" fn(conn: *mut c_void, enable: bool, idle_secs: u32) -> i32,
 }
 
 /// What a module's entry symbol returns. Read in this order: magic,
@@ -417,6 +420,7 @@ const fn layout_hash() -> u64 {
         size_of::<HostApi>(),
         offset_of!(HostApi, response_start),
         offset_of!(HostApi, conn_drop),
+        offset_of!(HostApi, conn_set_keepalive),
         size_of::<ModuleHeader>(),
         offset_of!(ModuleHeader, init),
         size_of::<crate::lb::LbMember>(),

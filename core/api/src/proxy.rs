@@ -108,6 +108,9 @@ pub mod exchange {
     /// ERROR_OVERRIDE took the backend's error status (in the outcome) instead
     /// of relaying its page.
     pub const OVERRIDDEN: i32 = 7;
+    /// The backend did not take the request body in time: 504 (a timeout
+    /// for `failontimeout` too).
+    pub const BODY_TIMEOUT: i32 = 8;
     /// No scheme handler claimed the target.
     pub const DECLINED: i32 = crate::abi::code::DECLINED;
 }

@@ -139,7 +139,7 @@ async fn direct(
         (_, Some((state, _))) if code != exchange::DECLINED => state.recover(),
         _ => {}
     }
-    status_for(code, &outcome, req, a.target)
+    status_for(code, &outcome, a.target)
 }
 
 /// Apache's failover loop: pick, try, report; a failed connect moves on to
@@ -187,7 +187,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
         let (code, outcome) = exchange(m, req, &a).await;
         b.report(name, picked.member, code, &outcome);
         if code != exchange::CONNECT_FAILED {
-            return status_for(code, &outcome, req, &member_target);
+            return status_for(code, &outcome, &member_target);
         }
         if attempts >= max {
             log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} connect failed; no failover attempts left ({max} allowed)"));
@@ -198,13 +198,8 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
     }
 }
 
-/// The note proxy_http sets on a TIMEOUT when it was sending the request
-/// body, not waiting for the head, that timed out (Apache answers 504 then).
-const TIMEOUT_NOTE: &str = "proxy-timeout";
-const TIMEOUT_IN_BODY: &str = "request-body";
-
 /// The answer for an exchange code.
-fn status_for(code: i32, outcome: &ExchangeOutcome, req: &Request, target: &str) -> Status {
+fn status_for(code: i32, outcome: &ExchangeOutcome, target: &str) -> Status {
     let (status, why) = match code {
         exchange::OK => return Status::Ok,
         // error_override: the core's own page for the backend's status.
@@ -212,9 +207,7 @@ fn status_for(code: i32, outcome: &ExchangeOutcome, req: &Request, target: &str)
             return Status::Http(outcome.status)
         }
         exchange::OVERRIDDEN => (500, "error override without an error status"),
-        exchange::TIMEOUT if req.note(TIMEOUT_NOTE) == Some(TIMEOUT_IN_BODY) => {
-            (504, "the backend did not take the request body in time")
-        }
+        exchange::BODY_TIMEOUT => (504, "the backend did not take the request body in time"),
         exchange::CONNECT_FAILED => return Status::Http(503),
         // The head is already out: 502 makes the host abort the connection,
         // so the response can never look complete.

@@ -138,7 +138,9 @@ impl Table {
         m.bytes_read = m.bytes_read.saturating_add(outcome.bytes_received);
         let failure = if code == exchange::CONNECT_FAILED {
             Failure::ConnectFailed
-        } else if code == exchange::TIMEOUT && policy.failontimeout {
+        } else if (code == exchange::TIMEOUT || code == exchange::BODY_TIMEOUT)
+            && policy.failontimeout
+        {
             Failure::TimedOut
         } else if outcome.status != 0 && policy.failonstatus.contains(&outcome.status) {
             Failure::Status(outcome.status)

@@ -30,10 +30,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// how long to look for an answer it may have sent early (a 413, say)
 /// before giving up with 504.
 const EARLY_ANSWER_WAIT: Duration = Duration::from_millis(200);
-/// A request note for mod_proxy: a TIMEOUT came from sending the request
-/// body, which Apache answers with 504 rather than 502.
-const TIMEOUT_NOTE: &str = "proxy-timeout";
-const TIMEOUT_IN_BODY: &str = "request-body";
 
 /// Everything about the exchange that stays fixed across attempts.
 struct Ctx<'a> {
@@ -111,7 +107,19 @@ pub async fn run(
         let (conn, reused) = match pooled.take() {
             Some(conn) => (conn, true),
             None => match TcpConn::connect(&addr, millis(params.connect_timeout_ms)).await {
-                Ok(conn) => (conn, false),
+                Ok(mut conn) => {
+                    if params.flags & worker_flags::TCP_KEEPALIVE != 0 {
+                        if let Err(e) = conn.set_keepalive(true, None) {
+                            log(
+                                Level::Warn,
+                                format_args!(
+                                    "proxy_http: {addr}: cannot turn on TCP keepalive: {e}"
+                                ),
+                            );
+                        }
+                    }
+                    (conn, false)
+                }
                 Err(e) => {
                     fail(format!("connect to {addr} failed: {e}"));
                     return (code::CONNECT_FAILED, outcome);
@@ -242,10 +250,9 @@ async fn attempt(
             match read_final(ctx, b, &opts, &mut interim, wait).await {
                 Ok(Some(head)) => head,
                 Ok(None) if body_timed_out => {
-                    req.set_note(TIMEOUT_NOTE, TIMEOUT_IN_BODY);
                     let ms = ctx.io_timeout.as_millis();
                     let why = format!("the backend did not read the request body within {ms} ms");
-                    return done(ctx, code::TIMEOUT, why);
+                    return done(ctx, code::BODY_TIMEOUT, why);
                 }
                 Ok(None) => {
                     let why = format!("no response head within {} ms", ctx.io_timeout.as_millis());

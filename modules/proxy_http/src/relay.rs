@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, BODY_READ, HEAD_READ};
 use crate::codec::{parse_response_head, ChunkedDecoder, HopFilter, ResponseFraming, ResponseHead};
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
 
@@ -129,13 +129,6 @@ pub async fn relay(
         ResponseFraming::Chunked => chunked_body(req, b).await.map(|()| true),
         ResponseFraming::CloseDelimited => close_body(req, b).await.map(|()| false),
     };
-    if let Err(RelayError::Backend(_)) = relayed {
-        // The core ends a body cleanly when the handler fails while its
-        // last chunk still waits in the slot: wait until the client has
-        // taken it, so the failure is what the core sees last and it aborts
-        // the connection instead of terminating a truncated chunked body.
-        let _ = req.write_body(Bytes::new()).await;
-    }
     Ok(relayed? && b.buf.is_empty())
 }
 

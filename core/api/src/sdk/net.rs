@@ -105,6 +105,16 @@ impl TcpConn {
         }
         Ok(())
     }
+    /// Turns TCP keepalive probes on or off (ProxyPass `keepalive`), so a
+    /// silently dead peer is noticed after `idle` without traffic (`None`:
+    /// the system's default).
+    pub fn set_keepalive(&mut self, enable: bool, idle: Option<Duration>) -> Result<(), IoError> {
+        let secs = idle.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1));
+        match (host().conn_set_keepalive)(self.raw, enable, secs) {
+            abi::io::READY => Ok(()),
+            e => Err(IoError::from_code(e)),
+        }
+    }
     /// Half-closes the sending side.
     pub async fn shutdown(&mut self) -> Result<(), IoError> {
         poll_fn(

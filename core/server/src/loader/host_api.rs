@@ -56,6 +56,7 @@ pub static HOST_API: HostApi = HostApi {
     conn_write,
     conn_shutdown,
     conn_drop,
+    conn_set_keepalive,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
@@ -631,4 +632,21 @@ extern "C" fn conn_drop(raw: *mut c_void) {
 /// OK without sending it).
 pub fn start_response(raw: *mut c_void) {
     response_start(raw);
+}
+
+extern "C" fn conn_set_keepalive(raw: *mut c_void, enable: bool, idle_secs: u32) -> i32 {
+    let tcp = stream(raw);
+    let socket = socket2::SockRef::from(&*tcp);
+    let result = if enable && idle_secs > 0 {
+        let params =
+            socket2::TcpKeepalive::new().with_time(Duration::from_secs(u64::from(idle_secs)));
+        socket.set_tcp_keepalive(&params)
+    } else {
+        // 0: the system's default idle time, as Apache's keepalive=On.
+        socket.set_keepalive(enable)
+    };
+    match result {
+        Ok(()) => io::READY,
+        Err(e) => io_code(&e),
+    }
 }

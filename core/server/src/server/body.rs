@@ -34,6 +34,8 @@ pub enum ResponseBody {
 /// frees the request.
 pub struct HandlerStream {
     pub future: Option<Imported>,
+    /// The handler failed after its head went out; abort once drained.
+    pub failed: Option<String>,
     pub finish: Finish,
     pub module: String,
 }
@@ -78,23 +80,25 @@ impl HandlerStream {
                 self.finish.ctx().bytes_sent += chunk.len() as u64;
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
+            if let Some(why) = self.failed.take() {
+                // Only after the last chunk went out: a failed handler's
+                // body must end in an abort, never in a clean end.
+                self.finish.aborted = true;
+                return Poll::Ready(Some(Err(Aborted(why))));
+            }
             let Some(future) = self.future.as_mut() else {
                 return Poll::Ready(None);
             };
             match Pin::new(future).poll(cx) {
-                Poll::Pending => {
-                    if self.finish.ctx().pending_chunk.is_some() {
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
+                Poll::Pending if self.finish.ctx().pending_chunk.is_some() => continue,
+                Poll::Pending => return Poll::Pending,
                 Poll::Ready(rc) => {
                     self.future = None;
-                    if rc != code::OK && self.finish.ctx().pending_chunk.is_none() {
-                        self.finish.aborted = true;
-                        let why =
-                            format!("module {} ended the response with code {rc}", self.module);
-                        return Poll::Ready(Some(Err(Aborted(why))));
+                    if rc != code::OK {
+                        self.failed = Some(format!(
+                            "module {} ended the response with code {rc}",
+                            self.module
+                        ));
                     }
                 }
             }

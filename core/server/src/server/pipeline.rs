@@ -209,6 +209,7 @@ fn respond(
         Some((future, module)) if future.is_some() || has_more => {
             ResponseBody::Stream(Box::new(HandlerStream {
                 future,
+                failed: None,
                 finish,
                 module,
             }))
