@@ -7,7 +7,7 @@ use crate::paths::{split_origin, target};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
-use modproxy_api::proxy::{exchange, pick, ExchangeOutcome, WorkerParams};
+use modproxy_api::proxy::{exchange, pick, BalancerHandle, ExchangeOutcome, WorkerParams};
 use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,8 +184,14 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
             params: picked.params,
             flags,
         };
+        let report = PendingReport {
+            balancer: b,
+            name,
+            member: picked.member,
+            done: false,
+        };
         let (code, outcome) = exchange(m, req, &a).await;
-        b.report(name, picked.member, code, &outcome);
+        report.finish(code, &outcome);
         if code != exchange::CONNECT_FAILED {
             return status_for(code, &outcome, &member_target);
         }
@@ -226,4 +232,31 @@ fn status_for(code: i32, outcome: &ExchangeOutcome, target: &str) -> Status {
         format_args!("proxy: {target}: {why}; answering {status}"),
     );
     Status::Http(status)
+}
+
+/// Reports an attempt to the balancer exactly once, also when the client
+/// goes away and this future is dropped mid-exchange: the member's `busy`
+/// count must come down either way (bybusyness relies on it).
+struct PendingReport<'a> {
+    balancer: BalancerHandle,
+    name: &'a str,
+    member: u32,
+    done: bool,
+}
+
+impl PendingReport<'_> {
+    fn finish(mut self, code: i32, outcome: &ExchangeOutcome) {
+        self.done = true;
+        self.balancer.report(self.name, self.member, code, outcome);
+    }
+}
+
+impl Drop for PendingReport<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let nothing = ExchangeOutcome::default();
+            self.balancer
+                .report(self.name, self.member, exchange::ABORTED, &nothing);
+        }
+    }
 }
