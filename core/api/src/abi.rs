@@ -377,6 +377,27 @@ pub struct HostApi {
     /// Turns TCP keepalive probes on (after `idle_secs` of silence; 0 = the
     /// system default) or off.
     pub conn_set_keepalive: extern "C" fn(conn: *mut c_void, enable: bool, idle_secs: u32) -> i32,
+    /// READY when the reactor saw the connection readable (data, EOF or an
+    /// error) since the last read; PENDING otherwise. Makes no system call.
+    pub conn_poll_readable: extern "C" fn(conn: *mut c_void, waker: *const AbiWaker) -> i32,
+
+    // --- operating the server (the balancer manager, metrics, status) ---
+    /// A path of the running server ([`server_file`]); empty when unknown.
+    /// OWNERSHIP: lives as long as the process.
+    pub server_file: extern "C" fn(which: u32) -> AbiStr,
+    /// Calls `visitor(ud, name, "")` for every provider registered in `group`.
+    pub providers_visit: extern "C" fn(group: AbiStr, visitor: HeaderVisitor, ud: *mut c_void),
+    /// Writes the server's Prometheus text: the core's own metrics, then
+    /// each `metrics` provider's, in pieces through `visitor(ud, text, "")`.
+    pub metrics_render: extern "C" fn(visitor: HeaderVisitor, ud: *mut c_void),
+}
+
+/// Paths readable through [`HostApi::server_file`].
+pub mod server_file {
+    /// SERVER_ROOT (`-d`).
+    pub const SERVER_ROOT: u32 = 0;
+    /// The main configuration file (`-f`).
+    pub const CONFIG: u32 = 1;
 }
 
 /// What a module's entry symbol returns. Read in this order: magic,
@@ -421,6 +442,8 @@ const fn layout_hash() -> u64 {
         offset_of!(HostApi, response_start),
         offset_of!(HostApi, conn_drop),
         offset_of!(HostApi, conn_set_keepalive),
+        offset_of!(HostApi, conn_poll_readable),
+        offset_of!(HostApi, metrics_render),
         size_of::<ModuleHeader>(),
         offset_of!(ModuleHeader, init),
         size_of::<crate::lb::LbMember>(),
@@ -432,6 +455,7 @@ const fn layout_hash() -> u64 {
         size_of::<crate::proxy::SchemeHandlerV1>(),
         size_of::<crate::proxy::BalancerV1>(),
         size_of::<crate::lb::LbMethodV1>(),
+        size_of::<crate::metrics::MetricsV1>(),
         HookKind::ALL.len(),
     ];
     // FNV-1a over the numbers.

@@ -8,6 +8,8 @@
 //!   [`sdk::Request`], the host's runtime in [`sdk::net`].
 //! - [`proxy`] and [`lb`]: the interfaces the proxy family shares, and the
 //!   documented API for third-party load-balancing methods.
+//! - [`metrics`]: the `metrics` provider through which a module adds its
+//!   lines to the server's Prometheus text.
 //!
 //! Not for: running a server. This crate has no tokio (a module's own tokio
 //! has no reactor: it must use the host's, through [`sdk::net`]).
@@ -17,6 +19,7 @@ pub mod abi;
 pub mod chunk;
 pub mod future;
 pub mod lb;
+pub mod metrics;
 pub mod proxy;
 pub mod sdk;
 pub mod waker;

@@ -287,6 +287,9 @@ pub struct BalancerV1 {
     ),
     pub visit_members:
         extern "C" fn(data: *const c_void, name: AbiStr, visitor: HeaderVisitor, ud: *mut c_void),
+    /// Writes a text table of every balancer and member (state, elected,
+    /// busy, errors) through `visitor(ud, text, "")`, for `modproxy status`.
+    pub status_table: extern "C" fn(data: *const c_void, visitor: HeaderVisitor, ud: *mut c_void),
 }
 
 /// A picked member as the safe side sees it.
@@ -308,6 +311,10 @@ pub trait Balancer: Send + Sync + 'static {
     fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome);
     /// Every member URL, for ProxyPassReverse.
     fn member_urls(&self, name: &str) -> Vec<String>;
+    /// A text table of every balancer and member, for `modproxy status`.
+    fn status_table(&self) -> String {
+        String::new()
+    }
 }
 
 fn str_arg<'a>(s: AbiStr) -> &'a str {
@@ -378,6 +385,39 @@ extern "C" fn bal_visit<B: Balancer>(
     })
 }
 
+extern "C" fn bal_status_table<B: Balancer>(
+    data: *const c_void,
+    visitor: HeaderVisitor,
+    ud: *mut c_void,
+) {
+    // SAFETY: as in bal_exists.
+    let b = unsafe { &*(data as *const B) };
+    let text = guard(String::new(), || b.status_table());
+    visitor(ud, AbiStr::new(text.as_bytes()), AbiStr::EMPTY);
+}
+
+/// The host's side of [`BalancerV1::status_table`]: `None` when the
+/// provider predates it.
+///
+/// # Safety
+/// `vtable` and `data` must be the provider registered in
+/// [`BALANCER_GROUP`] by [`register_balancer`].
+pub unsafe fn call_status_table(vtable: *const c_void, data: *const c_void) -> Option<String> {
+    // SAFETY: guaranteed by the caller; `size` is the first field of every version.
+    let vtable = unsafe { &*(vtable as *const BalancerV1) };
+    if vtable.size < std::mem::size_of::<BalancerV1>() {
+        return None;
+    }
+    extern "C" fn append(ud: *mut c_void, text: AbiStr, _: AbiStr) {
+        // SAFETY: `ud` is the String below, alive for the call.
+        let out = unsafe { &mut *(ud as *mut String) };
+        out.push_str(str_arg(text));
+    }
+    let mut out = String::new();
+    (vtable.status_table)(data, append, &mut out as *mut String as *mut c_void);
+    Some(out)
+}
+
 pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer: &'static B) {
     let vtable: &'static BalancerV1 = Box::leak(Box::new(BalancerV1 {
         size: std::mem::size_of::<BalancerV1>(),
@@ -386,6 +426,7 @@ pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer:
         pick: bal_pick::<B>,
         report: bal_report::<B>,
         visit_members: bal_visit::<B>,
+        status_table: bal_status_table::<B>,
     }));
     r.provider_raw(
         BALANCER_GROUP,

@@ -9,8 +9,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
-/// Reads while waiting for a head: most heads (and small bodies) fit, and
-/// each read zero-fills its window (the price of no `unsafe`), so keep it small.
+/// Reads while waiting for a head: most heads (and small bodies) fit.
 pub const HEAD_READ: usize = 8 * 1024;
 /// Reads while streaming a body: the bound on what we hold per exchange.
 pub const BODY_READ: usize = 64 * 1024;
@@ -53,24 +52,11 @@ impl Backend {
         Ok(())
     }
 
-    /// Appends up to `want` bytes to `buf`; `Ok(0)` is end of stream. No
-    /// deadline of its own: see [`Backend::fill_timed`].
+    /// Appends up to `want` bytes to `buf` (into its spare capacity, not
+    /// zero-filled first); `Ok(0)` is end of stream. No deadline of its
+    /// own: see [`Backend::fill_timed`].
     pub async fn fill(&mut self, want: usize) -> Result<usize, IoError> {
-        let (conn, buf) = (&mut self.conn, &mut self.buf);
-        // Grow and shrink `buf` within one poll, so that a read cancelled by
-        // a timeout never leaves zero bytes posing as data.
-        let n = poll_fn(|cx| {
-            let start = buf.len();
-            buf.resize(start + want, 0);
-            let polled = conn.poll_read(cx, &mut buf[start..]);
-            let n = match polled {
-                Poll::Ready(Ok(n)) => n.min(want),
-                _ => 0,
-            };
-            buf.truncate(start + n);
-            polled
-        })
-        .await?;
+        let n = self.conn.read_buf(&mut self.buf, want).await?;
         self.received += n as u64;
         Ok(n)
     }
@@ -84,10 +70,15 @@ impl Backend {
 }
 
 /// True when an idle connection is already unusable: the backend closed
-/// it, reset it, or sent bytes nobody asked for. Polls once and never
-/// waits, so a live connection costs one `EAGAIN`. This narrows the
-/// keep-alive race; the retry in `exchange` covers what is left of it.
+/// it, reset it, or sent bytes nobody asked for. Never waits, and a quiet
+/// connection costs no system call: only one the reactor saw readable is
+/// probed with a read. This narrows the keep-alive race; the retry in
+/// `exchange` covers what is left of it.
 pub async fn looks_closed(conn: &mut TcpConn) -> bool {
+    let readable = poll_fn(|cx| Poll::Ready(conn.poll_readable(cx).is_ready())).await;
+    if !readable {
+        return false;
+    }
     let mut probe = [0u8; 1];
     poll_fn(|cx| Poll::Ready(conn.poll_read(cx, &mut probe).is_ready())).await
 }

@@ -45,3 +45,13 @@ pub fn log(level: Level, msg: impl Display) {
         AbiStr::new(text.as_bytes()),
     );
 }
+
+/// A path of the running server (e.g. [`crate::abi::server_file::CONFIG`]);
+/// `None` when the host does not know it.
+pub fn server_file(which: u32) -> Option<std::path::PathBuf> {
+    let host = HOST.get()?;
+    let s = (host.server_file)(which);
+    // SAFETY: the host keeps server paths alive for the process.
+    let text = unsafe { s.to_str_lossy() };
+    (!text.is_empty()).then(|| std::path::PathBuf::from(text.into_owned()))
+}

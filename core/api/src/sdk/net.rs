@@ -115,6 +115,15 @@ impl TcpConn {
             e => Err(IoError::from_code(e)),
         }
     }
+    /// Whether the reactor saw this connection readable (data, EOF or an
+    /// error) since the last read, without a system call. An idle pooled
+    /// connection that is not readable is still open as far as we know.
+    pub fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match crate::waker::lend(cx, |w| (host().conn_poll_readable)(self.raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
     /// Half-closes the sending side.
     pub async fn shutdown(&mut self) -> Result<(), IoError> {
         poll_fn(

@@ -23,3 +23,21 @@ pub(crate) fn lookup(group: &str, name: &str) -> Option<AbiProvider> {
 pub fn exists(group: &str, name: &str) -> bool {
     lookup(group, name).is_some()
 }
+
+/// The names registered in `group` (e.g. every loaded lbmethod), sorted.
+pub fn names(group: &str) -> Vec<String> {
+    extern "C" fn collect(ud: *mut std::ffi::c_void, name: AbiStr, _: AbiStr) {
+        // SAFETY: `ud` is the Vec below, alive for the call; `name` is
+        // valid for this call.
+        let (names, name) = unsafe { (&mut *(ud as *mut Vec<String>), name.to_str_lossy()) };
+        names.push(name.into_owned());
+    }
+    let mut names: Vec<String> = Vec::new();
+    (host().providers_visit)(
+        AbiStr::new(group.as_bytes()),
+        collect,
+        &mut names as *mut Vec<String> as *mut std::ffi::c_void,
+    );
+    names.sort();
+    names
+}

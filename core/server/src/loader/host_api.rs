@@ -57,6 +57,10 @@ pub static HOST_API: HostApi = HostApi {
     conn_shutdown,
     conn_drop,
     conn_set_keepalive,
+    conn_poll_readable,
+    server_file: super::operate::server_file,
+    providers_visit: super::operate::providers_visit,
+    metrics_render: super::operate::metrics_render,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
@@ -648,5 +652,12 @@ extern "C" fn conn_set_keepalive(raw: *mut c_void, enable: bool, idle_secs: u32)
     match result {
         Ok(()) => io::READY,
         Err(e) => io_code(&e),
+    }
+}
+
+extern "C" fn conn_poll_readable(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
+    match with_cx(waker, |cx| stream(raw).poll_read_ready(cx)) {
+        Poll::Pending => io::PENDING,
+        Poll::Ready(_) => io::READY,
     }
 }
