@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod balancer;
 pub mod client;
+pub mod figures;
 pub mod member;
 pub mod proxied;
 pub mod scripted;

@@ -1,7 +1,8 @@
 //! A balancer member that can be killed and brought back on the same port:
 //! it answers every request with its own name, counts what it served, and
 //! on [`Member::kill`] closes its listener and every open connection at
-//! once, as a crashed backend would.
+//! once, as a crashed backend would. [`Member::stall`] makes it a hung
+//! backend instead: it still accepts and reads, but never answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -14,6 +15,7 @@ pub struct Member {
     pub port: u16,
     name: String,
     served: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
     live: Option<Live>,
 }
 
@@ -32,6 +34,7 @@ impl Member {
             port,
             name: name.to_string(),
             served: Arc::default(),
+            stalled: Arc::default(),
             live: None,
         };
         m.listen(listener);
@@ -58,6 +61,16 @@ impl Member {
         }
     }
 
+    /// From now on requests are read but never answered (until
+    /// [`Member::unstall`]); the connections they came on are then closed.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn unstall(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+
     /// Listens again on the same port (std sets SO_REUSEADDR, so sockets
     /// of the killed incarnation in TIME_WAIT do not block the bind).
     pub fn revive(&mut self) {
@@ -77,7 +90,8 @@ impl Member {
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Mutex::new(Vec::new()));
         let (stop2, conns2) = (stop.clone(), conns.clone());
-        let (name, served) = (self.name.clone(), self.served.clone());
+        let (name, served, stalled) =
+            (self.name.clone(), self.served.clone(), self.stalled.clone());
         let acceptor = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -86,8 +100,9 @@ impl Member {
                         if let Ok(c) = s.try_clone() {
                             conns2.lock().unwrap().push(c);
                         }
-                        let (name, served) = (name.clone(), served.clone());
-                        std::thread::spawn(move || serve(s, &name, &served));
+                        let (name, served, stalled) =
+                            (name.clone(), served.clone(), stalled.clone());
+                        std::thread::spawn(move || serve(s, &name, &served, &stalled));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -108,7 +123,7 @@ impl Drop for Member {
 }
 
 /// Keep-alive loop: read a head (and a Content-Length body), answer the name.
-fn serve(stream: TcpStream, name: &str, served: &AtomicUsize) {
+fn serve(stream: TcpStream, name: &str, served: &AtomicUsize, stalled: &AtomicBool) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -138,6 +153,14 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicUsize) {
         }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if stalled.load(Ordering::SeqCst) {
+            // Hung: hold the request unanswered (bounded, so no thread outlives a test for long).
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while stalled.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             return;
         }
         let reply = format!(

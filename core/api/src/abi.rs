@@ -218,8 +218,11 @@ impl HookKind {
     }
 }
 
-/// Apache's APR_HOOK_FIRST / MIDDLE / LAST.
+/// Apache's APR_HOOK_REALLY_FIRST / FIRST / MIDDLE / LAST.
 pub mod order {
+    /// Before every FIRST hook: for a handler an operator maps to a path
+    /// (the balancer manager), which a FIRST `pass "/"` would swallow.
+    pub const REALLY_FIRST: i32 = -10;
     pub const FIRST: i32 = 0;
     pub const MIDDLE: i32 = 10;
     pub const LAST: i32 = 20;

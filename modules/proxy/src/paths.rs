@@ -10,6 +10,10 @@
 /// (`%2e%2e`), behind an encoded slash (`..%2f`) or a Tomcat-style path
 /// parameter (`..;x`). Backends would resolve it and escape the prefix.
 pub fn dot_segment(path: &str) -> Option<String> {
+    // Nearly every path has no dot, escape or backslash: nothing to find.
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return None;
+    }
     let lower = path
         .to_ascii_lowercase()
         .replace("%2f", "/")
@@ -26,60 +30,59 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-/// The first unit of `s` for matching, normalised, and its raw length: a
-/// character, or a `%XX` escape (unreserved ones decode, others keep
-/// upper-case hex such as `%2F`).
-fn unit(s: &str) -> Option<(String, usize)> {
+/// One unit of a path for matching, normalised: a character (unreserved
+/// `%XX` escapes decode to theirs), or an escape kept as a byte (`%2f` and
+/// `%2F` are the same unit, and not `/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Char(char),
+    Escape(u8),
+}
+
+/// The first unit of `s` and its raw length.
+fn unit(s: &str) -> Option<(Unit, usize)> {
     let first = s.chars().next()?;
     if let [b'%', h, l, ..] = *s.as_bytes() {
         if let (Some(hi), Some(lo)) = (hex(h), hex(l)) {
             let c = hi * 16 + lo;
             let norm = if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                char::from(c).to_string()
+                Unit::Char(char::from(c))
             } else {
-                format!(
-                    "%{}{}",
-                    char::from(h.to_ascii_uppercase()),
-                    char::from(l.to_ascii_uppercase())
-                )
+                Unit::Escape(c)
             };
             return Some((norm, 3));
         }
     }
-    Some((first.to_string(), first.len_utf8()))
+    Some((Unit::Char(first), first.len_utf8()))
 }
 
-/// The normalised units of `s`, each with its raw offset.
-fn units(s: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some((norm, len)) = s.get(at..).and_then(unit) {
-        out.push((at, norm));
+/// The units of `s` from byte `at` on, each with its raw offset.
+fn units(s: &str, mut at: usize) -> impl Iterator<Item = (usize, Unit)> + '_ {
+    std::iter::from_fn(move || {
+        let (u, len) = s.get(at..).and_then(unit)?;
+        let here = at;
         at += len;
-    }
-    out
+        Some((here, u))
+    })
 }
 
 /// Matches `prefix` against `path` by whole segments; returns the raw rest
 /// of `path` after the prefix. `/foo` matches `/foo` and `/foo/x`, not
 /// `/foobar`; `/foo/` matches `/foo/x` but not `/foo`.
 pub fn match_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
-    let want = units(prefix);
-    let have = units(path);
-    let mut i = 0;
-    for (_, w) in &want {
-        let (_, h) = have.get(i)?;
+    let mut have = units(path, 0).peekable();
+    for (_, w) in units(prefix, 0) {
+        let (_, h) = have.next()?;
         if h != w {
             return None;
         }
-        i += 1;
         // A run of slashes in the path matches one slash in the prefix.
-        while w == "/" && have.get(i).is_some_and(|(_, h)| h == "/") {
-            i += 1;
+        if w == Unit::Char('/') {
+            while have.next_if(|(_, h)| *h == Unit::Char('/')).is_some() {}
         }
     }
     let rest = have
-        .get(i)
+        .peek()
         .and_then(|(at, _)| path.get(*at..))
         .unwrap_or("");
     let boundary = prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/');
@@ -135,7 +138,13 @@ pub fn substitute(template: &str, group: impl Fn(usize) -> String) -> Option<Str
 
 /// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
 pub fn split_origin(url: &str) -> Option<(&str, &str)> {
-    let after = url.find("://")? + 3;
+    // `str::find("://")` builds a two-way searcher per call; a scheme's
+    // colon is the first one, so one memchr-backed search suffices.
+    let colon = url.find(':')?;
+    let after = colon + 3;
+    if !url[colon..].starts_with("://") {
+        return None;
+    }
     let end = url[after..]
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| after + i);

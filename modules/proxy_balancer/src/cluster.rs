@@ -1,8 +1,9 @@
 //! One configured balancer at run time: its policy, and its member table
-//! and lbmethod behind one lock (held only for the pick or the report,
-//! never across I/O).
+//! and lbmethod behind one lock (held only for a pick, a report or a
+//! manager's change, never across I/O).
 
 use crate::config::Policy;
+use crate::manager::state::{apply_set, restore, BalancerView, MemberSet, MemberView, Settings};
 use crate::pick::{choose, Refusal};
 use crate::table::Table;
 use modproxy_api::lb::{InstanceError, LbMethodInstance};
@@ -17,12 +18,17 @@ pub struct Cluster {
     pub defined_at: String,
     /// Member URLs in config order; fixed after config, so kept out of the lock.
     pub urls: Vec<&'static str>,
+    /// Each member's settings as the config file has them, so a persisted
+    /// change can tell whether the config moved since (manager/persist.rs).
+    pub configured: Vec<Settings>,
     state: Mutex<State>,
 }
 
 struct State {
     table: Table,
     method: LbMethodInstance,
+    /// The lbmethod in use: the configured one until the manager changes it.
+    method_name: String,
 }
 
 impl Cluster {
@@ -39,12 +45,103 @@ impl Cluster {
             ),
         })?;
         let urls = table.meta.iter().map(|m| m.url).collect();
+        let configured = table
+            .members
+            .iter()
+            .zip(&table.meta)
+            .map(|(m, meta)| Settings::of(m, meta))
+            .collect();
+        let method_name = policy.lbmethod.clone();
         Ok(Cluster {
             policy,
             defined_at: at.to_owned(),
             urls,
-            state: Mutex::new(State { table, method }),
+            configured,
+            state: Mutex::new(State {
+                table,
+                method,
+                method_name,
+            }),
         })
+    }
+
+    /// The balancer and its members as the manager shows them.
+    pub fn view(&self) -> BalancerView {
+        let p = &self.policy;
+        let guard = self.lock();
+        let t = &guard.table;
+        BalancerView {
+            name: p.name.clone(),
+            lbmethod: guard.method_name.clone(),
+            sticky_session: p.sticky.as_ref().map(|s| s.describe()).unwrap_or_default(),
+            nofailover: p.nofailover,
+            maxattempts: p.max_attempts,
+            failonstatus: p.failonstatus.clone(),
+            failontimeout: p.failontimeout,
+            forcerecovery: p.forcerecovery,
+            timeout: p.timeout.as_secs(),
+            members: t
+                .members
+                .iter()
+                .zip(&t.meta)
+                .map(|(m, meta)| MemberView::of(m, meta))
+                .collect(),
+        }
+    }
+
+    /// Each member's operator settings now, in config order.
+    pub fn settings(&self) -> Vec<Settings> {
+        let guard = self.lock();
+        let t = &guard.table;
+        t.members
+            .iter()
+            .zip(&t.meta)
+            .map(|(m, meta)| Settings::of(m, meta))
+            .collect()
+    }
+
+    pub fn lbmethod(&self) -> String {
+        self.lock().method_name.clone()
+    }
+
+    fn member_index(&self, url: &str) -> Result<usize, String> {
+        let wanted = url.trim_end_matches('/');
+        self.urls.iter().position(|u| *u == wanted).ok_or_else(|| {
+            format!(
+                "balancer://{} has no member {url}: members are {}",
+                self.policy.name,
+                self.urls.join(", ")
+            )
+        })
+    }
+
+    /// An operator's change to one member (all or nothing).
+    pub fn change_member(&self, url: &str, set: &MemberSet) -> Result<(), String> {
+        let i = self.member_index(url)?;
+        apply_set(&mut self.lock().table, i, set)
+            .map_err(|e| format!("balancer://{} member {url}: {e}", self.policy.name))
+    }
+
+    /// Puts persisted settings back on member `i`.
+    pub fn restore_member(&self, i: usize, settings: &Settings) -> Result<(), String> {
+        restore(&mut self.lock().table, i, settings)
+    }
+
+    /// Switches to lbmethod `name`, which must be loaded; the new method
+    /// starts from its own fresh state, as after a restart.
+    pub fn set_lbmethod(&self, name: &str) -> Result<(), String> {
+        let balancer = &self.policy.name;
+        let method = LbMethodInstance::new(name, balancer).map_err(|e| match e {
+            InstanceError::NotLoaded => format!("lbmethod {name} is not loaded: choose one of the loaded lbmethods, or run `modproxy enmod lbmethod_{name}` and restart"),
+            InstanceError::StateFailed => format!("lbmethod {name} failed to set up its state for balancer://{balancer} (see its log line)"),
+        })?;
+        let mut guard = self.lock();
+        guard.method = method;
+        guard.method_name = name.to_owned();
+        for m in &mut guard.table.members {
+            m.lbstatus = 0;
+        }
+        Ok(())
     }
 
     /// A poisoned lock only means a pick panicked half-way; the counters
@@ -57,7 +154,11 @@ impl Cluster {
         let route = self.route(req);
         let name = &self.policy.name;
         let mut guard = self.lock();
-        let State { table, method } = &mut *guard;
+        let State {
+            table,
+            method,
+            method_name,
+        } = &mut *guard;
         table.expire_retries(Instant::now());
         if self.policy.forcerecovery && table.force_recovery() {
             log(
@@ -72,7 +173,7 @@ impl Cluster {
                     Level::Error,
                     format_args!("balancer://{name}: the member for route {} is unusable and nofailover is set", route.as_deref().unwrap_or("")),
                 ),
-                Refusal::Panicked => log(Level::Error, format_args!("lbmethod {} panicked; answering 503", self.policy.lbmethod)),
+                Refusal::Panicked => log(Level::Error, format_args!("lbmethod {method_name} panicked; answering 503")),
             }
             pick::NONE_USABLE
         })?;

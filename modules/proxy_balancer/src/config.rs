@@ -184,6 +184,8 @@ impl MemberConfig {
                 max_idle: self.max,
                 flags: worker,
             },
+            errors: 0,
+            last_error: String::new(),
         };
         Ok((member, meta))
     }

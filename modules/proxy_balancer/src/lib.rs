@@ -1,7 +1,9 @@
 //! mod_proxy_balancer: `balancer://NAME` targets for mod_proxy. Reads the
 //! `[[vhost.proxy.balancer]]` sections, then for each attempt picks a member
 //! (sticky route, else the balancer's lbmethod) and books how it went:
-//! busy counts, traffic, error state with retry, forced recovery.
+//! busy counts, traffic, error state with retry, forced recovery. Also
+//! serves the balancer manager (page, JSON API, metrics; `manager/`) and
+//! `modproxy status`'s member table.
 //!
 //! Not for: choosing among members by weight (that is an lbmethod module's
 //! job, e.g. lbmethod_byrequests) or talking to backends (proxy_http).
@@ -11,6 +13,8 @@
 
 mod cluster;
 mod config;
+mod manager;
+mod metrics;
 mod pick;
 mod status;
 mod sticky;
@@ -18,7 +22,9 @@ mod table;
 
 use cluster::Cluster;
 use config::BalancerConfig;
-use modproxy_api::abi::order;
+use manager::{Manager, ManagerConfig};
+use modproxy_api::abi::{order, HookKind};
+use modproxy_api::metrics::register_metrics;
 use modproxy_api::proxy::{
     pick as pick_code, register_balancer, Balancer, ExchangeOutcome, Picked, SCHEME_GROUP,
 };
@@ -32,6 +38,7 @@ use std::time::Instant;
 /// server-wide, as `balancer://NAME` in any ProxyPass may name them).
 pub struct ProxyBalancer {
     clusters: RwLock<HashMap<String, Arc<Cluster>>>,
+    manager: Manager,
 }
 
 impl Module for ProxyBalancer {
@@ -40,14 +47,29 @@ impl Module for ProxyBalancer {
     fn init() -> Result<Self, String> {
         Ok(ProxyBalancer {
             clusters: RwLock::default(),
+            manager: Manager::default(),
         })
     }
 
     fn register(r: &mut Registrar<Self>) {
         r.section::<Vec<BalancerConfig>>("vhost.proxy.balancer", ProxyBalancer::configure);
+        r.section::<ManagerConfig>("vhost.balancer_manager", |m, s| m.manager.configure(s));
         let module = r.module();
         register_balancer(r, module);
+        register_metrics(r, "proxy_balancer", module);
         r.post_config(order::MIDDLE, ProxyBalancer::check_schemes);
+        r.post_config(order::LAST, |m| {
+            m.manager.freeze();
+            m.restore();
+            Ok(())
+        });
+        // Before proxy's `pass` rules (FIRST), which may match every path.
+        r.request_hook(
+            HookKind::TranslateName,
+            order::REALLY_FIRST,
+            manager::translate,
+        );
+        r.handler(order::REALLY_FIRST, manager::handler);
     }
 }
 
@@ -58,6 +80,14 @@ impl ProxyBalancer {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
+    }
+
+    /// Every balancer, in name order.
+    fn clusters_sorted(&self) -> Vec<Arc<Cluster>> {
+        let clusters = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<Arc<Cluster>> = clusters.values().cloned().collect();
+        all.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
+        all
     }
 
     /// Builds each balancer of one virtual host's section; reports every
@@ -144,6 +174,10 @@ impl Balancer for ProxyBalancer {
         self.cluster(name)
             .map(|c| c.urls.iter().map(|u| u.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    fn status_table(&self) -> String {
+        self.status_text()
     }
 }
 

@@ -10,6 +10,11 @@ pub struct Sticky {
 }
 
 impl Sticky {
+    /// As configured: `COOKIE|urlparam`, for the balancer manager.
+    pub fn describe(&self) -> String {
+        format!("{}|{}", self.cookie, self.param)
+    }
+
     /// `"JSESSIONID"` names both the cookie and the URL parameter;
     /// `"JSESSIONID|jsessionid"` names them apart, as in Apache. Empty: off.
     pub fn parse(s: &str) -> Result<Option<Sticky>, String> {

@@ -20,6 +20,10 @@ pub struct MemberMeta {
     pub retry: Duration,
     pub error_since: Option<Instant>,
     pub params: WorkerParams,
+    /// Times an attempt put this member in error state, and the last
+    /// reason (with its Unix time), for the balancer manager.
+    pub errors: u64,
+    pub last_error: String,
 }
 
 /// Member `i` of `members` is described by `meta[i]`.
@@ -152,6 +156,11 @@ impl Table {
         }
         m.flags |= flags::IN_ERROR;
         meta.error_since = Some(now);
+        meta.errors = meta.errors.saturating_add(1);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        meta.last_error = format!("{failure} (at {unix})");
         Some(failure)
     }
 }
@@ -176,6 +185,8 @@ pub(crate) mod tests {
                 retry: Duration::from_secs(60),
                 error_since: None,
                 params: WorkerParams::default(),
+                errors: 0,
+                last_error: String::new(),
             });
         }
         t

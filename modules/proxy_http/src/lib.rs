@@ -13,6 +13,7 @@ mod backend;
 pub mod codec;
 mod drain;
 mod exchange;
+mod metrics;
 mod pool;
 mod relay;
 mod send;
@@ -41,6 +42,7 @@ impl Module for ProxyHttp {
     fn register(r: &mut Registrar<Self>) {
         let me = r.module();
         register_scheme(r, "http", me);
+        modproxy_api::metrics::register_metrics(r, "proxy_http", me);
     }
 }
 

@@ -73,6 +73,17 @@ impl<C> Pool<C> {
         drop(evicted);
     }
 
+    /// Idle connections kept now, per worker, for the metrics.
+    pub fn idle_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self
+            .lock()
+            .iter()
+            .map(|(w, l)| (w.clone(), l.len()))
+            .collect();
+        counts.sort();
+        counts
+    }
+
     #[cfg(test)]
     fn idle(&self, worker: &str) -> usize {
         self.lock().get(worker).map_or(0, Vec::len)

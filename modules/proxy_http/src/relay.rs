@@ -136,21 +136,24 @@ pub async fn relay(
 /// fields (Set-Cookie) stay separate. Content-Length is ours to set: the
 /// core re-frames chunked and close-delimited bodies itself.
 fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
-    let hop = HopFilter::from_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+    let hop = HopFilter::from_headers(head.headers.iter());
     let mut length = None;
-    for (name, value) in &head.headers {
+    for (name, value) in head.headers.iter() {
         if name.eq_ignore_ascii_case("content-length") {
-            length = length.or(Some(value.as_slice()));
+            length = length.or(Some(value));
         } else if !hop.should_drop(name) {
             req.add_header(Headers::Response, name, value);
         }
     }
     match head.framing {
-        ResponseFraming::ContentLength(n) => req.set_header(
-            Headers::Response,
-            "Content-Length",
-            n.to_string().as_bytes(),
-        ),
+        ResponseFraming::ContentLength(n) => {
+            let mut digits = [0u8; 20];
+            req.set_header(
+                Headers::Response,
+                "Content-Length",
+                crate::codec::decimal(n, &mut digits),
+            )
+        }
         // HEAD and 304: the length of the body that was not sent, as the
         // backend gave it. 1xx and 204 must not carry one.
         ResponseFraming::NoBody if head.status >= 200 && head.status != 204 => {
@@ -253,6 +256,17 @@ fn body_error(e: IoError) -> RelayError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        let mut buf = [0u8; 20];
+        assert_eq!(crate::codec::decimal(0, &mut buf), b"0");
+        assert_eq!(crate::codec::decimal(8_388_608, &mut buf), b"8388608");
+        assert_eq!(
+            crate::codec::decimal(u64::MAX, &mut buf),
+            u64::MAX.to_string().as_bytes()
+        );
+    }
+
     use super::*;
 
     #[test]

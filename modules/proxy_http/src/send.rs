@@ -94,7 +94,12 @@ struct ClientHeaders {
 
 impl ClientHeaders {
     fn collect(req: &Request) -> ClientHeaders {
-        let mut h = ClientHeaders::default();
+        // Typical browser requests fit without regrowing.
+        let mut h = ClientHeaders {
+            names: String::with_capacity(256),
+            values: Vec::with_capacity(1024),
+            index: Vec::with_capacity(16),
+        };
         req.for_each_header(Headers::Request, |name, value| {
             let n = h.names.len()..h.names.len() + name.len();
             let v = h.values.len()..h.values.len() + value.len();

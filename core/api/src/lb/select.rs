@@ -23,14 +23,7 @@ pub fn get_best(
     members: &mut [LbMember],
     mut is_best: impl FnMut(&mut LbMember, Option<&LbMember>) -> bool,
 ) -> Option<usize> {
-    // Distinct sets, ascending; walking 0..=max would spin on a huge lbset.
-    let mut sets: Vec<u32> = members.iter().map(|m| m.lbset).collect();
-    sets.sort_unstable();
-    sets.dedup();
-
     let mut best: Option<usize> = None;
-    let mut spares = Vec::new();
-    let mut standbys = Vec::new();
     // A copy of the best so far: a candidate is never the current best, so
     // the copy is exactly what Apache's `prev_best` pointer would show.
     let mut offer = |members: &mut [LbMember], i: usize, best: &mut Option<usize>| {
@@ -39,49 +32,50 @@ pub fn get_best(
             *best = Some(i);
         }
     };
-
-    for set in sets {
-        if best.is_some() {
-            break;
-        }
-        let mut unusable = 0usize;
-        spares.clear();
-        standbys.clear();
+    // Distinct sets, ascending, found by scanning (no allocation on this
+    // per-request path); walking 0..=max would spin on a huge lbset.
+    let mut set = members.iter().map(|m| m.lbset).min()?;
+    loop {
+        let in_set = |m: &LbMember| m.lbset == set && !m.is_draining();
+        let mut unusable = members
+            .iter()
+            .filter(|m| m.lbset == set && m.is_draining() && !(m.is_spare() || m.is_standby()))
+            .count();
         for i in 0..members.len() {
             let m = members[i];
-            if m.lbset != set {
+            if !in_set(&m) || m.is_spare() || m.is_standby() {
                 continue;
             }
-            if m.is_draining() {
-                if !(m.is_spare() || m.is_standby()) {
-                    unusable += 1;
-                }
-                continue;
-            }
-            if m.is_spare() {
-                if m.is_usable() {
-                    spares.push(i);
-                }
-            } else if m.is_standby() {
-                if m.is_usable() {
-                    standbys.push(i);
-                }
-            } else if m.is_usable() {
+            if m.is_usable() {
                 offer(members, i, &mut best);
             } else {
                 unusable += 1;
             }
         }
-        for &i in spares.iter().take(unusable) {
-            offer(members, i, &mut best);
-        }
-        if best.is_none() {
-            for &i in &standbys {
+        // Spares stand in for unusable ordinary members, one for one.
+        for i in 0..members.len() {
+            if unusable == 0 {
+                break;
+            }
+            let m = members[i];
+            if in_set(&m) && m.is_spare() && m.is_usable() {
                 offer(members, i, &mut best);
+                unusable -= 1;
             }
         }
+        if best.is_none() {
+            for i in 0..members.len() {
+                let m = members[i];
+                if in_set(&m) && !m.is_spare() && m.is_standby() && m.is_usable() {
+                    offer(members, i, &mut best);
+                }
+            }
+        }
+        if best.is_some() {
+            return best;
+        }
+        set = members.iter().map(|m| m.lbset).filter(|&s| s > set).min()?;
     }
-    best
 }
 
 /// byrequests: smooth weighted round robin over `lbfactor`.

@@ -14,6 +14,7 @@ fn print_errors(errors: &[String]) {
 }
 
 pub fn configtest(paths: Paths) -> i32 {
+    crate::loader::operate::set_server_files(&paths.server_root, &paths.config);
     match startup::load(&paths.server_root, &paths.config) {
         Ok(_) => {
             println!("Syntax OK");
@@ -27,6 +28,8 @@ pub fn configtest(paths: Paths) -> i32 {
 }
 
 pub fn run(paths: Paths) -> i32 {
+    crate::metrics::started();
+    crate::loader::operate::set_server_files(&paths.server_root, &paths.config);
     let loaded = match startup::load(&paths.server_root, &paths.config) {
         Ok(l) => l,
         Err(errors) => {

@@ -13,7 +13,7 @@ commands:
   run                 serve in the foreground (SIGTERM stops gracefully)
   start | stop        start the server as a daemon / stop it (pid file)
   restart             graceful restart: the new server takes over the sockets
-  status              what the running server runs
+  status              balancers, members and modules of the running server
   configtest          load config and modules, print Syntax OK or each problem
   enmod NAME...       enable modules (and what they depend on)
   dismod [-f] NAME... disable modules (-f also disables their dependants)

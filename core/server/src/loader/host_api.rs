@@ -64,9 +64,13 @@ pub static HOST_API: HostApi = HostApi {
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
+/// Valid UTF-8, the usual case, is borrowed after a plain validity check.
 fn text<'a>(s: AbiStr) -> std::borrow::Cow<'a, str> {
-    // SAFETY: the ABI makes every AbiStr argument valid for the call.
-    unsafe { s.to_str_lossy() }
+    let b = bytes(s);
+    match std::str::from_utf8(b) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 fn bytes<'a>(s: AbiStr) -> &'a [u8] {
     // SAFETY: as in text().
@@ -439,13 +443,14 @@ extern "C" fn body_poll_read(raw: *mut c_void, waker: *const AbiWaker, out: *mut
     loop {
         let polled = with_cx(waker, |cx| Pin::new(&mut *body).poll_frame(cx));
         match polled {
-            Poll::Pending => return io::PENDING,
+            Poll::Pending => return body_wait(r, waker),
             Poll::Ready(None) => {
                 r.body = None;
                 return io::READY;
             }
             Poll::Ready(Some(Err(_))) => return io::ERR_ABORTED,
             Poll::Ready(Some(Ok(frame))) => {
+                r.body_timer = None;
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
@@ -460,6 +465,25 @@ extern "C" fn body_poll_read(raw: *mut c_void, waker: *const AbiWaker, out: *mut
                 unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
                 return io::READY;
             }
+        }
+    }
+}
+
+/// Timeout for a client that stops sending its body: the wait is armed
+/// on the first Pending, reset by each piece, and ends in ERR_TIMEOUT.
+fn body_wait(r: &mut RequestCtx, waker: *const AbiWaker) -> i32 {
+    if r.body_timeout.is_zero() {
+        return io::PENDING;
+    }
+    let timeout = r.body_timeout;
+    let timer = r
+        .body_timer
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+    match with_cx(waker, |cx| timer.as_mut().poll(cx)) {
+        Poll::Pending => io::PENDING,
+        Poll::Ready(()) => {
+            r.body_timer = None;
+            io::ERR_TIMEOUT
         }
     }
 }
@@ -500,20 +524,21 @@ extern "C" fn spawn(fut: AbiFuture) {
     });
 }
 
-type BoxedSleep = Pin<Box<tokio::time::Sleep>>;
-
+/// A timer is one heap allocation: the raw pointer from `Box::into_raw`
+/// is the handle, and the Sleep never moves until timer_drop frees it.
 extern "C" fn timer_new(millis: u64) -> *mut c_void {
-    let sleep: BoxedSleep = Box::pin(tokio::time::sleep(Duration::from_millis(millis)));
-    Box::into_raw(Box::new(sleep)) as *mut c_void
+    let sleep = Box::new(tokio::time::sleep(Duration::from_millis(millis)));
+    Box::into_raw(sleep) as *mut c_void
 }
 
-fn timer<'a>(raw: *mut c_void) -> &'a mut BoxedSleep {
-    // SAFETY: made by timer_new, used by its one owner until timer_drop.
-    unsafe { &mut *(raw as *mut BoxedSleep) }
+fn timer<'a>(raw: *mut c_void) -> Pin<&'a mut tokio::time::Sleep> {
+    // SAFETY: made by timer_new and used by its one owner until timer_drop;
+    // the boxed Sleep is never moved, so pinning it in place is sound.
+    unsafe { Pin::new_unchecked(&mut *(raw as *mut tokio::time::Sleep)) }
 }
 
 extern "C" fn timer_poll(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
-    match with_cx(waker, |cx| timer(raw).as_mut().poll(cx)) {
+    match with_cx(waker, |cx| timer(raw).poll(cx)) {
         Poll::Ready(()) => io::READY,
         Poll::Pending => io::PENDING,
     }
@@ -521,7 +546,7 @@ extern "C" fn timer_poll(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
 
 extern "C" fn timer_drop(raw: *mut c_void) {
     // SAFETY: made by timer_new, dropped once.
-    drop(unsafe { Box::from_raw(raw as *mut BoxedSleep) });
+    drop(unsafe { Box::from_raw(raw as *mut tokio::time::Sleep) });
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, i32>> + Send>>;

@@ -6,6 +6,7 @@
 
 mod dl;
 pub mod host_api;
+pub mod operate;
 pub mod registry;
 pub mod request;
 

@@ -23,12 +23,16 @@ pub struct RequestCtx {
     pub body: Option<Incoming>,
     pub body_limit: u64,
     pub body_read: u64,
+    /// Timeout (Apache's): how long a body read may wait for the client.
+    pub body_timeout: std::time::Duration,
+    /// Armed while a body read waits; reset by every piece that arrives.
+    pub body_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     pub conn: Arc<ConnInfo>,
     pub vhost: u32,
     pub server_name: Arc<str>,
     /// `scheme://authority` of an absolute-URI request line, else empty.
     pub absolute_authority: String,
-    pub notes: Vec<(String, String)>,
+    pub notes: Notes,
     pub status: StatusCode,
     pub response_headers: HeaderMap,
     /// Set by `response_start`: the head is out and the body may follow.
@@ -39,18 +43,43 @@ pub struct RequestCtx {
     pub started: std::time::Instant,
 }
 
+/// Per-request notes (Apache's `r->notes`) kept in one string, so a
+/// request with a few notes costs one allocation, not two per note. A
+/// changed note is appended again; the newest entry wins.
+#[derive(Default)]
+pub struct Notes {
+    text: String,
+    /// (key start, key end, value end) in `text`, oldest first.
+    entries: Vec<(u32, u32, u32)>,
+}
+
+impl Notes {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, ke, _)| &self.text[*k as usize..*ke as usize] == key)
+            .map(|(_, ke, ve)| &self.text[*ke as usize..*ve as usize])
+    }
+    pub fn set(&mut self, key: &str, value: &str) {
+        if self.entries.is_empty() {
+            self.text.reserve(128);
+            self.entries.reserve(4);
+        }
+        let k = self.text.len() as u32;
+        self.text.push_str(key);
+        let ke = self.text.len() as u32;
+        self.text.push_str(value);
+        self.entries.push((k, ke, self.text.len() as u32));
+    }
+}
+
 impl RequestCtx {
     pub fn note(&self, key: &str) -> Option<&str> {
-        self.notes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.notes.get(key)
     }
     pub fn set_note(&mut self, key: &str, value: &str) {
-        match self.notes.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = value.to_owned(),
-            None => self.notes.push((key.to_owned(), value.to_owned())),
-        }
+        self.notes.set(key, value);
     }
 }
 

@@ -37,7 +37,7 @@ pub struct HandlerStream {
     /// The handler failed after its head went out; abort once drained.
     pub failed: Option<String>,
     pub finish: Finish,
-    pub module: String,
+    pub module: &'static str,
 }
 
 impl ResponseBody {

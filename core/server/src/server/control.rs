@@ -103,7 +103,7 @@ pub async fn ask(path: &Path, command: &str) -> Result<String, String> {
     Ok(reply)
 }
 
-/// `modproxy status`: what the server runs.
+/// `modproxy status`: what the server runs, and its balancers' members.
 pub fn status_text(registry: &Registry) -> String {
     let mut out = format!(
         "modproxy {} pid {}\nmodules:\n",
@@ -119,6 +119,11 @@ pub fn status_text(registry: &Registry) -> String {
             hooks.join(", "),
             providers.join(", ")
         ));
+    }
+    // The balancers' live state, when proxy_balancer is loaded: the same
+    // data as the balancer-manager page, with no manager path mapped.
+    if let Some(table) = crate::loader::operate::balancer_status(registry) {
+        out.push_str(&table);
     }
     out
 }

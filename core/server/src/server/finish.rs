@@ -1,6 +1,6 @@
-//! The end of a request: the log_transaction hooks and the access log run
-//! once, when the response is finished or abandoned, then the request's
-//! memory is freed.
+//! The end of a request: the log_transaction hooks, the metrics and the
+//! access log run once, when the response is finished or abandoned, then
+//! the request's memory is freed.
 
 use crate::loader::host_api::call_request_hook;
 use crate::loader::registry::Registry;
@@ -34,6 +34,11 @@ impl Drop for Finish {
     fn drop(&mut self) {
         for hook in self.registry.hooks(HookKind::LogTransaction) {
             call_request_hook(hook, self.handle.raw());
+        }
+        {
+            let r = self.handle.get();
+            let micros = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            crate::metrics::record(r.status.as_u16(), micros, r.bytes_sent, r.body_read);
         }
         if !log::access_enabled() {
             return;

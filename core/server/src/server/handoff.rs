@@ -102,8 +102,12 @@ pub async fn start(
         }
         Ok::<String, String>(all)
     };
+    tokio::pin!(verdict);
+    // Biased, report first: a successor that fails writes its reasons and
+    // exits at once, and its reasons are what the operator needs to read.
     tokio::select! {
-        v = verdict => {
+        biased;
+        v = &mut verdict => {
             let text = v?;
             if text.starts_with("ready") {
                 Ok(pid)
@@ -113,7 +117,16 @@ pub async fn start(
             }
         }
         status = child.wait() => {
-            Err(format!("the new server exited ({}) before it was ready; see the error log", status.map(|s| s.to_string()).unwrap_or_default()))
+            // Its report may still be in flight: give it a moment.
+            match tokio::time::timeout(Duration::from_secs(2), verdict).await {
+                Ok(Ok(text)) if !text.trim().is_empty() && !text.starts_with("ready") => {
+                    Err(text.trim_end().to_string())
+                }
+                _ => Err(format!(
+                    "the new server exited ({}) before it was ready; see the error log",
+                    status.map(|s| s.to_string()).unwrap_or_default()
+                )),
+            }
         }
         _ = tokio::time::sleep(READY_TIMEOUT) => {
             let _ = child.kill().await;

@@ -8,6 +8,7 @@ mod finish;
 pub mod handoff;
 mod listen;
 pub mod pipeline;
+mod slow_client;
 mod vhosts;
 
 use crate::loader::registry::Registry;
@@ -15,7 +16,7 @@ use crate::loader::request::ConnInfo;
 use crate::log;
 use crate::startup::Loaded;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use pipeline::Site;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -122,6 +123,9 @@ struct Shared {
     workers: usize,
     /// How many accept loops have ended.
     accept_loops_stopped: watch::Sender<usize>,
+    /// Set before a hand-off stops us: connections then end gently (see
+    /// `serve_connection`) rather than at once.
+    handing_off: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -146,6 +150,7 @@ impl Shared {
                     request_line: settings.limits.request_line,
                     field_size: settings.limits.request_field_size,
                     body: settings.limits.request_body,
+                    timeout: settings.limits.timeout,
                 },
             });
             sites.push((site, listener.try_clone()?));
@@ -172,6 +177,7 @@ impl Shared {
             drained: watch::channel(false).0,
             workers,
             accept_loops_stopped: watch::channel(0).0,
+            handing_off: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -266,6 +272,9 @@ async fn serve(
             log::info("stopped");
         }
         Exit::HandedOff { reply, pid } => {
+            shared
+                .handing_off
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             shared.stop_accepting().await;
             reply.send(&format!("ok {pid}\n")).await;
             shared.stop_and_drain().await;
@@ -387,9 +396,24 @@ async fn serve_connection(
     _drain: mpsc::Sender<()>,
 ) {
     let mut stop = shared.stop.clone();
+    let (io, head_watch) = slow_client::watch(stream);
+    let watch = head_watch.clone();
+    let stopping = shared.stop.clone();
     let service = service_fn(move |req| {
         let (site, conn) = (site.clone(), conn.clone());
-        async move { Ok::<_, std::convert::Infallible>(pipeline::serve(site, conn, req).await) }
+        watch.dispatched();
+        let closing = *stopping.borrow();
+        async move {
+            let mut response = pipeline::serve(site, conn, req).await;
+            if closing {
+                // Draining: this answer is the connection's last, and says so.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -397,15 +421,22 @@ async fn serve_connection(
         .header_read_timeout(shared.limits.keepalive)
         .max_headers(shared.limits.max_headers)
         .max_buf_size(shared.limits.max_buf);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
+    let mut connection = builder.serve_connection(io, service);
+    let result = tokio::select! {
+        r = &mut connection => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            // On a hand-off an idle keep-alive connection is not closed
+            // under a request the client may be sending right now (it
+            // would see a reset): its next answer carries `Connection:
+            // close`, or the keep-alive timeout ends it. On a stop, hyper's
+            // graceful shutdown ends idle connections at once.
+            if !shared.handing_off.load(std::sync::atomic::Ordering::SeqCst) {
+                std::pin::Pin::new(&mut connection).graceful_shutdown();
+            }
+            (&mut connection).await
         }
-    }
+    };
+    slow_client::after(&result, &head_watch, connection.into_parts().io).await;
 }
 
 fn write_pid_file(path: &std::path::Path) {

@@ -31,6 +31,8 @@ pub struct RequestLimits {
     pub request_line: usize,
     pub field_size: usize,
     pub body: u64,
+    /// Timeout: the longest wait for the next piece of a request body.
+    pub timeout: std::time::Duration,
 }
 
 pub async fn serve(
@@ -64,9 +66,11 @@ pub async fn serve(
         body: Some(body),
         body_limit: site.limits.body,
         body_read: 0,
+        body_timeout: site.limits.timeout,
+        body_timer: None,
         conn,
         absolute_authority,
-        notes: Vec::new(),
+        notes: Default::default(),
         status: StatusCode::OK,
         response_headers: http::HeaderMap::new(),
         head_sent: false,
@@ -189,7 +193,7 @@ async fn run_handlers(registry: &'static Registry, mut finish: Finish) -> Respon
         } else {
             Some(future)
         };
-        let module = registry.modules[hook.module].name.clone();
+        let module = registry.modules[hook.module].name.as_str();
         return respond(finish, Some((future, module)));
     }
     finished_error(finish, StatusCode::NOT_FOUND)
@@ -199,7 +203,7 @@ async fn run_handlers(registry: &'static Registry, mut finish: Finish) -> Respon
 /// the handler if it is still running or left a chunk behind.
 fn respond(
     mut finish: Finish,
-    stream: Option<(Option<Imported>, String)>,
+    stream: Option<(Option<Imported>, &'static str)>,
 ) -> Response<ResponseBody> {
     let ctx = finish.ctx();
     let status = ctx.status;

@@ -14,3 +14,16 @@ pub use request_head::{write_request_head, BodyFraming, Forwarded, RequestHead};
 pub use response_head::{
     parse_response_head, response_framing, HeadError, ResponseFraming, ResponseHead,
 };
+
+/// `n` in decimal, written into `buf` (no allocation on the response path).
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}

@@ -149,7 +149,9 @@ where
 
     match head.framing {
         BodyFraming::None => {}
-        BodyFraming::ContentLength(n) => put(out, "Content-Length", n.to_string().as_bytes())?,
+        BodyFraming::ContentLength(n) => {
+            put(out, "Content-Length", super::decimal(n, &mut [0u8; 20]))?
+        }
         BodyFraming::Chunked => put(out, "Transfer-Encoding", b"chunked")?,
     }
     if head.close {

@@ -19,6 +19,63 @@ pub enum ResponseFraming {
     CloseDelimited,
 }
 
+/// A response's header fields, in arrival order, kept as one copy of their
+/// names and one of their values plus offsets: two allocations per head
+/// instead of two per field, and names need no UTF-8 check when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    names: String,
+    values: Vec<u8>,
+    /// (name end, value end); each starts where the previous one ended.
+    ends: Vec<(u32, u32)>,
+}
+
+impl HeaderList {
+    fn push(&mut self, name: &str, value: &[u8]) {
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
+        self.ends
+            .push((self.names.len() as u32, self.values.len() as u32));
+    }
+
+    fn field(&self, i: usize) -> (&str, &[u8]) {
+        let (name_start, value_start) = match i {
+            0 => (0, 0),
+            _ => self.ends[i - 1],
+        };
+        let (name_end, value_end) = self.ends[i];
+        (
+            &self.names[name_start as usize..name_end as usize],
+            &self.values[value_start as usize..value_end as usize],
+        )
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
+        (0..self.ends.len()).map(|i| self.field(i))
+    }
+
+    pub fn get(&self, i: usize) -> Option<(&str, &[u8])> {
+        (i < self.ends.len()).then(|| self.field(i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Drops every field named `name` (rare: a smuggling-shaped response).
+    fn remove(&mut self, name: &str) {
+        let mut kept = HeaderList::default();
+        for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
+            kept.push(n, v);
+        }
+        *self = kept;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     pub status: u16,
@@ -27,7 +84,7 @@ pub struct ResponseHead {
     pub version_minor: u8,
     /// In arrival order. `Content-Length` is removed when `Transfer-Encoding`
     /// is present (it is wrong by definition then).
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: HeaderList,
     pub framing: ResponseFraming,
     /// The backend connection must not be reused after this response.
     pub connection_close: bool,
@@ -73,6 +130,9 @@ impl fmt::Display for HeadError {
 
 impl std::error::Error for HeadError {}
 
+/// The most header fields a response may carry, whatever the caller asks.
+const MAX_SLOTS: usize = 128;
+
 /// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more
 /// and call again with the longer buffer. `Ok(Some((head, n)))`: the body
 /// (or the next interim response) starts at `buf[n..]`. 1xx heads come back
@@ -83,8 +143,9 @@ pub fn parse_response_head(
     max_field_size: usize,
     request_method_is_head: bool,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut resp = httparse::Response::new(&mut slots);
+    // On the stack: this runs for every response.
+    let mut slots = [httparse::EMPTY_HEADER; MAX_SLOTS];
+    let mut resp = httparse::Response::new(&mut slots[..max_headers.min(MAX_SLOTS)]);
     let consumed = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -116,17 +177,20 @@ pub fn parse_response_head(
             limit: max_field_size,
         });
     }
-    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut headers = HeaderList::default();
+    headers.names.reserve(resp.headers.len() * 16);
+    headers.values.reserve(consumed);
+    headers.ends.reserve(resp.headers.len());
     for h in resp.headers.iter() {
         if h.name.len() + 2 + h.value.len() > max_field_size {
             return Err(HeadError::HeaderTooLarge {
                 limit: max_field_size,
             });
         }
-        headers.push((h.name.to_owned(), h.value.to_vec()));
+        headers.push(h.name, h.value);
     }
 
-    let framing = response_framing(request_method_is_head, status, &headers)?;
+    let framing = response_framing(request_method_is_head, status, headers.iter())?;
     let has_te = headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
@@ -134,9 +198,9 @@ pub fn parse_response_head(
         // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length and an
         // intermediary must remove the latter before forwarding. Such a
         // message smells of smuggling, so the connection is not reused.
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+        headers.remove("content-length");
     }
-    let conn = HopFilter::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+    let conn = HopFilter::from_headers(headers.iter());
     let connection_close = conn.has_token("close")
         || (version_minor == 0 && !conn.has_token("keep-alive"))
         || framing == ResponseFraming::CloseDelimited
@@ -156,16 +220,16 @@ pub fn parse_response_head(
 /// Transfer-Encoding wins over Content-Length (RFC 9112 §6.3); one whose
 /// last coding is not chunked runs until close. Content-Length values
 /// (several fields or a comma list) must all be the same number.
-pub fn response_framing(
+pub fn response_framing<'a>(
     request_method_is_head: bool,
     status: u16,
-    headers: &[(String, Vec<u8>)],
+    headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Result<ResponseFraming, HeadError> {
     if request_method_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(ResponseFraming::NoBody);
     }
     let codings: Vec<&[u8]> = headers
-        .iter()
+        .clone()
         .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
@@ -233,7 +297,7 @@ mod tests {
             (head.status, head.reason.as_str(), head.version_minor),
             (200, "OK", 1)
         );
-        assert_eq!(head.headers[1], ("X-A".to_owned(), b"b".to_vec()));
+        assert_eq!(head.headers.get(1), Some(("X-A", &b"b"[..])));
         assert_eq!(head.framing, ResponseFraming::ContentLength(3));
         assert!(!head.connection_close);
         assert_eq!(&raw[n..], b"abc");
