@@ -69,7 +69,7 @@ fn a_killed_then_a_stalled_member_under_load() {
         test: "reliability_backends.rs::a_killed_then_a_stalled_member_under_load",
         tried: "wrk -c8 -d6s; one member stalls for 3 s (timeout = 1, failontimeout, retry = 1)".into(),
         outcome: format!(
-            "{} answered 5xx: each request already sent to the hung member waits out timeout (1 s) and is not retried, the member is then in error so later requests go to the other; {} socket errors; the member took traffic {unstall_ms} ms after it answered again",
+            "{} answered 5xx: each GET sent to the hung member waits out timeout (1 s) and is sent again to the other member (a bodiless safe method), and the member is then in error so later requests go to the other; {} socket errors; the member took traffic {unstall_ms} ms after it answered again",
             stall.non_2xx,
             stall.failed() - stall.non_2xx
         ),
@@ -87,14 +87,9 @@ fn a_killed_then_a_stalled_member_under_load() {
     );
     assert!(kill.requests > 1000, "{kill_text}");
     assert!(rejoin_ms < 3000, "m0 rejoined within retry: {rejoin_ms} ms");
-    // Only the requests caught by the stall fail: at most one per client
-    // connection per retry period, never the whole run.
-    assert_eq!(
-        stall.failed() - stall.non_2xx,
-        0,
-        "no socket errors:\n{stall_text}"
-    );
-    assert!(stall.non_2xx <= 8 * 3, "bounded: {stall_text}");
+    // Requests caught by the stall wait out the timeout, then fail over:
+    // the clients see no error at all.
+    assert_eq!(stall.failed(), 0, "no errors:\n{stall_text}");
     assert!(unstall_ms < 3000, "m1 rejoined: {unstall_ms} ms");
     assert_eq!(get(server.port, "/", &[]).unwrap().status, 200, "healthy");
     assert!(

@@ -105,6 +105,8 @@ pub mod exchange {
     pub const CLIENT_ERROR: i32 = 5;
     /// The client's body went over the configured limit: 413.
     pub const CLIENT_TOO_LARGE: i32 = 6;
+    /// The client stopped sending its body for longer than `Timeout`: 408.
+    pub const CLIENT_TIMEOUT: i32 = 9;
     /// ERROR_OVERRIDE took the backend's error status (in the outcome) instead
     /// of relaying its page.
     pub const OVERRIDDEN: i32 = 7;

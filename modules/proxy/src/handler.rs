@@ -192,16 +192,33 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
         };
         let (code, outcome) = exchange(m, req, &a).await;
         report.finish(code, &outcome);
-        if code != exchange::CONNECT_FAILED {
+        // Apache fails over only when nothing reached the member. A member
+        // that accepted but never answered may be tried again elsewhere too
+        // when repeating the request is harmless (a bodiless safe method):
+        // a stalled member then costs no client an error.
+        let what = match code {
+            exchange::CONNECT_FAILED => "connect failed",
+            exchange::TIMEOUT if repeatable(req) => "timed out before answering",
+            _ => return status_for(code, &outcome, &member_target),
+        };
+        if attempts >= max {
+            log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} {what}; no failover attempts left ({max} allowed)"));
             return status_for(code, &outcome, &member_target);
         }
-        if attempts >= max {
-            log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} connect failed; no failover attempts left ({max} allowed)"));
-            return Status::Http(503);
-        }
         attempts += 1;
-        log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} connect failed; failover attempt {attempts} of {max}"));
+        log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} {what}; failover attempt {attempts} of {max}"));
     }
+}
+
+/// A request that may be sent again after a member timed out: a safe
+/// method (RFC 9110 §9.2.1) with no body to resend.
+fn repeatable(req: &Request) -> bool {
+    let safe = matches!(req.method(), "GET" | "HEAD" | "OPTIONS" | "TRACE");
+    let no_body = req.header(Headers::Request, "transfer-encoding").is_none()
+        && req
+            .header(Headers::Request, "content-length")
+            .is_none_or(|v| v == b"0");
+    safe && no_body
 }
 
 /// The answer for an exchange code.
@@ -221,6 +238,7 @@ fn status_for(code: i32, outcome: &ExchangeOutcome, target: &str) -> Status {
         // The client's fault; proxy_http names it.
         exchange::CLIENT_ERROR => return Status::Http(400),
         exchange::CLIENT_TOO_LARGE => return Status::Http(413),
+        exchange::CLIENT_TIMEOUT => return Status::Http(408),
         // Apache answers 502, not 504, when no head arrives in time.
         exchange::TIMEOUT => (502, "no response head in time"),
         exchange::BAD_RESPONSE => (502, "malformed response head"),

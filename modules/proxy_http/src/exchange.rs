@@ -212,10 +212,10 @@ async fn attempt(
             match send::send_body(req, b, plan.framing, progress).await {
                 Ok(()) => body_sent = true,
                 Err(BodyError::Client(e)) => {
-                    let rc = if e == IoError::TooLarge {
-                        code::CLIENT_TOO_LARGE
-                    } else {
-                        code::CLIENT_ERROR
+                    let rc = match e {
+                        IoError::TooLarge => code::CLIENT_TOO_LARGE,
+                        IoError::Timeout => code::CLIENT_TIMEOUT,
+                        _ => code::CLIENT_ERROR,
                     };
                     return done(ctx, rc, format!("reading the client's request body: {e}"));
                 }

@@ -26,8 +26,23 @@ pub fn open(wanted: &[SocketAddr]) -> Result<Vec<(SocketAddr, TcpListener)>, Str
     Ok(out)
 }
 
+/// Apache's ListenBacklog default: std's 128 makes a burst of new
+/// connections wait for SYN retransmits.
+const BACKLOG: i32 = 511;
+
 fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| {
+    let socket = || -> std::io::Result<TcpListener> {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(BACKLOG)?;
+        Ok(s.into())
+    };
+    socket().map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             "another process (or a running modproxy: use `modproxy restart`) holds it"
         } else {
