@@ -161,6 +161,9 @@ pub mod io {
     pub const ERR_ABORTED: i32 = 5;
     /// The request body exceeded the configured limit.
     pub const ERR_TOO_LARGE: i32 = 6;
+    /// The TLS handshake failed (certificate not trusted, no common
+    /// protocol); the host logged the reason.
+    pub const ERR_TLS: i32 = 7;
 }
 
 /// The request pipeline, in the order hooks run for each request.
@@ -393,6 +396,32 @@ pub struct HostApi {
     /// Writes the server's Prometheus text: the core's own metrics, then
     /// each `metrics` provider's, in pieces through `visitor(ud, text, "")`.
     pub metrics_render: extern "C" fn(visitor: HeaderVisitor, ud: *mut c_void),
+
+    // --- TLS to backends and protocol upgrades ---
+    /// Like `connect_new`, then a TLS handshake (SNI `server_name`, ALPN
+    /// http/1.1), verified against the system's roots or the PEM roots in
+    /// `ca_file` (relative to SERVER_ROOT), or not at all with
+    /// [`tls_flags::INSECURE`]. Polled and dropped with `connect_poll` /
+    /// `connect_drop`; the connection works with every `conn_*` service.
+    pub tls_connect_new: extern "C" fn(
+        addr: AbiStr,
+        server_name: AbiStr,
+        flags: u32,
+        ca_file: AbiStr,
+        timeout_millis: u64,
+    ) -> *mut c_void,
+    /// After a `101 Switching Protocols` head was sent: takes the client's
+    /// connection over from HTTP. Polled and dropped with `connect_poll` /
+    /// `connect_drop`; yields a connection for the `conn_*` services
+    /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
+    /// did not ask for an upgrade or the head sent was not a 101.
+    pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
+}
+
+/// Flags of [`HostApi::tls_connect_new`].
+pub mod tls_flags {
+    /// Accept any certificate (self-signed test backends).
+    pub const INSECURE: u32 = 1 << 0;
 }
 
 /// Paths readable through [`HostApi::server_file`].
@@ -447,6 +476,8 @@ const fn layout_hash() -> u64 {
         offset_of!(HostApi, conn_set_keepalive),
         offset_of!(HostApi, conn_poll_readable),
         offset_of!(HostApi, metrics_render),
+        offset_of!(HostApi, tls_connect_new),
+        offset_of!(HostApi, upgrade_take),
         size_of::<ModuleHeader>(),
         offset_of!(ModuleHeader, init),
         size_of::<crate::lb::LbMember>(),
@@ -454,6 +485,7 @@ const fn layout_hash() -> u64 {
         size_of::<crate::proxy::ProxyExchange>(),
         offset_of!(crate::proxy::ProxyExchange, outcome),
         size_of::<crate::proxy::WorkerParams>(),
+        offset_of!(crate::proxy::WorkerParams, tls_ca_file),
         size_of::<crate::proxy::MemberPick>(),
         size_of::<crate::proxy::SchemeHandlerV1>(),
         size_of::<crate::proxy::BalancerV1>(),

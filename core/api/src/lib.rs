@@ -18,6 +18,7 @@
 pub mod abi;
 pub mod chunk;
 pub mod future;
+pub mod hash;
 pub mod lb;
 pub mod metrics;
 pub mod proxy;

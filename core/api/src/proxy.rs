@@ -28,7 +28,41 @@ pub struct WorkerParams {
     pub max_idle: u32,
     /// [`worker_flags`] bits.
     pub flags: u32,
+    /// `tls_ca_file`: PEM roots to verify an `https://` backend against,
+    /// instead of the system's; empty for the system's.
+    pub tls_ca_file: StaticText,
 }
+
+/// A string inside a `repr(C)` value that lives as long as the process
+/// (configuration strings leaked once at startup; modules are never
+/// unloaded), so the value can stay `Copy`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StaticText(AbiStr);
+
+impl StaticText {
+    pub const EMPTY: StaticText = StaticText(AbiStr::EMPTY);
+    pub fn new(s: &'static str) -> StaticText {
+        StaticText(AbiStr::new(s.as_bytes()))
+    }
+    pub fn as_str(&self) -> &'static str {
+        // SAFETY: made by `new` from a `&'static str` (in this module or
+        // another one, which is never unloaded).
+        std::str::from_utf8(unsafe { self.0.as_bytes() }).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for StaticText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+impl PartialEq for StaticText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for StaticText {}
 
 impl Default for WorkerParams {
     fn default() -> Self {
@@ -38,6 +72,7 @@ impl Default for WorkerParams {
             ttl_ms: 0,
             max_idle: 256,
             flags: 0,
+            tls_ca_file: StaticText::EMPTY,
         }
     }
 }
@@ -47,6 +82,12 @@ pub mod worker_flags {
     pub const DISABLE_REUSE: u32 = 1 << 0;
     /// `keepalive`: TCP keepalive probes on backend connections.
     pub const TCP_KEEPALIVE: u32 = 1 << 1;
+    /// `tls_verify = false`: accept any certificate from an `https://`
+    /// backend (self-signed test backends). Never for production.
+    pub const TLS_INSECURE: u32 = 1 << 2;
+    /// `upgrade = "websocket"`: WebSocket upgrades are tunnelled to this
+    /// worker (proxy_wstunnel).
+    pub const UPGRADE_WEBSOCKET: u32 = 1 << 3;
 }
 
 /// How the request leaves for the backend (ProxyPreserveHost and friends).

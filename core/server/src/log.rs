@@ -145,6 +145,9 @@ pub fn error(msg: &str) {
 pub fn info(msg: &str) {
     write(Level::Info, "core", msg);
 }
+pub fn debug(msg: &str) {
+    write(Level::Debug, "core", msg);
+}
 
 /// What the access log records about one request.
 pub struct AccessRecord<'a> {

@@ -10,6 +10,8 @@ use std::path::Path;
 pub struct Loaded {
     pub config: Config,
     pub registry: &'static Registry,
+    /// Certificates of the TLS listeners, read and checked.
+    pub tls: crate::server::tls::TlsListeners,
 }
 
 /// Loads config and modules; every problem is returned as one line.
@@ -27,5 +29,10 @@ pub fn load(server_root: &Path, config_path: &Path) -> Result<Loaded, Vec<String
             server_root.join(config_path).display()
         )]);
     }
-    Ok(Loaded { config, registry })
+    let tls = crate::server::tls::load(&config, server_root)?;
+    Ok(Loaded {
+        config,
+        registry,
+        tls,
+    })
 }

@@ -6,7 +6,7 @@ use crate::config::{CookieEntry, ProxyConfig, Unknown, Via, WorkerKeys, WORKER_K
 use crate::paths::split_origin;
 use crate::vhost::{Backend, Matcher, Reverse, Rule, VhostProxy};
 use crate::worker::Workers;
-use modproxy_api::proxy::{exchange_flags, worker_flags, WorkerParams};
+use modproxy_api::proxy::{exchange_flags, worker_flags, StaticText, WorkerParams};
 use regex::bytes::RegexBuilder;
 use std::time::Duration;
 
@@ -156,13 +156,35 @@ impl Compiler<'_> {
             worker_flags::DISABLE_REUSE
         } else {
             0
+        } | if k.tls_verify == Some(false) {
+            worker_flags::TLS_INSECURE
+        } else {
+            0
         };
+        let flags = match k.upgrade.as_deref() {
+            None => flags,
+            Some(u) if u.eq_ignore_ascii_case("websocket") => {
+                flags | worker_flags::UPGRADE_WEBSOCKET
+            }
+            Some(other) => {
+                let at = self.at;
+                self.errors.push(format!(
+                    "{at}.{name}.upgrade: {other:?} is not supported: write upgrade = \"websocket\" (and enable proxy_wstunnel), or remove it"
+                ));
+                flags
+            }
+        };
+        // Leaked once per rule at startup: workers keep it for the process.
+        let tls_ca_file = k.tls_ca_file.clone().map_or(StaticText::EMPTY, |f| {
+            StaticText::new(Box::leak(f.into_boxed_str()))
+        });
         WorkerParams {
             timeout_ms,
             connect_timeout_ms: k.connection_timeout.map_or(timeout_ms, ms),
             ttl_ms: k.ttl.map_or(self.defaults.ttl_ms, ms),
             max_idle: k.max.unwrap_or(self.defaults.max_idle),
             flags,
+            tls_ca_file,
         }
     }
 

@@ -82,10 +82,16 @@ pub struct WorkerKeys {
     pub keepalive: bool,
     #[serde(default)]
     pub disable_reuse: bool,
+    /// `https://` backends: verify the certificate (default true).
+    pub tls_verify: Option<bool>,
+    /// `https://` backends: PEM roots instead of the system's (relative to SERVER_ROOT).
+    pub tls_ca_file: Option<String>,
+    /// `"websocket"`: WebSocket upgrade requests are tunnelled (proxy_wstunnel).
+    pub upgrade: Option<String>,
 }
 
 pub const WORKER_KEYS: &str =
-    "timeout, connection_timeout, retry, max, ttl, keepalive, disable_reuse";
+    "timeout, connection_timeout, retry, max, ttl, keepalive, disable_reuse, tls_verify, tls_ca_file, upgrade";
 
 /// Unknown keys in an entry are collected rather than refused by serde, so
 /// the error can name the entry (`pass[1].tmeout`), which serde cannot.

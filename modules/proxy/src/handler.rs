@@ -7,7 +7,9 @@ use crate::paths::{split_origin, target};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
-use modproxy_api::proxy::{exchange, pick, BalancerHandle, ExchangeOutcome, WorkerParams};
+use modproxy_api::proxy::{
+    exchange, pick, worker_flags, BalancerHandle, ExchangeOutcome, WorkerParams,
+};
 use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,11 +79,27 @@ fn origin(url: &str) -> String {
 }
 
 async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, ExchangeOutcome) {
-    let scheme = a
+    let mut scheme = a
         .target
         .split_once("://")
         .map_or("", |(s, _)| s)
         .to_ascii_lowercase();
+    if wants_websocket(req) && (scheme == "http" || scheme == "https") {
+        if a.params.flags & worker_flags::UPGRADE_WEBSOCKET == 0 {
+            // Refused rather than forwarded without its Upgrade: the
+            // client learns at once that no tunnel will come.
+            log(
+                Level::Info,
+                format_args!(
+                    "proxy: {}: WebSocket upgrade refused (400): the worker has no upgrade = \"websocket\"",
+                    a.worker
+                ),
+            );
+            return (exchange::CLIENT_ERROR, ExchangeOutcome::default());
+        }
+        // proxy_wstunnel tunnels the same URL: ws:// for http://, wss:// for https://.
+        scheme = if scheme == "http" { "ws" } else { "wss" }.to_string();
+    }
     let Some(handler) = m.scheme(&scheme) else {
         log(
             Level::Error,
@@ -92,6 +110,14 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, Exchan
     handler
         .exchange(req, a.target, a.worker, a.params, a.flags)
         .await
+}
+
+/// `Upgrade: websocket` (any case, possibly among other protocols).
+fn wants_websocket(req: &Request) -> bool {
+    req.header(Headers::Request, "upgrade").is_some_and(|v| {
+        v.split(|b| *b == b',')
+            .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+    })
 }
 
 /// A direct backend; `hold` is its error state and `retry`.

@@ -145,8 +145,9 @@ pub fn split_origin(url: &str) -> Option<(&str, &str)> {
     if !url[colon..].starts_with("://") {
         return None;
     }
-    let end = url[after..]
-        .find(['/', '?', '#'])
+    let end = url.as_bytes()[after..]
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
         .map_or(url.len(), |i| after + i);
     (end > after).then(|| url.split_at(end))
 }

@@ -4,7 +4,7 @@
 
 use crate::vhost::Backend;
 use crate::Proxy;
-use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
+use modproxy_api::proxy::{worker_flags, BalancerHandle, SchemeHandle};
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
@@ -20,13 +20,24 @@ pub fn resolve(m: &Proxy) -> Result<(), String> {
         balancer: BalancerHandle::lookup(),
         ..Providers::default()
     };
-    // Balancer members and forward requests use http:// whether or not a rule names it.
-    if let Some(http) = SchemeHandle::lookup("http") {
-        found.schemes.insert("http".into(), http);
+    // Balancer members, forward requests and WebSocket upgrades use these
+    // whether or not a rule names them.
+    for scheme in ["http", "https", "ws", "wss"] {
+        if let Some(h) = SchemeHandle::lookup(scheme) {
+            found.schemes.insert(scheme.into(), h);
+        }
     }
     let mut errors = Vec::new();
     for v in m.all_vhosts() {
         for rule in &v.rules {
+            if rule.params.flags & worker_flags::UPGRADE_WEBSOCKET != 0
+                && !found.schemes.contains_key("ws")
+            {
+                errors.push(format!(
+                    "{}: upgrade = \"websocket\" needs module proxy_wstunnel, which is not enabled: run `modproxy enmod proxy_wstunnel`",
+                    rule.at
+                ));
+            }
             match &rule.backend {
                 Backend::Direct { url, .. } => need_scheme(&mut found, &rule.at, url, &mut errors),
                 Backend::Balancer { url, name } => {
@@ -67,8 +78,11 @@ fn need_scheme(found: &mut Providers, at: &str, url: &str, errors: &mut Vec<Stri
         Some(h) => {
             found.schemes.insert(scheme, h);
         }
-        None if scheme == "http" => errors.push(format!(
+        None if scheme == "http" || scheme == "https" => errors.push(format!(
             "{at}: url {url} needs module proxy_http, which is not enabled: run `modproxy enmod proxy_http`"
+        )),
+        None if scheme == "ws" || scheme == "wss" => errors.push(format!(
+            "{at}: url {url} needs module proxy_wstunnel, which is not enabled: run `modproxy enmod proxy_wstunnel`"
         )),
         None => errors.push(format!(
             "{at}: url {url}: no enabled module proxies {scheme}:// URLs: use http:// (proxy_http) or balancer:// (proxy_balancer)"

@@ -5,7 +5,7 @@ use crate::status::parse_status;
 use crate::sticky::Sticky;
 use crate::table::{MemberMeta, Table};
 use modproxy_api::lb::{flags, LbMember};
-use modproxy_api::proxy::{worker_flags, WorkerParams};
+use modproxy_api::proxy::{worker_flags, StaticText, WorkerParams};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,12 @@ pub struct MemberConfig {
     pub keepalive: bool,
     #[serde(default)]
     pub disable_reuse: bool,
+    /// `https://` members: verify the certificate (default) or not.
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    /// `https://` members: PEM roots to verify against instead of the system's.
+    #[serde(default)]
+    pub tls_ca_file: String,
 }
 
 fn byrequests() -> String {
@@ -161,6 +167,9 @@ impl MemberConfig {
         if self.disable_reuse {
             worker |= worker_flags::DISABLE_REUSE;
         }
+        if !self.tls_verify {
+            worker |= worker_flags::TLS_INSECURE;
+        }
         let secs = |s: u64| s.saturating_mul(1000);
         let member = LbMember {
             lbfactor: i64::from(self.loadfactor) * 100,
@@ -183,6 +192,8 @@ impl MemberConfig {
                 ttl_ms: secs(self.ttl),
                 max_idle: self.max,
                 flags: worker,
+                // Leaked once per member at startup, as the URL.
+                tls_ca_file: StaticText::new(Box::leak(self.tls_ca_file.into_boxed_str())),
             },
             errors: 0,
             last_error: String::new(),
@@ -297,6 +308,7 @@ mod tests {
             ttl_ms: 9000,
             max_idle: 8,
             flags: 3,
+            tls_ca_file: StaticText::EMPTY,
         };
         assert_eq!(meta.params, params);
     }

@@ -24,20 +24,20 @@ use cluster::Cluster;
 use config::BalancerConfig;
 use manager::{Manager, ManagerConfig};
 use modproxy_api::abi::{order, HookKind};
+use modproxy_api::hash::ConfigMap;
 use modproxy_api::metrics::register_metrics;
 use modproxy_api::proxy::{
     pick as pick_code, register_balancer, Balancer, ExchangeOutcome, Picked, SCHEME_GROUP,
 };
 use modproxy_api::sdk::provider;
 use modproxy_api::{Module, Registrar, Request, Section};
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 /// The module: every balancer of every virtual host, by name (names are
 /// server-wide, as `balancer://NAME` in any ProxyPass may name them).
 pub struct ProxyBalancer {
-    clusters: RwLock<HashMap<String, Arc<Cluster>>>,
+    clusters: RwLock<ConfigMap<String, Arc<Cluster>>>,
     manager: Manager,
 }
 

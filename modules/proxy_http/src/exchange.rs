@@ -106,7 +106,7 @@ pub async fn run(
     loop {
         let (conn, reused) = match pooled.take() {
             Some(conn) => (conn, true),
-            None => match TcpConn::connect(&addr, millis(params.connect_timeout_ms)).await {
+            None => match connect(&target, &addr, &params).await {
                 Ok(mut conn) => {
                     if params.flags & worker_flags::TCP_KEEPALIVE != 0 {
                         if let Err(e) = conn.set_keepalive(true, None) {
@@ -157,6 +157,22 @@ pub async fn run(
             }
         }
     }
+}
+
+/// A new connection: TCP, or TCP and TLS for `https://` (SNI and
+/// verification by the URL's host).
+async fn connect(
+    target: &Target<'_>,
+    addr: &str,
+    params: &modproxy_api::proxy::WorkerParams,
+) -> Result<TcpConn, IoError> {
+    let wait = millis(params.connect_timeout_ms);
+    if !target.tls {
+        return TcpConn::connect(addr, wait).await;
+    }
+    let verify = params.flags & worker_flags::TLS_INSECURE == 0;
+    let ca_file = params.tls_ca_file.as_str();
+    TcpConn::connect_tls(addr, target.host, verify, ca_file, wait).await
 }
 
 /// The newest pooled connection that is still open, if any.

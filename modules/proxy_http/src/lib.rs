@@ -3,8 +3,10 @@
 //! does the HTTP/1.1 exchange with that backend over the host's runtime,
 //! keeping idle connections per worker for reuse.
 //!
-//! Not for: TLS (`https://`), protocol upgrades (WebSocket tunnels) or
-//! HTTP/2 to backends. Guarantees: bodies stream both ways through a
+//! `https://` targets use a TLS connection made by the host (verified
+//! against the system's roots, `tls_ca_file`, or not with `tls_verify =
+//! false`). Not for: protocol upgrades (proxy_wstunnel's job) or HTTP/2
+//! to backends. Guarantees: bodies stream both ways through a
 //! bounded buffer, and a response cut short is never relayed as complete
 //! (the exchange ends ABORTED and the core drops the client connection).
 #![deny(unsafe_code)]
@@ -42,6 +44,8 @@ impl Module for ProxyHttp {
     fn register(r: &mut Registrar<Self>) {
         let me = r.module();
         register_scheme(r, "http", me);
+        // https:// is the same exchange over a TLS connection from the host.
+        register_scheme(r, "https", me);
         modproxy_api::metrics::register_metrics(r, "proxy_http", me);
     }
 }

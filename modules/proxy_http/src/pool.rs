@@ -6,7 +6,7 @@
 //! likely to have been closed by the backend's own keep-alive timeout, and
 //! the old ones age out through `ttl` instead of being kept warm forever.
 
-use std::collections::HashMap;
+use modproxy_api::hash::ConfigMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,13 @@ pub struct Limits {
 }
 
 pub struct Pool<C> {
-    idle: Mutex<HashMap<String, Vec<(C, Instant)>>>,
+    idle: Mutex<ConfigMap<String, Vec<(C, Instant)>>>,
 }
 
 impl<C> Default for Pool<C> {
     fn default() -> Self {
         Pool {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(ConfigMap::default()),
         }
     }
 }
@@ -33,7 +33,7 @@ impl<C> Default for Pool<C> {
 impl<C> Pool<C> {
     /// A poisoned lock only means another request panicked while holding
     /// it; the map itself is still consistent, so keep serving.
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<(C, Instant)>>> {
+    fn lock(&self) -> MutexGuard<'_, ConfigMap<String, Vec<(C, Instant)>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -1,4 +1,4 @@
-//! Splits the exchange's target (`http://host:port/path?query`) into what
+//! Splits the exchange's target (`http[s]://host:port/path?query`) into what
 //! the connect and the request line need, refusing anything that would make
 //! us connect somewhere other than the host the URL names.
 
@@ -7,8 +7,9 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 const DEFAULT_PORT: u16 = 80;
+const DEFAULT_TLS_PORT: u16 = 443;
 
-/// A parsed `http://` target, borrowing from the URL.
+/// A parsed `http://` or `https://` target, borrowing from the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target<'a> {
     /// The host without IPv6 brackets.
@@ -17,6 +18,8 @@ pub struct Target<'a> {
     /// Origin form for the request line; never empty, never with a fragment.
     pub path_and_query: Cow<'a, str>,
     ipv6: bool,
+    /// `https://`: the connection is TLS, the default port 443.
+    pub tls: bool,
 }
 
 /// Why a target URL was refused; the text goes to the error log.
@@ -33,9 +36,10 @@ impl<'a> Target<'a> {
     /// Parses `url`. The scheme is matched case-insensitively; an empty port
     /// (`host:`) means 80, as RFC 3986 allows.
     pub fn parse(url: &'a str) -> Result<Target<'a>, BadTarget> {
-        let rest = match url.get(..7) {
-            Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
-            _ => return Err(BadTarget("not an http:// URL")),
+        let (rest, tls) = match (url.get(..7), url.get(..8)) {
+            (Some(s), _) if s.eq_ignore_ascii_case("http://") => (&url[7..], false),
+            (_, Some(s)) if s.eq_ignore_ascii_case("https://") => (&url[8..], true),
+            _ => return Err(BadTarget("not an http:// or https:// URL")),
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -43,12 +47,14 @@ impl<'a> Target<'a> {
         if authority.contains('@') {
             return Err(BadTarget("user information in the URL is not supported"));
         }
-        let (host, ipv6, port) = split_authority(authority)?;
+        let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
+        let (host, ipv6, port) = split_authority(authority, default_port)?;
         Ok(Target {
             host,
             port,
             path_and_query: origin_form(tail),
             ipv6,
+            tls,
         })
     }
 
@@ -61,18 +67,24 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// The Host header for the backend: the port only when it is not 80.
+    /// The Host header for the backend: the port only when it is not the
+    /// scheme's default.
     pub fn host_header(&self) -> String {
-        match (self.ipv6, self.port) {
-            (true, DEFAULT_PORT) => format!("[{}]", self.host),
-            (false, DEFAULT_PORT) => self.host.to_owned(),
+        let default = if self.tls {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        };
+        match (self.ipv6, self.port == default) {
+            (true, true) => format!("[{}]", self.host),
+            (false, true) => self.host.to_owned(),
             _ => self.connect_addr(),
         }
     }
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port` → (host, is_ipv6, port).
-fn split_authority(authority: &str) -> Result<(&str, bool, u16), BadTarget> {
+fn split_authority(authority: &str, default_port: u16) -> Result<(&str, bool, u16), BadTarget> {
     let (host, ipv6, port) = if let Some(inner) = authority.strip_prefix('[') {
         let (v6, after) = inner
             .split_once(']')
@@ -98,7 +110,7 @@ fn split_authority(authority: &str) -> Result<(&str, bool, u16), BadTarget> {
         return Err(BadTarget("missing or invalid host name"));
     }
     let port = match port {
-        None | Some("") => DEFAULT_PORT,
+        None | Some("") => default_port,
         Some(p) => parse_port(p).ok_or(BadTarget("invalid port"))?,
     };
     Ok((host, ipv6, port))
@@ -191,9 +203,17 @@ mod tests {
     }
 
     #[test]
+    fn https_defaults_to_443() {
+        let t = Target::parse("https://b/x").unwrap();
+        assert_eq!((t.port, t.tls, t.host_header()), (443, true, "b".into()));
+        let t = Target::parse("HTTPS://b:8443").unwrap();
+        assert_eq!(t.host_header(), "b:8443");
+    }
+
+    #[test]
     fn refused() {
         for bad in [
-            "https://b/",
+            "ws://b/",
             "ftp://b/",
             "http://",
             "http:///x",

@@ -27,6 +27,8 @@ pub enum IoError {
     Aborted,
     /// The request body is over the configured limit.
     TooLarge,
+    /// The TLS handshake failed; the host logged why.
+    Tls,
     Other,
 }
 
@@ -38,6 +40,7 @@ impl IoError {
             io::ERR_RESET => IoError::Reset,
             io::ERR_ABORTED => IoError::Aborted,
             io::ERR_TOO_LARGE => IoError::TooLarge,
+            io::ERR_TLS => IoError::Tls,
             _ => IoError::Other,
         }
     }
@@ -48,6 +51,7 @@ impl IoError {
             IoError::Reset => io::ERR_RESET,
             IoError::Aborted => io::ERR_ABORTED,
             IoError::TooLarge => io::ERR_TOO_LARGE,
+            IoError::Tls => io::ERR_TLS,
             IoError::Other => io::ERR_OTHER,
         }
     }
@@ -61,6 +65,7 @@ impl std::fmt::Display for IoError {
             IoError::Reset => "connection reset",
             IoError::Aborted => "client aborted",
             IoError::TooLarge => "request body too large",
+            IoError::Tls => "TLS handshake failed (the error log says why)",
             IoError::Other => "I/O error",
         })
     }

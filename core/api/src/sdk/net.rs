@@ -43,6 +43,49 @@ impl TcpConn {
         .await
     }
 
+    /// Connects to `addr` and completes a TLS handshake with SNI
+    /// `server_name` (an `https://` backend), giving up after `timeout`.
+    /// Verified against the system's roots, or the PEM roots in `ca_file`
+    /// when it is not empty; `verify = false` accepts any certificate.
+    pub async fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        verify: bool,
+        ca_file: &str,
+        timeout: Duration,
+    ) -> Result<TcpConn, IoError> {
+        let flags = if verify { 0 } else { abi::tls_flags::INSECURE };
+        let op = Op((host().tls_connect_new)(
+            AbiStr::new(addr.as_bytes()),
+            AbiStr::new(server_name.as_bytes()),
+            flags,
+            AbiStr::new(ca_file.as_bytes()),
+            millis(timeout),
+        ));
+        Self::finish(op).await
+    }
+
+    /// Takes the client's connection over after a `101 Switching
+    /// Protocols` head was sent (a WebSocket tunnel): what the client
+    /// sends next arrives through this connection, and what is written
+    /// goes to it. `req` must stay alive until this resolves.
+    pub async fn upgrade(req: &mut crate::sdk::Request) -> Result<TcpConn, IoError> {
+        let op = Op((host().upgrade_take)(req.as_raw()));
+        Self::finish(op).await
+    }
+
+    async fn finish(op: Op) -> Result<TcpConn, IoError> {
+        poll_fn(|cx| {
+            let mut conn = std::ptr::null_mut();
+            match crate::waker::lend(cx, |w| (host().connect_poll)(op.raw(), w, &mut conn)) {
+                abi::io::PENDING => Poll::Pending,
+                abi::io::READY => Poll::Ready(Ok(TcpConn { raw: conn })),
+                e => Poll::Ready(Err(IoError::from_code(e))),
+            }
+        })
+        .await
+    }
+
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -124,6 +167,15 @@ impl TcpConn {
             _ => Poll::Ready(()),
         }
     }
+    /// Half-closes the sending side (poll form, for two-way copies).
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), IoError>> {
+        match crate::waker::lend(cx, |w| (host().conn_shutdown)(self.raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            abi::io::READY => Poll::Ready(Ok(())),
+            e => Poll::Ready(Err(IoError::from_code(e))),
+        }
+    }
+
     /// Half-closes the sending side.
     pub async fn shutdown(&mut self) -> Result<(), IoError> {
         poll_fn(

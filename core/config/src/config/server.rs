@@ -41,6 +41,9 @@ pub struct Limits {
     pub timeout: Duration,
     pub keepalive_timeout: Duration,
     pub max_connections: usize,
+    /// How long a stopping or replaced server keeps open tunnels
+    /// (WebSockets) after its HTTP connections drained.
+    pub tunnel_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +112,7 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
             "timeout",
             "keepalive_timeout",
             "max_connections",
+            "tunnel_grace",
         ],
     );
     Limits {
@@ -119,6 +123,7 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
         timeout: Duration::from_secs(r.uint(t, "timeout", 60, 1)),
         keepalive_timeout: Duration::from_secs(r.uint(t, "keepalive_timeout", 5, 0)),
         max_connections: r.uint(t, "max_connections", 10000, 1) as usize,
+        tunnel_grace: Duration::from_secs(r.uint(t, "tunnel_grace", 300, 0)),
     }
 }
 
@@ -188,7 +193,7 @@ mod tests {
         assert_eq!(s.log.access_log, None);
         let expected = [
             "m.toml: workers: -1 is too small (use a whole number of at least 0)",
-            "m.toml: limits.timout: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections)",
+            "m.toml: limits.timout: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace)",
             "m.toml: limits.timeout: 0 is too small (use a whole number of at least 1)",
             "m.toml: log.level: unknown value \"loud\" (use one of error, warn, info, debug)",
             "m.toml: log.access_format: expected a string, found integer (write access_format as a string)",

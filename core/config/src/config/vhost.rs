@@ -1,11 +1,17 @@
-//! `[[vhost]]` entries: the core reads `listen`, `server_name` and `server_alias`; every other key belongs to a module.
+//! `[[vhost]]` entries: the core reads `listen`, `server_name`, `server_alias` and the TLS pair `tls_certificate` / `tls_key`; every other key belongs to a module.
 use super::fields::Reader;
 use crate::error::ConfigError;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
-const VHOST_KEYS: &[&str] = &["listen", "server_name", "server_alias"];
+const VHOST_KEYS: &[&str] = &[
+    "listen",
+    "server_name",
+    "server_alias",
+    "tls_certificate",
+    "tls_key",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vhost {
@@ -16,10 +22,20 @@ pub struct Vhost {
     pub listen: Vec<SocketAddr>,
     pub server_name: Option<String>,
     pub server_alias: Vec<String>,
+    /// PEM certificate chain and private key (relative to SERVER_ROOT):
+    /// both or neither. Read and checked by the core's TLS setup.
+    pub tls: Option<TlsFiles>,
     /// The file that defines this vhost.
     pub file: PathBuf,
     /// Module-owned keys, e.g. `proxy`; routed by `route_sections`.
     pub extra: Table,
+}
+
+/// A vhost's `tls_certificate` and `tls_key`, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Vhost {
@@ -63,6 +79,7 @@ pub(crate) fn parse_all(
             listen: listen(table, &mut r),
             server_name: r.optional_string(table, "server_name"),
             server_alias: r.strings(table, "server_alias"),
+            tls: tls(table, &mut r),
             file: file.to_path_buf(),
             extra: table
                 .iter()
@@ -72,6 +89,34 @@ pub(crate) fn parse_all(
         });
     }
     vhosts
+}
+
+fn tls(table: &Table, r: &mut Reader) -> Option<TlsFiles> {
+    let certificate = r.optional_string(table, "tls_certificate");
+    let key = r.optional_string(table, "tls_key");
+    match (certificate, key) {
+        (Some(c), Some(k)) => Some(TlsFiles {
+            certificate: c.into(),
+            key: k.into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            r.error(
+                "tls_key",
+                "missing: tls_certificate is set, so TLS needs the certificate's private key too",
+                "add tls_key = \"tls/site.key\" (a PEM file, relative to SERVER_ROOT)",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.error(
+                "tls_certificate",
+                "missing: tls_key is set, so TLS needs the certificate chain too",
+                "add tls_certificate = \"tls/site.crt\" (a PEM file, relative to SERVER_ROOT)",
+            );
+            None
+        }
+    }
 }
 
 fn listen(table: &Table, r: &mut Reader) -> Vec<SocketAddr> {
@@ -131,6 +176,12 @@ mod tests {
         );
         assert!(
             errors[1].contains("vhost[1].listen: missing") && errors[1].contains("add listen ="),
+            "{errors:?}"
+        );
+        let (_, errors) =
+            parse_str("[[vhost]]\nlisten = \"127.0.0.1:80\"\ntls_certificate = \"a.crt\"\n");
+        assert!(
+            errors[0].contains("vhost[0].tls_key: missing"),
             "{errors:?}"
         );
         let (_, errors) = parse_str("[vhost]\nlisten = \"127.0.0.1:80\"\n");

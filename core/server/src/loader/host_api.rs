@@ -2,6 +2,7 @@
 //! host into module hooks. Every function here trusts only what the ABI
 //! promises: handles it made itself and borrowed slices valid for the call.
 
+use super::conn::HostConn;
 use super::registry::{frozen, Claim, Hook, Provider, Registry};
 use super::request::{ctx, RequestCtx};
 use crate::log::{self, Level};
@@ -61,6 +62,8 @@ pub static HOST_API: HostApi = HostApi {
     server_file: super::operate::server_file,
     providers_visit: super::operate::providers_visit,
     metrics_render: super::operate::metrics_render,
+    tls_connect_new,
+    upgrade_take,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
@@ -549,7 +552,8 @@ extern "C" fn timer_drop(raw: *mut c_void) {
     drop(unsafe { Box::from_raw(raw as *mut tokio::time::Sleep) });
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, i32>> + Send>>;
+/// A pending connect, TLS connect or upgrade: all end in a [`HostConn`].
+type Connecting = Pin<Box<dyn Future<Output = Result<HostConn, i32>> + Send>>;
 
 extern "C" fn connect_new(addr: AbiStr, timeout_millis: u64) -> *mut c_void {
     let addr = text(addr).into_owned();
@@ -560,14 +564,14 @@ extern "C" fn connect_new(addr: AbiStr, timeout_millis: u64) -> *mut c_void {
             Ok(Err(e)) => Err(io_code(&e)),
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                Ok(stream)
+                Ok(HostConn::Tcp(stream))
             }
         }
     });
     Box::into_raw(Box::new(fut)) as *mut c_void
 }
 
-fn io_code(e: &std::io::Error) -> i32 {
+pub(super) fn io_code(e: &std::io::Error) -> i32 {
     use std::io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => io::ERR_REFUSED,
@@ -596,9 +600,9 @@ extern "C" fn connect_drop(op: *mut c_void) {
     drop(unsafe { Box::from_raw(op as *mut Connecting) });
 }
 
-fn stream<'a>(raw: *mut c_void) -> Pin<&'a mut TcpStream> {
+fn stream<'a>(raw: *mut c_void) -> Pin<&'a mut HostConn> {
     // SAFETY: made by connect_poll, used by its one owner until conn_drop.
-    Pin::new(unsafe { &mut *(raw as *mut TcpStream) })
+    Pin::new(unsafe { &mut *(raw as *mut HostConn) })
 }
 
 fn io_result(polled: Poll<std::io::Result<usize>>, n: *mut usize) -> i32 {
@@ -654,7 +658,7 @@ extern "C" fn conn_shutdown(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
 
 extern "C" fn conn_drop(raw: *mut c_void) {
     // SAFETY: made by connect_poll, dropped once.
-    drop(unsafe { Box::from_raw(raw as *mut TcpStream) });
+    drop(unsafe { Box::from_raw(raw as *mut HostConn) });
 }
 
 /// Sends the response head on a module's behalf (a handler that returned
@@ -664,8 +668,12 @@ pub fn start_response(raw: *mut c_void) {
 }
 
 extern "C" fn conn_set_keepalive(raw: *mut c_void, enable: bool, idle_secs: u32) -> i32 {
-    let tcp = stream(raw);
-    let socket = socket2::SockRef::from(&*tcp);
+    let conn = stream(raw);
+    let Some(tcp) = conn.tcp() else {
+        // A tunnel's client side: the core owns that socket's settings.
+        return io::ERR_OTHER;
+    };
+    let socket = socket2::SockRef::from(tcp);
     let result = if enable && idle_secs > 0 {
         let params =
             socket2::TcpKeepalive::new().with_time(Duration::from_secs(u64::from(idle_secs)));
@@ -681,8 +689,50 @@ extern "C" fn conn_set_keepalive(raw: *mut c_void, enable: bool, idle_secs: u32)
 }
 
 extern "C" fn conn_poll_readable(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
-    match with_cx(waker, |cx| stream(raw).poll_read_ready(cx)) {
+    let HostConn::Tcp(tcp) = &*stream(raw) else {
+        // TLS may hold decrypted bytes the socket no longer shows:
+        // say "maybe", and let the caller's read find out.
+        return io::READY;
+    };
+    match with_cx(waker, |cx| tcp.poll_read_ready(cx)) {
         Poll::Pending => io::PENDING,
         Poll::Ready(_) => io::READY,
     }
+}
+
+extern "C" fn tls_connect_new(
+    addr: AbiStr,
+    server_name: AbiStr,
+    flags: u32,
+    ca_file: AbiStr,
+    timeout_millis: u64,
+) -> *mut c_void {
+    let fut: Connecting = Box::pin(super::conn::tls_connect(
+        text(addr).into_owned(),
+        text(server_name).into_owned(),
+        flags & abi::tls_flags::INSECURE != 0,
+        text(ca_file).into_owned(),
+        Duration::from_millis(timeout_millis),
+    ));
+    Box::into_raw(Box::new(fut)) as *mut c_void
+}
+
+extern "C" fn upgrade_take(raw: *mut c_void) -> *mut c_void {
+    let r = req(raw);
+    // hyper hands the connection over only after a 101 head went out on
+    // a request that asked for an upgrade.
+    let pending = if r.head_sent && r.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        r.head.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    let fut: Connecting = Box::pin(async move {
+        let upgraded = pending
+            .ok_or(io::ERR_OTHER)?
+            .await
+            .map_err(|_| io::ERR_RESET)?;
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        Ok(HostConn::Upgraded(io, crate::server::tunnels::token()))
+    });
+    Box::into_raw(Box::new(fut)) as *mut c_void
 }

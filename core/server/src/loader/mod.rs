@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod conn;
 mod dl;
 pub mod host_api;
 pub mod operate;

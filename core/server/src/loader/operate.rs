@@ -17,6 +17,11 @@ pub fn set_server_files(root: &Path, config: &Path) {
     let _ = SERVER_FILES.set([root.display().to_string(), config.display().to_string()]);
 }
 
+/// SERVER_ROOT, for files named relative to it (`tls_ca_file`).
+pub fn server_root() -> Option<std::path::PathBuf> {
+    SERVER_FILES.get().map(|f| std::path::PathBuf::from(&f[0]))
+}
+
 pub extern "C" fn server_file(which: u32) -> AbiStr {
     let Some(files) = SERVER_FILES.get() else {
         return AbiStr::EMPTY;

@@ -74,7 +74,10 @@ impl Body for ResponseBody {
 }
 
 impl HandlerStream {
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         loop {
             if let Some(chunk) = self.finish.ctx().pending_chunk.take() {
                 self.finish.ctx().bytes_sent += chunk.len() as u64;

@@ -9,6 +9,8 @@ pub mod handoff;
 mod listen;
 pub mod pipeline;
 mod slow_client;
+pub mod tls;
+pub mod tunnels;
 mod vhosts;
 
 use crate::loader::registry::Registry;
@@ -126,6 +128,8 @@ struct Shared {
     /// Set before a hand-off stops us: connections then end gently (see
     /// `serve_connection`) rather than at once.
     handing_off: std::sync::atomic::AtomicBool,
+    /// `limits.tunnel_grace`.
+    tunnel_grace: Duration,
 }
 
 impl Shared {
@@ -152,6 +156,7 @@ impl Shared {
                     body: settings.limits.request_body,
                     timeout: settings.limits.timeout,
                 },
+                tls: loaded.tls.acceptor(addr),
             });
             sites.push((site, listener.try_clone()?));
         }
@@ -178,6 +183,7 @@ impl Shared {
             workers,
             accept_loops_stopped: watch::channel(0).0,
             handing_off: std::sync::atomic::AtomicBool::new(false),
+            tunnel_grace: settings.limits.tunnel_grace,
         })
     }
 
@@ -200,6 +206,9 @@ impl Shared {
             d.take();
         }
         let _ = self.drain_rx.lock().await.recv().await;
+        if !tunnels::wait(self.tunnel_grace).await {
+            log::info("tunnel_grace is over: closing the tunnels still open");
+        }
         let _ = self.drained.send(true);
     }
 }
@@ -374,27 +383,37 @@ async fn accept_until_stopped(
             client,
             client_text: client.to_string(),
             local_text: local.to_string(),
-            scheme: "http",
+            scheme: if site.tls.is_some() { "https" } else { "http" },
         });
-        tokio::spawn(serve_connection(
-            stream,
-            conn,
-            site.clone(),
-            shared.clone(),
-            permit,
-            drain.clone(),
-        ));
+        let (site, shared, drain) = (site.clone(), shared.clone(), drain.clone());
+        match site.tls.clone() {
+            None => tokio::spawn(serve_connection(stream, conn, site, shared, permit, drain)),
+            Some(acceptor) => tokio::spawn(async move {
+                // The handshake runs in the connection's task, bounded by
+                // Timeout, so a slow or silent client holds no accept loop.
+                let timeout = site.limits.timeout;
+                match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => serve_connection(tls, conn, site, shared, permit, drain).await,
+                    Ok(Err(e)) => log::debug(&format!("TLS handshake with {client} failed: {e}")),
+                    Err(_) => log::debug(&format!("TLS handshake with {client} timed out")),
+                }
+            }),
+        };
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// Serves HTTP/1.1 on one accepted connection: a plain TCP stream or a
+/// TLS stream (the same code, monomorphised, so plain pays nothing).
+async fn serve_connection<S>(
+    stream: S,
     conn: Arc<ConnInfo>,
     site: Arc<Site>,
     shared: Arc<Shared>,
     _permit: tokio::sync::OwnedSemaphorePermit,
     _drain: mpsc::Sender<()>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut stop = shared.stop.clone();
     let (io, head_watch) = slow_client::watch(stream);
     let watch = head_watch.clone();
@@ -405,7 +424,7 @@ async fn serve_connection(
         let closing = *stopping.borrow();
         async move {
             let mut response = pipeline::serve(site, conn, req).await;
-            if closing {
+            if closing && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 // Draining: this answer is the connection's last, and says so.
                 response.headers_mut().insert(
                     http::header::CONNECTION,
@@ -421,7 +440,8 @@ async fn serve_connection(
         .header_read_timeout(shared.limits.keepalive)
         .max_headers(shared.limits.max_headers)
         .max_buf_size(shared.limits.max_buf);
-    let mut connection = builder.serve_connection(io, service);
+    // with_upgrades: a 101 hands the connection to the module (WebSocket).
+    let mut connection = builder.serve_connection(io, service).with_upgrades();
     let result = tokio::select! {
         r = &mut connection => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
@@ -436,7 +456,9 @@ async fn serve_connection(
             (&mut connection).await
         }
     };
-    slow_client::after(&result, &head_watch, connection.into_parts().io).await;
+    if let Some(parts) = connection.into_parts() {
+        slow_client::after(&result, &head_watch, parts.io).await;
+    }
 }
 
 fn write_pid_file(path: &std::path::Path) {

@@ -24,6 +24,8 @@ pub struct Site {
     pub registry: &'static Registry,
     pub vhosts: ListenerVhosts,
     pub limits: RequestLimits,
+    /// Set on a TLS listener: connections are handshaken before HTTP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Apache's LimitRequest* directives, checked before any module runs.
@@ -209,6 +211,9 @@ fn respond(
     let status = ctx.status;
     let headers = std::mem::take(&mut ctx.response_headers);
     let has_more = ctx.pending_chunk.is_some();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return switching(finish, stream, headers);
+    }
     let body = match stream {
         Some((future, module)) if future.is_some() || has_more => {
             ResponseBody::Stream(Box::new(HandlerStream {
@@ -250,5 +255,30 @@ pub fn error_page(status: StatusCode) -> Response<ResponseBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    response
+}
+
+/// A 101: hyper hands the connection over only once this response's
+/// (empty) body is done, so the handler, which now runs the tunnel on
+/// the taken-over connection, goes on in a task of its own.
+fn switching(
+    finish: Finish,
+    stream: Option<(Option<Imported>, &'static str)>,
+    headers: http::HeaderMap,
+) -> Response<ResponseBody> {
+    if let Some((Some(future), module)) = stream {
+        let mut rest = HandlerStream {
+            future: Some(future),
+            failed: None,
+            finish,
+            module,
+        };
+        tokio::spawn(
+            async move { while let Some(Ok(_)) = poll_fn(|cx| rest.poll_chunk(cx)).await {} },
+        );
+    }
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = headers;
     response
 }

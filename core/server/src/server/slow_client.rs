@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 const ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 29\r\nConnection: close\r\n\r\nrequest not received in time\n";
 
@@ -35,12 +34,12 @@ impl HeadWatch {
 }
 
 /// The client's stream as hyper sees it, reporting to a [`HeadWatch`].
-pub struct Watched {
-    inner: TcpStream,
+pub struct Watched<S> {
+    inner: S,
     watch: HeadWatch,
 }
 
-pub fn watch(inner: TcpStream) -> (TokioIo<Watched>, HeadWatch) {
+pub fn watch<S>(inner: S) -> (TokioIo<Watched<S>>, HeadWatch) {
     let watch = HeadWatch::default();
     let io = Watched {
         inner,
@@ -51,7 +50,11 @@ pub fn watch(inner: TcpStream) -> (TokioIo<Watched>, HeadWatch) {
 
 /// Once hyper has ended the connection: a 408 if a head was cut short by
 /// the timeout. `io` is what hyper gave back.
-pub async fn after(result: &Result<(), hyper::Error>, watch: &HeadWatch, io: TokioIo<Watched>) {
+pub async fn after<S: AsyncWrite + Unpin>(
+    result: &Result<(), hyper::Error>,
+    watch: &HeadWatch,
+    io: TokioIo<Watched<S>>,
+) {
     let timed_out = matches!(result, Err(e) if e.is_timeout());
     if !timed_out || !watch.partial() {
         return;
@@ -65,7 +68,7 @@ pub async fn after(result: &Result<(), hyper::Error>, watch: &HeadWatch, io: Tok
     .await;
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -81,7 +84,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

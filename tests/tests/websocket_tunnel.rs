@@ -1,0 +1,148 @@
+//! WebSocket tunnels through proxy_wstunnel to a real echo backend: text,
+//! binary, ping/pong, close and 1 MiB messages over `ws://` targets and
+//! `upgrade = "websocket"` on an http:// pass; upgrades refused (400)
+//! where not configured; 1,000 tunnels open at once.
+
+#[path = "support/ws.rs"]
+mod ws;
+
+use modproxy_tests::{free_port, get, Server, ServerRoot};
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+use ws::EchoBackend;
+
+/// proxy, proxy_http and proxy_wstunnel, with `pass` as given.
+fn proxy(pass: &str, top: &str) -> (ServerRoot, Server, u16) {
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http", "proxy_wstunnel"]);
+    let port = free_port();
+    root.config(&format!(
+        "{top}\n[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nserver_name = \"proxy.test\"\n[vhost.proxy]\npass = [{pass}]\n"
+    ));
+    let server = Server::start(&root, port);
+    (root, server, port)
+}
+
+fn exercise(ws: &mut ws::Client) {
+    assert_eq!(
+        ws::round_trip(ws, Message::text("héllo")),
+        Message::text("héllo")
+    );
+    let bytes: Vec<u8> = (0..=255).collect();
+    assert_eq!(
+        ws::round_trip(ws, Message::binary(bytes.clone())),
+        Message::binary(bytes)
+    );
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .unwrap();
+    match ws.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        ws::round_trip(ws, Message::binary(big.clone())),
+        Message::binary(big),
+        "a 1 MiB message comes back intact"
+    );
+    let text = "x".repeat(1024 * 1024);
+    assert_eq!(
+        ws::round_trip(ws, Message::text(text.clone())),
+        Message::text(text)
+    );
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
+}
+
+#[test]
+fn text_binary_ping_close_and_big_messages_through_ws_and_upgrade_targets() {
+    let echo = EchoBackend::start();
+    let (root, _server, port) = proxy(
+        &format!(
+            "{{ path = \"/ws/\", url = \"ws://127.0.0.1:{p}/echo/\" }}, \
+             {{ path = \"/app/\", url = \"http://127.0.0.1:{p}/app/\", upgrade = \"websocket\" }}",
+            p = echo.port
+        ),
+        "",
+    );
+    let mut a = ws::connect(port, "/ws/room").unwrap_or_else(|e| panic!("{e}\n{}", root.log()));
+    exercise(&mut a);
+    let mut b = ws::connect(port, "/app/x").unwrap();
+    exercise(&mut b);
+    let seen = echo.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        ("/echo/room".to_string(), Some("http".to_string()))
+    );
+    assert_eq!(seen[1].0, "/app/x");
+}
+
+#[test]
+fn upgrades_are_refused_where_not_configured_and_plain_requests_still_work() {
+    let echo = EchoBackend::start();
+    let (_root, _server, port) = proxy(
+        &format!(
+            "{{ path = \"/\", url = \"http://127.0.0.1:{}/\" }}",
+            echo.port
+        ),
+        "",
+    );
+    match ws::connect(port, "/chat") {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected a 400, got {:?}", other.map(|_| ())),
+    }
+    // The echo backend is no HTTP server, but the refusal never reached it.
+    assert!(echo.seen.lock().unwrap().is_empty());
+    // A plain request on the same pass is proxied as usual.
+    let plain = get(port, "/", &[]).unwrap();
+    assert_ne!(plain.status, 400, "only the upgrade was refused");
+}
+
+#[test]
+fn a_thousand_tunnels_at_once() {
+    let echo = EchoBackend::start();
+    let (root, _server, port) = proxy(
+        &format!(
+            "{{ path = \"/\", url = \"ws://127.0.0.1:{}/\" }}",
+            echo.port
+        ),
+        "",
+    );
+    let started = Instant::now();
+    let mut sockets = Vec::new();
+    for i in 0..1000 {
+        let ws = ws::connect(port, &format!("/s{i}"))
+            .unwrap_or_else(|e| panic!("socket {i}: {e}\n{}", root.log()));
+        sockets.push(ws);
+    }
+    // All open at once: each echoes its own message.
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        ws.send(Message::text(format!("m{i}"))).unwrap();
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        loop {
+            match ws.read().unwrap() {
+                Message::Text(t) => {
+                    assert_eq!(t.as_str(), format!("m{i}"));
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
+    for ws in &mut sockets {
+        ws.close(None).unwrap();
+        let _ = ws.flush();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
