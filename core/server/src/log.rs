@@ -6,32 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, RwLock};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Error = 1,
-    Warn = 2,
-    Info = 3,
-    Debug = 4,
-}
-
-impl Level {
-    pub fn from_abi(v: u32) -> Level {
-        match v {
-            1 => Level::Error,
-            2 => Level::Warn,
-            3 => Level::Info,
-            _ => Level::Debug,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-        }
-    }
-}
+/// The module API's levels, so a module's line and the core's compare alike.
+pub use modproxy_api::Level;
 
 enum Sink {
     Stderr,

@@ -35,6 +35,27 @@ pub enum Level {
     Debug = 4,
 }
 
+impl Level {
+    /// The level a `log` call carries across the ABI (unknown: debug).
+    pub fn from_abi(v: u32) -> Level {
+        match v {
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+    /// As in Apache's error log: `error`, `warn`, `info`, `debug`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
 /// Writes one line to the server's error log, tagged with this module's name.
 pub fn log(level: Level, msg: impl Display) {
     let Some(host) = HOST.get() else { return };

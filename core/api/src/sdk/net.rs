@@ -32,15 +32,7 @@ impl TcpConn {
             AbiStr::new(addr.as_bytes()),
             millis(timeout),
         ));
-        poll_fn(|cx| {
-            let mut conn = std::ptr::null_mut();
-            match crate::waker::lend(cx, |w| (host().connect_poll)(op.raw(), w, &mut conn)) {
-                abi::io::PENDING => Poll::Pending,
-                abi::io::READY => Poll::Ready(Ok(TcpConn { raw: conn })),
-                e => Poll::Ready(Err(IoError::from_code(e))),
-            }
-        })
-        .await
+        Self::finish(op).await
     }
 
     /// Connects to `addr` and completes a TLS handshake with SNI
@@ -74,6 +66,7 @@ impl TcpConn {
         Self::finish(op).await
     }
 
+    /// Polls a pending connect, TLS handshake or upgrade to its connection.
     async fn finish(op: Op) -> Result<TcpConn, IoError> {
         poll_fn(|cx| {
             let mut conn = std::ptr::null_mut();

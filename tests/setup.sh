@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests need beyond the Rust toolchain, on a
+# fresh Debian machine; quick and quiet when it is all there already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The tutorial's own backends are Flask apps; one test runs them as written.
+python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check flask
+
+# wrk drives the load tests; curl checks TLS listeners; Debian's chromium,
+# driven by playwright-core from npm, tests the balancer-manager page
+# (never a browser that playwright downloads).
+missing=()
+for tool in wrk curl chromium npm; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    packages=("${missing[@]/npm/nodejs npm}")
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages[*]} >/dev/null
+fi
+[ -d tests/browser/node_modules/playwright-core ] ||
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
