@@ -195,3 +195,40 @@ fn failonstatus_puts_a_member_in_error_after_relaying_its_answer() {
     );
     assert_eq!(sick.seen().len(), 1);
 }
+
+/// The balancer's `timeout` (Apache's ProxySet timeout): with no usable
+/// member, a request waits that long for one instead of a 503 at once.
+#[test]
+fn a_balancer_timeout_waits_for_a_member_to_come_back() {
+    let mut m = modproxy_tests::member::Member::start("back");
+    m.kill();
+    let members = [member(&m.url(), "retry = 1")];
+    let keys = "forcerecovery = false\ntimeout = 3";
+    let (root, server) = serve(&["lbmethod_byrequests"], keys, &members);
+    // The member refuses: it is put in error for `retry` (1 s).
+    assert_eq!(picks(server.port, "/", &[], 1), ["<503>"], "{}", root.log());
+    m.revive();
+    // In error, no other member: the request waits until the retry has
+    // passed and the member takes it, instead of an immediate 503.
+    let started = Instant::now();
+    assert_eq!(picks(server.port, "/", &[], 1), ["back"], "{}", root.log());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "it waited: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "not the whole timeout: {waited:?}"
+    );
+}
+
+#[test]
+fn without_a_balancer_timeout_no_usable_member_is_an_immediate_503() {
+    let members = [member(&dead_url(), "retry = 5")];
+    let (_root, server) = serve(&["lbmethod_byrequests"], "forcerecovery = false", &members);
+    assert_eq!(picks(server.port, "/", &[], 1), ["<503>"]);
+    let started = Instant::now();
+    assert_eq!(picks(server.port, "/", &[], 1), ["<503>"]);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}

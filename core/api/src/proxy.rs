@@ -333,6 +333,9 @@ pub struct BalancerV1 {
     /// Writes a text table of every balancer and member (state, elected,
     /// busy, errors) through `visitor(ud, text, "")`, for `modproxy status`.
     pub status_table: extern "C" fn(data: *const c_void, visitor: HeaderVisitor, ud: *mut c_void),
+    /// How long a request may wait for a usable member (the balancer's
+    /// `timeout`, Apache's ProxySet timeout), in milliseconds; 0 = no wait.
+    pub wait_ms: extern "C" fn(data: *const c_void, name: AbiStr) -> u64,
 }
 
 /// A picked member as the safe side sees it.
@@ -357,6 +360,10 @@ pub trait Balancer: Send + Sync + 'static {
     /// A text table of every balancer and member, for `modproxy status`.
     fn status_table(&self) -> String {
         String::new()
+    }
+    /// How long a request may wait for a usable member before the 503.
+    fn wait(&self, _name: &str) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
 }
 
@@ -412,6 +419,13 @@ extern "C" fn bal_report<B: Balancer>(
     // SAFETY: as in bal_exists; `outcome` is valid for the call.
     let (b, outcome) = unsafe { (&*(data as *const B), &*outcome) };
     guard((), || b.report(str_arg(name), member, code, outcome))
+}
+extern "C" fn bal_wait_ms<B: Balancer>(data: *const c_void, name: AbiStr) -> u64 {
+    // SAFETY: as in bal_exists.
+    let b = unsafe { &*(data as *const B) };
+    guard(0, || {
+        u64::try_from(b.wait(str_arg(name)).as_millis()).unwrap_or(u64::MAX)
+    })
 }
 extern "C" fn bal_visit<B: Balancer>(
     data: *const c_void,
@@ -470,6 +484,7 @@ pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer:
         report: bal_report::<B>,
         visit_members: bal_visit::<B>,
         status_table: bal_status_table::<B>,
+        wait_ms: bal_wait_ms::<B>,
     }));
     r.provider_raw(
         BALANCER_GROUP,
@@ -506,6 +521,13 @@ impl BalancerHandle {
     }
     pub fn max_attempts(&self, name: &str) -> u32 {
         (self.vtable.max_attempts)(self.data, AbiStr::new(name.as_bytes()))
+    }
+    /// How long a request may wait for a usable member (0 = no wait).
+    pub fn wait(&self, name: &str) -> std::time::Duration {
+        std::time::Duration::from_millis((self.vtable.wait_ms)(
+            self.data,
+            AbiStr::new(name.as_bytes()),
+        ))
     }
     pub fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32> {
         let mut out = MemberPick {

@@ -10,6 +10,7 @@ use crate::Proxy;
 use modproxy_api::proxy::{
     exchange, pick, worker_flags, BalancerHandle, ExchangeOutcome, WorkerParams,
 };
+use modproxy_api::sdk::net::sleep;
 use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,6 +169,9 @@ async fn direct(
     status_for(code, &outcome, a.target)
 }
 
+/// How often a request waiting for a usable member asks again.
+const MEMBER_POLL: Duration = Duration::from_millis(100);
+
 /// Apache's failover loop: pick, try, report; a failed connect moves on to
 /// another member while attempts remain.
 async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u32) -> Status {
@@ -182,9 +186,16 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
     let rest = split_origin(url).map_or("", |(_, rest)| rest);
     let max = b.max_attempts(name);
     let mut attempts = 0;
+    // The balancer's `timeout`: how long to wait for a usable member.
+    let give_up = Instant::now() + b.wait(name);
     loop {
         let picked = match b.pick(name, req) {
             Ok(p) => p,
+            Err(pick::NONE_USABLE) if Instant::now() < give_up => {
+                let left = give_up.saturating_duration_since(Instant::now());
+                sleep(left.min(MEMBER_POLL)).await;
+                continue;
+            }
             Err(pick::NONE_USABLE) => {
                 log(
                     Level::Error,

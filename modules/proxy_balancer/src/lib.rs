@@ -32,7 +32,7 @@ use modproxy_api::proxy::{
 use modproxy_api::sdk::provider;
 use modproxy_api::{Module, Registrar, Request, Section};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The module: every balancer of every virtual host, by name (names are
 /// server-wide, as `balancer://NAME` in any ProxyPass may name them).
@@ -178,6 +178,11 @@ impl Balancer for ProxyBalancer {
 
     fn status_table(&self) -> String {
         self.status_text()
+    }
+
+    fn wait(&self, name: &str) -> Duration {
+        self.cluster(name)
+            .map_or(Duration::ZERO, |c| c.policy.timeout)
     }
 }
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# TLS termination beside nginx, with the same certificate: the harness's
+# small-keepalive and 100KiB-body workloads over https. Like peers.sh, each
+# proxy is pinned to CPU 0 and balances over two nginx backends (8080, 8081)
+# on CPU 1, where wrk runs too; cpu-us/req is the proxy's CPU per request.
+#
+# usage: bench/tls.sh [--duration 10] [--conns 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=10; CONNS=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2;;
+    --conns) CONNS="$2"; shift 2;;
+    *) echo "unknown argument: $1" >&2; exit 2;;
+  esac
+done
+for tool in nginx wrk openssl; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tls.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
+done
+cargo build --release --workspace >/dev/null
+
+W=$(mktemp -d -t modproxy-tls.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# One self-signed certificate for both proxies.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+
+mkdir -p "$W/www"
+head -c 76800 /dev/urandom | base64 -w 0 > "$W/www/100k.txt"
+chmod -R a+rX "$W"
+cat > "$W/backends.conf" <<CONF
+worker_processes 1; daemon off; pid $W/be.pid; error_log $W/be.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:8080 reuseport; root $W/www; location = / { return 200 "Hello world!"; } }
+  server { listen 127.0.0.1:8081 reuseport; root $W/www; location = / { return 200 "Howdy world!"; } } }
+CONF
+taskset -c 1 nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
+
+cat > "$W/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $W/nginx.pid; error_log $W/nginx.log;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 1000000;
+  upstream mycluster { server 127.0.0.1:8080; server 127.0.0.1:8081; keepalive 256; }
+  server { listen 127.0.0.1:9444 ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
+    location / { proxy_pass http://mycluster; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
+CONF
+taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
+NGINX=${PIDS[-1]}
+
+ROOT="$W/modproxy"; mkdir -p "$ROOT/mods-enabled"
+ln -s "$PWD/mods-available" "$ROOT/mods-available"
+for m in proxy proxy_http proxy_balancer lbmethod_byrequests; do
+  ln -s "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
+done
+cat > "$ROOT/modproxy.toml" <<CONF
+workers = 1
+[log]
+access_log = "off"
+error_log = "$ROOT/error.log"
+
+[[vhost]]
+listen = "127.0.0.1:9443"
+server_name = "localhost"
+tls_certificate = "$W/cert.pem"
+tls_key = "$W/key.pem"
+
+[vhost.proxy]
+preserve_host = true
+pass = [{ path = "/", url = "balancer://mycluster/" }]
+
+[[vhost.proxy.balancer]]
+name = "mycluster"
+members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
+CONF
+taskset -c 0 target/release/modproxy -d "$ROOT" run & PIDS+=($!)
+OURS=${PIDS[-1]}
+
+for port in 8080 9443 9444; do
+  for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$port/" && break
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+done
+
+ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+printf '%-16s %-9s %10s %9s %9s %10s\n' workload proxy req/s p50 p99 cpu-us/req
+for wl in "small-keepalive|/" "100KiB-body|/100k.txt"; do
+  name=${wl%%|*}; path=${wl#*|}
+  for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444"; do
+    IFS='|' read -r who pid port <<<"$p"
+    t0=$(ticks "$pid")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "https://127.0.0.1:$port$path" 2>&1)
+    t1=$(ticks "$pid")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
+    printf '%-16s %-9s %10s %9s %9s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
+      "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" "$cpu"
+  done
+done
