@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench/peers.sh with modproxy beside nginx, HAProxy and
-# Apache: builds release, makes a server root configured like the peers
+# Apache: builds the `dist` profile (release with LTO), makes a server root configured like the peers
 # (the tutorial's Example 2 on 127.0.0.1:9000 over 8080/8081, all four
 # modules, one worker thread, no access log) and passes its command line.
 #
@@ -8,13 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=${1:-1}; shift || true
-cargo build --release --workspace >/dev/null
+source bench/lib.sh
+build_dist
 ROOT=$(mktemp -d -t modproxy-bench.XXXXXX)
-mkdir -p "$ROOT/mods-enabled"
-ln -s "$PWD/mods-available" "$ROOT/mods-available"
-for m in proxy proxy_http proxy_balancer lbmethod_byrequests; do
-  ln -s "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
-done
+dist_root "$ROOT"
 cat > "$ROOT/modproxy.toml" <<CONF
 workers = $WORKERS
 [log]
@@ -37,4 +34,4 @@ members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
 CONF
 echo "server root: $ROOT" >&2
 PEERS=${PEERS:-../shared/bench/peers.sh}
-exec bash "$PEERS" --ours "exec $PWD/target/release/modproxy -d $ROOT run" "$@"
+exec bash "$PEERS" --ours "exec $PWD/target/dist/modproxy -d $ROOT run" "$@"

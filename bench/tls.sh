@@ -18,7 +18,8 @@ done
 for tool in nginx wrk openssl; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tls.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
 done
-cargo build --release --workspace >/dev/null
+source bench/lib.sh
+build_dist
 
 W=$(mktemp -d -t modproxy-tls.XXXXXX)
 PIDS=()
@@ -53,11 +54,8 @@ CONF
 taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
 
-ROOT="$W/modproxy"; mkdir -p "$ROOT/mods-enabled"
-ln -s "$PWD/mods-available" "$ROOT/mods-available"
-for m in proxy proxy_http proxy_balancer lbmethod_byrequests; do
-  ln -s "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
-done
+ROOT="$W/modproxy"
+dist_root "$ROOT"
 cat > "$ROOT/modproxy.toml" <<CONF
 workers = 1
 [log]
@@ -78,7 +76,7 @@ pass = [{ path = "/", url = "balancer://mycluster/" }]
 name = "mycluster"
 members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
 CONF
-taskset -c 0 target/release/modproxy -d "$ROOT" run & PIDS+=($!)
+taskset -c 0 target/dist/modproxy -d "$ROOT" run & PIDS+=($!)
 OURS=${PIDS[-1]}
 
 for port in 8080 9443 9444; do

@@ -99,9 +99,8 @@ pub struct Policy {
     pub failonstatus: Vec<u16>,
     pub failontimeout: bool,
     pub forcerecovery: bool,
-    /// Apache waits up to this long for a member to become usable; `pick`
-    /// is synchronous, so that needs an async pick in core/api first.
-    #[allow(dead_code)] // read by tests only until waiting is implemented
+    /// How long a request may wait for a usable member (Apache's ProxySet
+    /// timeout); proxy does the waiting, between picks.
     pub timeout: Duration,
 }
 
