@@ -1,0 +1,239 @@
+//! Host services on the request being served: fields, headers, notes,
+//! status, the response head, and both bodies.
+
+use super::*;
+
+pub(super) fn req<'a>(raw: *mut c_void) -> &'a mut RequestCtx {
+    // SAFETY: modules only hold handles the host gave them, for as long as
+    // the host keeps the request (see CtxHandle).
+    unsafe { ctx(raw) }
+}
+
+fn lend(s: &str) -> AbiStr {
+    AbiStr::new(s.as_bytes())
+}
+
+pub(super) extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
+    let r = req(raw);
+    match which {
+        field::METHOD => lend(r.head.method.as_str()),
+        field::PATH => lend(r.head.uri.path()),
+        field::QUERY => lend(r.head.uri.query().unwrap_or("")),
+        field::VERSION => lend(if r.head.version == http::Version::HTTP_10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }),
+        field::CLIENT_ADDR => lend(&r.conn.client_text),
+        field::LOCAL_ADDR => lend(&r.conn.local_text),
+        field::SCHEME => lend(r.conn.scheme),
+        field::SERVER_NAME => lend(&r.server_name),
+        field::ABSOLUTE_AUTHORITY => lend(&r.absolute_authority),
+        _ => AbiStr::EMPTY,
+    }
+}
+
+pub(super) extern "C" fn req_vhost(raw: *mut c_void) -> u32 {
+    req(raw).vhost
+}
+
+fn map(r: &mut RequestCtx, which: u32) -> &mut HeaderMap {
+    if which == hmap::RESPONSE {
+        &mut r.response_headers
+    } else {
+        &mut r.head.headers
+    }
+}
+
+pub(super) extern "C" fn header_get(
+    raw: *mut c_void,
+    which: u32,
+    name: AbiStr,
+    out: *mut AbiStr,
+) -> bool {
+    let headers = map(req(raw), which);
+    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
+        return false;
+    };
+    match headers.get(&name) {
+        Some(v) => {
+            // SAFETY: `out` is writable, owned by the caller.
+            unsafe { out.write(AbiStr::new(v.as_bytes())) };
+            true
+        }
+        None => false,
+    }
+}
+
+pub(super) extern "C" fn headers_visit(
+    raw: *mut c_void,
+    which: u32,
+    visitor: HeaderVisitor,
+    ud: *mut c_void,
+) {
+    for (name, value) in map(req(raw), which).iter() {
+        visitor(ud, lend(name.as_str()), AbiStr::new(value.as_bytes()));
+    }
+}
+
+pub(super) extern "C" fn header_change(
+    raw: *mut c_void,
+    which: u32,
+    mode: u32,
+    name: AbiStr,
+    value: AbiStr,
+) -> i32 {
+    let headers = map(req(raw), which);
+    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
+        return code::ERROR;
+    };
+    if mode == hmap::REMOVE {
+        headers.remove(&name);
+        return code::OK;
+    }
+    let Ok(value) = HeaderValue::from_bytes(bytes(value)) else {
+        return code::ERROR;
+    };
+    if mode == hmap::ADD {
+        headers.append(name, value);
+    } else {
+        headers.insert(name, value);
+    }
+    code::OK
+}
+
+pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool {
+    match req(raw).note(&text(key)) {
+        Some(v) => {
+            // SAFETY: `out` is writable, owned by the caller.
+            unsafe { out.write(lend(v)) };
+            true
+        }
+        None => false,
+    }
+}
+
+pub(super) extern "C" fn note_set(raw: *mut c_void, key: AbiStr, value: AbiStr) {
+    req(raw).set_note(&text(key), &text(value));
+}
+
+pub(super) extern "C" fn status_get(raw: *mut c_void) -> u16 {
+    req(raw).status.as_u16()
+}
+
+pub(super) extern "C" fn status_set(raw: *mut c_void, status: u16) {
+    if let Ok(s) = http::StatusCode::from_u16(status) {
+        req(raw).status = s;
+    }
+}
+
+pub(super) extern "C" fn response_start(raw: *mut c_void) -> i32 {
+    if req(raw).head_sent {
+        return io::ERR_OTHER;
+    }
+    // ProxyPassReverse and friends get their last look at the head here.
+    if let Some(registry) = frozen() {
+        for hook in registry.hooks(HookKind::ResponseHeaders) {
+            let rc = call_request_hook(hook, raw);
+            if rc != code::OK && rc != code::DECLINED {
+                let name = &registry.modules[hook.module].name;
+                log::write(
+                    Level::Error,
+                    "core",
+                    &format!("module {name} failed in response_headers (code {rc})"),
+                );
+            }
+        }
+    }
+    req(raw).head_sent = true;
+    io::READY
+}
+
+pub(super) extern "C" fn body_poll_read(
+    raw: *mut c_void,
+    waker: *const AbiWaker,
+    out: *mut AbiChunk,
+) -> i32 {
+    let r = req(raw);
+    let Some(body) = r.body.as_mut() else {
+        return io::READY;
+    };
+    loop {
+        let polled = with_cx(waker, |cx| Pin::new(&mut *body).poll_frame(cx));
+        match polled {
+            Poll::Pending => return body_wait(r, waker),
+            Poll::Ready(None) => {
+                r.body = None;
+                return io::READY;
+            }
+            Poll::Ready(Some(Err(_))) => return io::ERR_ABORTED,
+            Poll::Ready(Some(Ok(frame))) => {
+                r.body_timer = None;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                r.body_read += data.len() as u64;
+                if r.body_limit != 0 && r.body_read > r.body_limit {
+                    return io::ERR_TOO_LARGE;
+                }
+                // SAFETY: `out` is writable, owned by the caller.
+                unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
+                return io::READY;
+            }
+        }
+    }
+}
+
+/// Timeout for a client that stops sending its body: the wait is armed
+/// on the first Pending, reset by each piece, and ends in ERR_TIMEOUT.
+fn body_wait(r: &mut RequestCtx, waker: *const AbiWaker) -> i32 {
+    if r.body_timeout.is_zero() {
+        return io::PENDING;
+    }
+    let timeout = r.body_timeout;
+    let timer = r
+        .body_timer
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+    match with_cx(waker, |cx| timer.as_mut().poll(cx)) {
+        Poll::Pending => io::PENDING,
+        Poll::Ready(()) => {
+            r.body_timer = None;
+            io::ERR_TIMEOUT
+        }
+    }
+}
+
+pub(super) extern "C" fn body_poll_ready(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
+    let r = req(raw);
+    if !r.head_sent {
+        return io::ERR_OTHER;
+    }
+    if r.pending_chunk.is_none() {
+        return io::READY;
+    }
+    // The response body drains the slot before it polls the handler again.
+    with_cx(waker, |cx| cx.waker().wake_by_ref());
+    io::PENDING
+}
+
+pub(super) extern "C" fn body_send(raw: *mut c_void, chunk: AbiChunk) -> i32 {
+    // SAFETY: modules make chunks with chunk::from_bytes.
+    let data: Bytes = unsafe { modproxy_api::chunk::into_bytes(chunk) };
+    let r = req(raw);
+    if !r.head_sent || r.pending_chunk.is_some() {
+        return io::ERR_OTHER;
+    }
+    if !data.is_empty() {
+        r.pending_chunk = Some(data);
+    }
+    io::READY
+}
+
+/// Sends the response head on a module's behalf (a handler that returned
+/// OK without sending it).
+pub fn start_response(raw: *mut c_void) {
+    response_start(raw);
+}
