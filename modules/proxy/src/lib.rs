@@ -13,9 +13,9 @@
 mod compile;
 mod config;
 mod handler;
-mod paths;
+pub mod paths;
 mod response;
-mod reverse;
+pub mod reverse;
 #[cfg(test)]
 mod route_tests;
 mod translate;

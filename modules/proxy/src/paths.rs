@@ -10,20 +10,42 @@
 /// (`%2e%2e`), behind an encoded slash (`..%2f`) or a Tomcat-style path
 /// parameter (`..;x`). Backends would resolve it and escape the prefix.
 pub fn dot_segment(path: &str) -> Option<String> {
-    // Nearly every path has no dot, escape or backslash: nothing to find.
-    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
-        return None;
+    // One pass, no allocation: `/`, `\`, `%2f`, `%5c` end a segment, `.`
+    // and `%2e` are dots, `;` ends the part of a segment that names it.
+    let b = path.as_bytes();
+    let (mut dots, mut other, mut in_params) = (0usize, false, false);
+    let mut i = 0;
+    loop {
+        let (unit, len) = match b.get(i) {
+            None => (b'/', 1),
+            Some(b'%') if b.len() >= i + 3 => {
+                match (b[i + 1].to_ascii_lowercase(), b[i + 2].to_ascii_lowercase()) {
+                    (b'2', b'f') | (b'5', b'c') => (b'/', 3),
+                    (b'2', b'e') => (b'.', 3),
+                    _ => (b'%', 1),
+                }
+            }
+            Some(b'\\') => (b'/', 1),
+            Some(&c) => (c, 1),
+        };
+        match unit {
+            b'/' => {
+                if !other && (dots == 1 || dots == 2) {
+                    let name = if dots == 1 { "." } else { ".." };
+                    return Some(format!("dot segment {name:?} in path {path:?}"));
+                }
+                if i >= b.len() {
+                    return None;
+                }
+                (dots, other, in_params) = (0, false, false);
+            }
+            _ if in_params => {}
+            b';' => in_params = true,
+            b'.' => dots += 1,
+            _ => other = true,
+        }
+        i += len;
     }
-    let lower = path
-        .to_ascii_lowercase()
-        .replace("%2f", "/")
-        .replace("%5c", "/")
-        .replace('\\', "/");
-    lower.split('/').find_map(|seg| {
-        let seg = seg.replace("%2e", ".");
-        let name = seg.split(';').next().unwrap_or("");
-        matches!(name, "." | "..").then(|| format!("dot segment {name:?} in path {path:?}"))
-    })
 }
 
 fn hex(b: u8) -> Option<u8> {
