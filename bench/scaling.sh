@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Throughput against worker threads: modproxy (Example 2, small-keepalive,
+# the dist build) with workers = 1..N, pinned to cores 0..workers-1, wrk
+# and the two nginx backends on the cores left (or core N-1's sibling set
+# when none are left: on a 2-core machine workers = 2 shares with the load).
+#
+# usage: bench/scaling.sh [MAX_WORKERS=nproc] [--duration 10] [--conns 128]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAX=${1:-$(nproc)}; shift || true
+DURATION=10; CONNS=128
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2;;
+    --conns) CONNS="$2"; shift 2;;
+    *) echo "unknown argument: $1" >&2; exit 2;;
+  esac
+done
+CORES=$(nproc)
+source bench/lib.sh
+build_dist
+
+W=$(mktemp -d -t modproxy-scaling.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+load_cpus() { # the cores not given to modproxy, or the last one
+  local n=$1
+  if [ "$n" -lt "$CORES" ]; then echo "$n-$((CORES - 1))"; else echo "$((CORES - 1))"; fi
+}
+
+cat > "$W/backends.conf" <<CONF
+worker_processes 1; daemon off; pid $W/be.pid; error_log $W/be.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:8080 reuseport; location = / { return 200 "Hello world!"; } }
+  server { listen 127.0.0.1:8081 reuseport; location = / { return 200 "Howdy world!"; } } }
+CONF
+taskset -c "$(load_cpus 1)" nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
+
+HZ=$(getconf CLK_TCK)
+printf '%-8s %-12s %12s %9s %11s\n' workers proxy-cores req/s p99 cpu-us/req
+for n in $(seq 1 "$MAX"); do
+  ROOT="$W/root$n"; dist_root "$ROOT"
+  cat > "$ROOT/modproxy.toml" <<CONF
+workers = $n
+[log]
+access_log = "off"
+error_log = "$ROOT/error.log"
+[[vhost]]
+listen = "127.0.0.1:9000"
+[vhost.proxy]
+preserve_host = true
+pass = [{ path = "/", url = "balancer://mycluster/" }]
+[[vhost.proxy.balancer]]
+name = "mycluster"
+members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
+CONF
+  taskset -c "0-$((n - 1))" target/dist/modproxy -d "$ROOT" run & pid=$!
+  for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:9000/ && break; sleep 0.1; done
+  t0=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")
+  out=$(taskset -c "$(load_cpus "$n")" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://127.0.0.1:9000/ 2>&1)
+  t1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%-8s %-12s %12s %9s %11s\n' "$n" "0-$((n - 1))" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+    "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')"
+done
