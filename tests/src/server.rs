@@ -62,6 +62,19 @@ impl ServerRoot {
             .expect("run modproxy")
     }
 
+    /// `modproxy restart`, asserting success. It returns once the old
+    /// server has stopped accepting, so every new connection after it meets
+    /// the new configuration.
+    pub fn restart(&self) {
+        let out = self.cli(&["restart"]);
+        assert!(
+            out.status.success(),
+            "restart failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
     /// `modproxy enmod`, asserting success.
     pub fn enable(&self, modules: &[&str]) {
         let mut args = vec!["enmod"];

@@ -207,13 +207,7 @@ fn enabling_modules_and_restarting_changes_behaviour_without_dropping_a_request(
     std::thread::sleep(std::time::Duration::from_millis(300));
     root.enable(&["proxy_http"]);
     root.config(&example1(port, &backend.url()));
-    let out = root.cli(&["restart"]);
-    assert!(
-        out.status.success(),
-        "restart: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        root.log()
-    );
+    root.restart();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (ok, failed, errors) = load.finish();
     assert_eq!(

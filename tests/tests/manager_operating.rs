@@ -49,26 +49,6 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn restart(root: &ServerRoot) {
-    let before = root
-        .log()
-        .matches("no longer accepting connections")
-        .count();
-    let out = root.cli(&["restart"]);
-    assert!(
-        out.status.success(),
-        "restart: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        root.log()
-    );
-    eventually("the old server to hand over", || {
-        root.log()
-            .matches("no longer accepting connections")
-            .count()
-            > before
-    });
-}
-
 #[test]
 fn manager_changes_survive_restart_unless_the_config_changed_them() {
     let b = [Backend::text("m0"), Backend::text("m1")];
@@ -84,7 +64,7 @@ fn manager_changes_survive_restart_unless_the_config_changed_them() {
     let saved = std::fs::read_to_string(root.dir.join("balancer-state.json")).unwrap();
     assert!(saved.contains(&u1) && saved.contains("+D"), "{saved}");
 
-    restart(&root);
+    root.restart();
     assert_eq!(
         picks(port, "/", &[], 3),
         ["m0"; 3],
@@ -102,7 +82,7 @@ fn manager_changes_survive_restart_unless_the_config_changed_them() {
     // The config file now sets the loadfactor itself: the config wins for
     // that setting, and the disable (untouched by the config) stays.
     root.config(&config(port, &b, &["", "loadfactor = 7"], MANAGER));
-    restart(&root);
+    root.restart();
     let s = get(port, "/balancer-manager/api", &[]).unwrap().text();
     assert!(s.contains("\"loadfactor\":7"), "{s}");
     assert_eq!(picks(port, "/", &[], 2), ["m0"; 2], "{}", root.log());

@@ -98,12 +98,7 @@ fn the_tutorials_examples_work_with_its_flask_backends() {
 
     // Example 2, after a graceful restart: requests alternate.
     root.config(EXAMPLE_2);
-    let out = root.cli(&["restart"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    root.restart();
     let answers: Vec<String> = (0..4)
         .map(|_| get(8000, "/", &[]).unwrap().text())
         .collect();

@@ -43,8 +43,7 @@ fn a_tunnel_outlives_a_restart_until_it_closes() {
         Message::text("one")
     );
 
-    let out = root.cli(&["restart"]);
-    assert!(out.status.success(), "{out:?}\n{}", root.log());
+    root.restart();
     // The old process still carries the tunnel...
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -85,8 +84,7 @@ fn tunnel_grace_ends_the_wait_for_open_tunnels() {
         ws::round_trip(&mut tunnel, Message::text("hi")),
         Message::text("hi")
     );
-    let out = root.cli(&["restart"]);
-    assert!(out.status.success(), "{out:?}");
+    root.restart();
     assert!(
         exits_within(&mut old, Duration::from_secs(10)),
         "the old server gives up on the tunnel after tunnel_grace\n{}",
