@@ -3,7 +3,6 @@
 //!
 //! Nothing here does I/O, so every framing rule is tested on raw bytes.
 
-pub mod chunked;
 pub mod hop_by_hop;
 pub mod request_head;
 pub mod response_head;
@@ -15,15 +14,4 @@ pub use response_head::{
     parse_response_head, response_framing, HeadError, ResponseFraming, ResponseHead,
 };
 
-/// `n` in decimal, written into `buf` (no allocation on the response path).
-pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
-}
+pub use modproxy_http1::{chunked, decimal};
