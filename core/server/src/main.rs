@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod http;
 mod loader;
 mod log;
 mod metrics;

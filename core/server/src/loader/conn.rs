@@ -4,7 +4,6 @@
 //! a `101 Switching Protocols` (a WebSocket tunnel). The `conn_*` services
 //! work on all three.
 
-use hyper_util::rt::TokioIo;
 use modproxy_api::abi::io;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -26,7 +25,7 @@ pub enum HostConn {
     /// tunnel closes.
     #[allow(dead_code)]
     Upgraded(
-        TokioIo<hyper::upgrade::Upgraded>,
+        Box<crate::http::client_io::Upgraded>,
         Option<crate::server::tunnels::Token>,
     ),
 }

@@ -2,9 +2,12 @@
 //! `Request` handle, and the raw handle's lifetime. Everything a module
 //! can read or change lives here, so accessors can lend borrowed slices.
 
+use crate::http::client_io::{Upgraded, Wire};
+use crate::http::fields::Fields;
+use crate::http::request_body::RequestBody;
+use crate::http::request_head::RequestHead;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use std::net::SocketAddr;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -19,8 +22,12 @@ pub struct ConnInfo {
 
 /// One request, as modules see it.
 pub struct RequestCtx {
-    pub head: http::request::Parts,
-    pub body: Option<Incoming>,
+    pub head: RequestHead,
+    /// The client connection, lent to the request while it is served:
+    /// modules read the body from it and the core writes the response.
+    /// Gone once a 101 handed it to a module.
+    pub wire: Option<Wire>,
+    pub body: RequestBody,
     pub body_limit: u64,
     pub body_read: u64,
     /// Timeout (Apache's): how long a body read may wait for the client.
@@ -30,17 +37,29 @@ pub struct RequestCtx {
     pub conn: Arc<ConnInfo>,
     pub vhost: u32,
     pub server_name: Arc<str>,
-    /// `scheme://authority` of an absolute-URI request line, else empty.
-    pub absolute_authority: String,
     pub notes: Notes,
     pub status: StatusCode,
-    pub response_headers: HeaderMap,
+    pub response_headers: Fields,
     /// Set by `response_start`: the head is out and the body may follow.
     pub head_sent: bool,
-    /// The body chunk a module handed over, waiting for hyper to take it.
+    /// The body chunk a module handed over, waiting to be written.
     pub pending_chunk: Option<Bytes>,
     pub bytes_sent: u64,
     pub started: std::time::Instant,
+    /// The connection cannot carry another request after this one.
+    pub close: bool,
+    pub upgrade: UpgradeSlot,
+}
+
+/// The client connection after a 101, on its way to the module.
+#[derive(Default)]
+pub enum UpgradeSlot {
+    #[default]
+    Empty,
+    /// The module asked before the 101 went out.
+    Waiting(tokio::sync::oneshot::Sender<Upgraded>),
+    /// The 101 went out before the module asked.
+    Ready(Upgraded),
 }
 
 /// Per-request notes (Apache's `r->notes`) kept in one string, so a

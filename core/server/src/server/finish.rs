@@ -44,33 +44,27 @@ impl Drop for Finish {
             return;
         }
         let r = self.handle.get();
-        let header = |name: &str| {
+        let header = |name: &[u8]| {
             r.head
-                .headers
+                .fields
                 .get(name)
-                .and_then(|v| v.to_str().ok())
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .unwrap_or("")
         };
-        let uri = r
-            .head
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let uri = match r.head.query() {
+            "" => std::borrow::Cow::Borrowed(r.head.path()),
+            q => std::borrow::Cow::Owned(format!("{}?{q}", r.head.path())),
+        };
         let client_ip = r.conn.client.ip().to_string();
         log::access(&log::AccessRecord {
             client_ip: &client_ip,
-            method: r.head.method.as_str(),
-            uri,
-            version: if r.head.version == http::Version::HTTP_10 {
-                "HTTP/1.0"
-            } else {
-                "HTTP/1.1"
-            },
+            method: r.head.method(),
+            uri: &uri,
+            version: r.head.version.as_str(),
             status: r.status.as_u16(),
             bytes: r.bytes_sent,
-            referer: header("referer"),
-            user_agent: header("user-agent"),
+            referer: header(b"referer"),
+            user_agent: header(b"user-agent"),
             micros: r.started.elapsed().as_micros(),
         });
     }

@@ -1,24 +1,22 @@
 //! The running server: loads modules and config, listens, serves HTTP/1.1
-//! with hyper on a multi-threaded tokio runtime, and handles stop, restart
-//! (socket hand-off) and log reopening.
+//! on one single-threaded tokio runtime per worker thread, and handles
+//! stop, restart (socket hand-off) and log reopening.
 
-mod body;
+mod connection;
 pub mod control;
 mod finish;
 pub mod handoff;
 mod listen;
 pub mod pipeline;
-mod slow_client;
 pub mod tls;
 pub mod tunnels;
 mod vhosts;
 
+use crate::http::client_io::ClientIo;
 use crate::loader::registry::Registry;
 use crate::loader::request::ConnInfo;
 use crate::log;
 use crate::startup::Loaded;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioTimer;
 use pipeline::Site;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -270,7 +268,7 @@ async fn serve(
     };
     let exit = wait_for_exit(&control, &successor, &listeners, loaded.registry).await;
 
-    // Stop accepting; in-flight requests finish (hyper's graceful shutdown).
+    // Stop accepting; in-flight requests finish.
     log::info("no longer accepting connections; draining those in flight");
     drop(listeners);
     match exit {
@@ -387,77 +385,25 @@ async fn accept_until_stopped(
         });
         let (site, shared, drain) = (site.clone(), shared.clone(), drain.clone());
         match site.tls.clone() {
-            None => tokio::spawn(serve_connection(stream, conn, site, shared, permit, drain)),
+            None => tokio::spawn(async move {
+                connection::serve(ClientIo::Tcp(stream), conn, site, shared).await;
+                drop((permit, drain));
+            }),
             Some(acceptor) => tokio::spawn(async move {
                 // The handshake runs in the connection's task, bounded by
                 // Timeout, so a slow or silent client holds no accept loop.
                 let timeout = site.limits.timeout;
                 match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, conn, site, shared, permit, drain).await,
+                    Ok(Ok(tls)) => {
+                        let io = ClientIo::Tls(Box::new(tls));
+                        connection::serve(io, conn, site, shared).await;
+                    }
                     Ok(Err(e)) => log::debug(&format!("TLS handshake with {client} failed: {e}")),
                     Err(_) => log::debug(&format!("TLS handshake with {client} timed out")),
                 }
+                drop((permit, drain));
             }),
         };
-    }
-}
-
-/// Serves HTTP/1.1 on one accepted connection: a plain TCP stream or a
-/// TLS stream (the same code, monomorphised, so plain pays nothing).
-async fn serve_connection<S>(
-    stream: S,
-    conn: Arc<ConnInfo>,
-    site: Arc<Site>,
-    shared: Arc<Shared>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    _drain: mpsc::Sender<()>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let mut stop = shared.stop.clone();
-    let (io, head_watch) = slow_client::watch(stream);
-    let watch = head_watch.clone();
-    let stopping = shared.stop.clone();
-    let service = service_fn(move |req| {
-        let (site, conn) = (site.clone(), conn.clone());
-        watch.dispatched();
-        let closing = *stopping.borrow();
-        async move {
-            let mut response = pipeline::serve(site, conn, req).await;
-            if closing && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                // Draining: this answer is the connection's last, and says so.
-                response.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
-            Ok::<_, std::convert::Infallible>(response)
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.limits.keepalive)
-        .max_headers(shared.limits.max_headers)
-        .max_buf_size(shared.limits.max_buf);
-    // with_upgrades: a 101 hands the connection to the module (WebSocket).
-    let mut connection = builder.serve_connection(io, service).with_upgrades();
-    let result = tokio::select! {
-        r = &mut connection => r,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-            // On a hand-off an idle keep-alive connection is not closed
-            // under a request the client may be sending right now (it
-            // would see a reset): its next answer carries `Connection:
-            // close`, or the keep-alive timeout ends it. On a stop, hyper's
-            // graceful shutdown ends idle connections at once.
-            if !shared.handing_off.load(std::sync::atomic::Ordering::SeqCst) {
-                std::pin::Pin::new(&mut connection).graceful_shutdown();
-            }
-            (&mut connection).await
-        }
-    };
-    if let Some(parts) = connection.into_parts() {
-        slow_client::after(&result, &head_watch, parts.io).await;
     }
 }
 

@@ -2,16 +2,18 @@
 //! post_read_request → translate_name → access_checker → fixups → handler,
 //! then response_headers (when the head goes out) and log_transaction.
 
-use super::body::{HandlerStream, ResponseBody};
 use super::finish::Finish;
 use super::vhosts::ListenerVhosts;
+use crate::http::client_io::Wire;
+use crate::http::fields::Fields;
+use crate::http::request_body::RequestBody;
+use crate::http::request_head::{RequestHead, Version};
 use crate::loader::host_api::{call_handler, call_request_hook, start_response};
 use crate::loader::registry::Registry;
 use crate::loader::request::{ConnInfo, CtxHandle, RequestCtx};
 use crate::log;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use modproxy_api::abi::{code, HookKind};
 use modproxy_api::future::Imported;
 use std::future::{poll_fn, Future};
@@ -37,50 +39,53 @@ pub struct RequestLimits {
     pub timeout: std::time::Duration,
 }
 
-pub async fn serve(
-    site: Arc<Site>,
-    conn: Arc<ConnInfo>,
-    req: http::Request<Incoming>,
-) -> Response<ResponseBody> {
-    let (head, body) = req.into_parts();
-    if let Some(status) = refuse_early(&head, &site.limits) {
-        // A refused request's body is unread and may hide another request
-        // (smuggling): never read on from this connection.
-        let mut page = error_page(status);
-        page.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return page;
-    }
-    let host = head
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(head.uri.host());
-    let vhost = site.vhosts.select(host);
-    let absolute_authority = match (head.uri.scheme_str(), head.uri.authority()) {
-        (Some(s), Some(a)) => format!("{s}://{a}"),
-        _ => String::new(),
-    };
+/// A request whose hooks have run: its status and fields are in the
+/// context, and the body is ready, or still being produced.
+pub struct Reply {
+    /// Field order matters: the handler's future holds the request
+    /// handle and must be dropped before `finish` frees the request.
+    pub body: ReplyBody,
+    pub finish: Finish,
+}
+
+pub enum ReplyBody {
+    /// Complete: an error page, or what a handler left behind.
+    Full(Bytes),
+    /// A handler still running; its module's name for the log.
+    Stream(Imported, &'static str),
+}
+
+pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, head: RequestHead, wire: Wire) -> Reply {
+    let vhost = site.vhosts.select(head.host());
+    let refusal = refuse_early(&head, &site.limits);
     let ctx = RequestCtx {
         vhost: vhost.index,
         server_name: vhost.server_name.clone(),
+        body: RequestBody::new(head.framing, head.expect_continue),
         head,
-        body: Some(body),
+        wire: Some(wire),
         body_limit: site.limits.body,
         body_read: 0,
         body_timeout: site.limits.timeout,
         body_timer: None,
-        conn,
-        absolute_authority,
+        conn: conn.clone(),
         notes: Default::default(),
         status: StatusCode::OK,
-        response_headers: http::HeaderMap::new(),
+        response_headers: Fields::with_capacity(512, 12),
         head_sent: false,
         pending_chunk: None,
         bytes_sent: 0,
         started: std::time::Instant::now(),
+        close: false,
+        upgrade: Default::default(),
     };
-    let finish = Finish::new(CtxHandle::new(ctx), site.registry);
+    let mut finish = Finish::new(CtxHandle::new(ctx), site.registry);
+    if let Some(status) = refusal {
+        // A refused request's body is unread and may hide another request
+        // (smuggling): never read on from this connection.
+        finish.ctx().close = true;
+        return error_reply(finish, status);
+    }
     let registry = site.registry;
     for kind in [
         HookKind::PostReadRequest,
@@ -89,41 +94,37 @@ pub async fn serve(
         HookKind::Fixups,
     ] {
         if let Err(status) = run_phase(registry, kind, &finish) {
-            return finished_error(finish, status);
+            return error_reply(finish, status);
         }
     }
     run_handlers(registry, finish).await
 }
 
 /// Requests refused before any module sees them.
-fn refuse_early(head: &http::request::Parts, limits: &RequestLimits) -> Option<StatusCode> {
-    if head.version == http::Version::HTTP_11 && !head.headers.contains_key(header::HOST) {
+fn refuse_early(head: &RequestHead, limits: &RequestLimits) -> Option<StatusCode> {
+    if head.version == Version::Http11 && !head.fields.contains(b"host") {
         return Some(StatusCode::BAD_REQUEST);
     }
-    if head.method == http::Method::CONNECT {
+    if head.method() == "CONNECT" {
         // Tunnelling needs mod_proxy_connect, which does not exist here.
         return Some(StatusCode::METHOD_NOT_ALLOWED);
     }
     // "GET " + target + " HTTP/1.1": LimitRequestLine.
-    let target_len = head.uri.path_and_query().map_or(1, |p| p.as_str().len())
-        + head.uri.authority().map_or(0, |a| a.as_str().len() + 8);
-    if head.method.as_str().len() + target_len + 10 > limits.request_line {
+    if head.method().len() + head.target_len() + 10 > limits.request_line {
         return Some(StatusCode::URI_TOO_LONG);
     }
     // LimitRequestFieldSize: a header line, name and value.
     if head
-        .headers
+        .fields
         .iter()
-        .any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.field_size)
+        .any(|(n, v)| n.len() + 2 + v.len() > limits.field_size)
     {
         return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
-    if limits.body > 0 {
-        let declared = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limits.body) {
+    if let (l @ 1.., crate::http::request_head::BodyFraming::Length(n)) =
+        (limits.body, head.framing)
+    {
+        if n > l {
             return Some(StatusCode::PAYLOAD_TOO_LARGE);
         }
     }
@@ -162,7 +163,7 @@ fn failure_status(registry: &Registry, module: usize, kind: HookKind, rc: i32) -
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
-async fn run_handlers(registry: &'static Registry, mut finish: Finish) -> Response<ResponseBody> {
+async fn run_handlers(registry: &'static Registry, mut finish: Finish) -> Reply {
     for hook in registry.hooks(HookKind::Handler) {
         let mut future = call_handler(hook, finish.raw());
         // Drive the handler until its response head is out or it is done.
@@ -179,106 +180,56 @@ async fn run_handlers(registry: &'static Registry, mut finish: Finish) -> Respon
                 Some(code::OK) => {
                     // The handler set status and headers but never sent them.
                     start_response(finish.raw());
-                    respond(finish, None)
+                    full(finish)
                 }
                 Some(rc) => {
                     let status = failure_status(registry, hook.module, HookKind::Handler, rc);
-                    finished_error(finish, status)
+                    error_reply(finish, status)
                 }
                 None => unreachable!("the drive loop returns early only once the head is sent"),
             };
         }
         // The head is out. A handler that already failed is kept: polled
         // again it reports the failure, which aborts the body.
-        let future = if done == Some(code::OK) {
-            None
-        } else {
-            Some(future)
-        };
-        let module = registry.modules[hook.module].name.as_str();
-        return respond(finish, Some((future, module)));
-    }
-    finished_error(finish, StatusCode::NOT_FOUND)
-}
-
-/// The response for a handler whose head is out; the body streams from
-/// the handler if it is still running or left a chunk behind.
-fn respond(
-    mut finish: Finish,
-    stream: Option<(Option<Imported>, &'static str)>,
-) -> Response<ResponseBody> {
-    let ctx = finish.ctx();
-    let status = ctx.status;
-    let headers = std::mem::take(&mut ctx.response_headers);
-    let has_more = ctx.pending_chunk.is_some();
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return switching(finish, stream, headers);
-    }
-    let body = match stream {
-        Some((future, module)) if future.is_some() || has_more => {
-            ResponseBody::Stream(Box::new(HandlerStream {
-                future,
-                failed: None,
-                finish,
-                module,
-            }))
+        if done == Some(code::OK) {
+            return full(finish);
         }
-        _ => ResponseBody::empty(),
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+        let module = registry.modules[hook.module].name.as_str();
+        return Reply {
+            body: ReplyBody::Stream(future, module),
+            finish,
+        };
+    }
+    error_reply(finish, StatusCode::NOT_FOUND)
 }
 
-fn finished_error(mut finish: Finish, status: StatusCode) -> Response<ResponseBody> {
-    let page = error_page(status);
+/// A handler that is done: what it left in the chunk slot is the body.
+fn full(mut finish: Finish) -> Reply {
+    let body = finish.ctx().pending_chunk.take().unwrap_or_default();
+    Reply {
+        body: ReplyBody::Full(body),
+        finish,
+    }
+}
+
+/// A short HTML error page, as Apache sends, in place of whatever
+/// fields a module had set.
+pub fn error_reply(mut finish: Finish, status: StatusCode) -> Reply {
     let ctx = finish.ctx();
     ctx.status = status;
-    if let ResponseBody::Full(Some(body)) = page.body() {
-        ctx.bytes_sent = body.len() as u64;
+    ctx.response_headers = Fields::default();
+    ctx.response_headers
+        .append(b"content-type", b"text/html; charset=utf-8");
+    Reply {
+        body: ReplyBody::Full(error_page(status)),
+        finish,
     }
-    drop(finish);
-    page
 }
 
-/// A short HTML error page, as Apache sends.
-pub fn error_page(status: StatusCode) -> Response<ResponseBody> {
+pub fn error_page(status: StatusCode) -> Bytes {
     let reason = status.canonical_reason().unwrap_or("Error");
-    let html = format!(
+    Bytes::from(format!(
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{reason}</h1>\n<p>modproxy answered {code}.</p></body></html>\n",
         code = status.as_u16()
-    );
-    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(html))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-}
-
-/// A 101: hyper hands the connection over only once this response's
-/// (empty) body is done, so the handler, which now runs the tunnel on
-/// the taken-over connection, goes on in a task of its own.
-fn switching(
-    finish: Finish,
-    stream: Option<(Option<Imported>, &'static str)>,
-    headers: http::HeaderMap,
-) -> Response<ResponseBody> {
-    if let Some((Some(future), module)) = stream {
-        let mut rest = HandlerStream {
-            future: Some(future),
-            failed: None,
-            finish,
-            module,
-        };
-        tokio::spawn(
-            async move { while let Some(Ok(_)) = poll_fn(|cx| rest.poll_chunk(cx)).await {} },
-        );
-    }
-    let mut response = Response::new(ResponseBody::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.headers_mut() = headers;
-    response
+    ))
 }

@@ -20,12 +20,11 @@ use runtime::*;
 
 use super::conn::HostConn;
 use super::registry::{frozen, Claim, Hook, Provider, Registry};
-use super::request::{ctx, RequestCtx};
+use super::request::{ctx, RequestCtx, UpgradeSlot};
+use crate::http::fields::{valid_name, valid_value, Fields};
+use crate::http::request_body::BodyError;
 use crate::log::{self, Level};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::HeaderMap;
-use http_body::Body as _;
 use modproxy_api::abi::{
     self, code, field, headers as hmap, io, AbiChunk, AbiFuture, AbiProvider, AbiSection, AbiStr,
     AbiWaker, HandlerHookFn, HeaderVisitor, HookKind, HostApi, PostConfigFn, RequestHookFn,

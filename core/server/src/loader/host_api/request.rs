@@ -16,19 +16,15 @@ fn lend(s: &str) -> AbiStr {
 pub(super) extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
     let r = req(raw);
     match which {
-        field::METHOD => lend(r.head.method.as_str()),
-        field::PATH => lend(r.head.uri.path()),
-        field::QUERY => lend(r.head.uri.query().unwrap_or("")),
-        field::VERSION => lend(if r.head.version == http::Version::HTTP_10 {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
-        }),
+        field::METHOD => lend(r.head.method()),
+        field::PATH => lend(r.head.path()),
+        field::QUERY => lend(r.head.query()),
+        field::VERSION => lend(r.head.version.as_str()),
         field::CLIENT_ADDR => lend(&r.conn.client_text),
         field::LOCAL_ADDR => lend(&r.conn.local_text),
         field::SCHEME => lend(r.conn.scheme),
         field::SERVER_NAME => lend(&r.server_name),
-        field::ABSOLUTE_AUTHORITY => lend(&r.absolute_authority),
+        field::ABSOLUTE_AUTHORITY => lend(r.head.absolute_authority()),
         _ => AbiStr::EMPTY,
     }
 }
@@ -37,11 +33,11 @@ pub(super) extern "C" fn req_vhost(raw: *mut c_void) -> u32 {
     req(raw).vhost
 }
 
-fn map(r: &mut RequestCtx, which: u32) -> &mut HeaderMap {
+fn map(r: &mut RequestCtx, which: u32) -> &mut Fields {
     if which == hmap::RESPONSE {
         &mut r.response_headers
     } else {
-        &mut r.head.headers
+        &mut r.head.fields
     }
 }
 
@@ -51,14 +47,10 @@ pub(super) extern "C" fn header_get(
     name: AbiStr,
     out: *mut AbiStr,
 ) -> bool {
-    let headers = map(req(raw), which);
-    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
-        return false;
-    };
-    match headers.get(&name) {
+    match map(req(raw), which).get(bytes(name)) {
         Some(v) => {
             // SAFETY: `out` is writable, owned by the caller.
-            unsafe { out.write(AbiStr::new(v.as_bytes())) };
+            unsafe { out.write(AbiStr::new(v)) };
             true
         }
         None => false,
@@ -72,7 +64,7 @@ pub(super) extern "C" fn headers_visit(
     ud: *mut c_void,
 ) {
     for (name, value) in map(req(raw), which).iter() {
-        visitor(ud, lend(name.as_str()), AbiStr::new(value.as_bytes()));
+        visitor(ud, AbiStr::new(name), AbiStr::new(value));
     }
 }
 
@@ -83,21 +75,22 @@ pub(super) extern "C" fn header_change(
     name: AbiStr,
     value: AbiStr,
 ) -> i32 {
-    let headers = map(req(raw), which);
-    let Ok(name) = HeaderName::from_bytes(bytes(name)) else {
+    let fields = map(req(raw), which);
+    let (name, value) = (bytes(name), bytes(value));
+    if !valid_name(name) {
         return code::ERROR;
-    };
+    }
     if mode == hmap::REMOVE {
-        headers.remove(&name);
+        fields.remove(name);
         return code::OK;
     }
-    let Ok(value) = HeaderValue::from_bytes(bytes(value)) else {
+    if !valid_value(value) {
         return code::ERROR;
-    };
+    }
     if mode == hmap::ADD {
-        headers.append(name, value);
+        fields.append(name, value);
     } else {
-        headers.insert(name, value);
+        fields.set(name, value);
     }
     code::OK
 }
@@ -155,34 +148,31 @@ pub(super) extern "C" fn body_poll_read(
     out: *mut AbiChunk,
 ) -> i32 {
     let r = req(raw);
-    let Some(body) = r.body.as_mut() else {
-        return io::READY;
+    let Some(wire) = r.wire.as_mut() else {
+        return io::ERR_OTHER;
     };
-    loop {
-        let polled = with_cx(waker, |cx| Pin::new(&mut *body).poll_frame(cx));
-        match polled {
-            Poll::Pending => return body_wait(r, waker),
-            Poll::Ready(None) => {
-                r.body = None;
-                return io::READY;
+    let may_continue = !r.head_sent;
+    match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
+        Poll::Pending => body_wait(r, waker),
+        Poll::Ready(Ok(None)) => io::READY,
+        Poll::Ready(Err(e)) => {
+            // A body cut short or mis-framed leaves the connection's
+            // framing unknown: it carries no further request.
+            r.close = true;
+            match e {
+                BodyError::Aborted | BodyError::Malformed => io::ERR_ABORTED,
             }
-            Poll::Ready(Some(Err(_))) => return io::ERR_ABORTED,
-            Poll::Ready(Some(Ok(frame))) => {
-                r.body_timer = None;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                r.body_read += data.len() as u64;
-                if r.body_limit != 0 && r.body_read > r.body_limit {
-                    return io::ERR_TOO_LARGE;
-                }
-                // SAFETY: `out` is writable, owned by the caller.
-                unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
-                return io::READY;
+        }
+        Poll::Ready(Ok(Some(data))) => {
+            r.body_timer = None;
+            r.body_read += data.len() as u64;
+            if r.body_limit != 0 && r.body_read > r.body_limit {
+                r.close = true;
+                return io::ERR_TOO_LARGE;
             }
+            // SAFETY: `out` is writable, owned by the caller.
+            unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
+            io::READY
         }
     }
 }

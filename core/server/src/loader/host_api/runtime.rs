@@ -201,20 +201,28 @@ pub(super) extern "C" fn tls_connect_new(
 
 pub(super) extern "C" fn upgrade_take(raw: *mut c_void) -> *mut c_void {
     let r = req(raw);
-    // hyper hands the connection over only after a 101 head went out on
-    // a request that asked for an upgrade.
-    let pending = if r.head_sent && r.status == http::StatusCode::SWITCHING_PROTOCOLS {
-        r.head.extensions.remove::<hyper::upgrade::OnUpgrade>()
-    } else {
-        None
+    // The connection is handed over only after a 101 head, and only once
+    // the core has written it (see server::connection).
+    let switching = r.head_sent && r.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    let ready = match std::mem::take(&mut r.upgrade) {
+        UpgradeSlot::Ready(upgraded) => Ok(upgraded),
+        _ if !switching => Err(None),
+        _ => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            r.upgrade = UpgradeSlot::Waiting(tx);
+            Err(Some(rx))
+        }
     };
     let fut: Connecting = Box::pin(async move {
-        let upgraded = pending
-            .ok_or(io::ERR_OTHER)?
-            .await
-            .map_err(|_| io::ERR_RESET)?;
-        let io = hyper_util::rt::TokioIo::new(upgraded);
-        Ok(HostConn::Upgraded(io, crate::server::tunnels::token()))
+        let upgraded = match ready {
+            Ok(upgraded) => upgraded,
+            Err(Some(rx)) => rx.await.map_err(|_| io::ERR_RESET)?,
+            Err(None) => return Err(io::ERR_OTHER),
+        };
+        Ok(HostConn::Upgraded(
+            Box::new(upgraded),
+            crate::server::tunnels::token(),
+        ))
     });
     Box::into_raw(Box::new(fut)) as *mut c_void
 }

@@ -1,0 +1,123 @@
+//! The client's connection: plain TCP or TLS, one type so that a request
+//! (which owns the connection while it is served) needs no generics, and
+//! what a module gets after a `101 Switching Protocols`.
+
+use bytes::{Buf, BytesMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub enum ClientIo {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ClientIo {
+    /// The plain socket, where waiting for readability says a request
+    /// may be there (TLS may hold decrypted bytes the socket no longer
+    /// shows, so it has none).
+    pub fn plain(&self) -> Option<&TcpStream> {
+        match self {
+            ClientIo::Tcp(s) => Some(s),
+            ClientIo::Tls(_) => None,
+        }
+    }
+}
+
+/// The connection plus what was read and not used: the bytes a client
+/// sent after its request head belong to the new protocol.
+pub struct Wire {
+    pub io: ClientIo,
+    pub buf: BytesMut,
+}
+
+/// A client connection taken over after a 101: the unread bytes first,
+/// then the socket.
+pub struct Upgraded {
+    wire: Wire,
+}
+
+impl Upgraded {
+    pub fn new(wire: Wire) -> Upgraded {
+        Upgraded { wire }
+    }
+}
+
+macro_rules! each_io {
+    ($io:expr, $s:ident => $e:expr) => {
+        match $io {
+            ClientIo::Tcp($s) => $e,
+            ClientIo::Tls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_write(cx, data))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let wire = &mut self.get_mut().wire;
+        if !wire.buf.is_empty() {
+            let n = wire.buf.len().min(out.remaining());
+            out.put_slice(&wire.buf[..n]);
+            wire.buf.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut wire.io).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().wire.io).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().wire.io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().wire.io).poll_shutdown(cx)
+    }
+}

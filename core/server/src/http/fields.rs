@@ -1,0 +1,160 @@
+//! Header fields in one byte arena: a request's fields cost two
+//! allocations (the arena and the index), not two per field as in a
+//! `HeaderMap`, and modules read them as borrowed slices. Names are kept
+//! in lower case, which is what modules compare against.
+//!
+//! A removed field leaves its bytes in the arena; a request is short-lived
+//! and the arena is freed with it.
+
+use std::ops::Range;
+
+#[derive(Default)]
+pub struct Fields {
+    text: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    start: u32,
+    name_end: u32,
+    end: u32,
+}
+
+/// A span of the arena holding text that is not a field (the request
+/// line's pieces), so a request head lives in one allocation.
+pub type Span = Range<u32>;
+
+impl Fields {
+    pub fn with_capacity(bytes: usize, fields: usize) -> Fields {
+        Fields {
+            text: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Keeps `bytes` in the arena, for [`Fields::text`].
+    pub fn store(&mut self, bytes: &[u8]) -> Span {
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(bytes);
+        start..self.text.len() as u32
+    }
+
+    pub fn text(&self, span: &Span) -> &[u8] {
+        &self.text[span.start as usize..span.end as usize]
+    }
+
+    /// Adds a field after the others with that name. The caller has
+    /// checked both with [`valid_name`] and [`valid_value`].
+    pub fn append(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.text.len() as u32;
+        self.text.extend(name.iter().map(u8::to_ascii_lowercase));
+        let name_end = self.text.len() as u32;
+        self.text.extend_from_slice(value);
+        self.entries.push(Entry {
+            start,
+            name_end,
+            end: self.text.len() as u32,
+        });
+    }
+
+    /// Replaces every field of that name with one.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+        self.remove(name);
+        self.append(name, value);
+    }
+
+    pub fn remove(&mut self, name: &[u8]) {
+        let text = &self.text;
+        self.entries
+            .retain(|e| !name.eq_ignore_ascii_case(&text[e.start as usize..e.name_end as usize]));
+    }
+
+    /// The first value of a field (case-insensitive name).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// (name, value) in order; names in lower case.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.entries.iter().map(|e| {
+            (
+                &self.text[e.start as usize..e.name_end as usize],
+                &self.text[e.name_end as usize..e.end as usize],
+            )
+        })
+    }
+}
+
+/// A field name: an RFC 9110 token.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| is_token(b))
+}
+
+/// A field value: no CR, LF or NUL (which would split or end the head),
+/// nor other control bytes but HTAB.
+pub fn valid_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| b >= 0x20 && b != 0x7f || b == b'\t')
+}
+
+pub fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_in_any_case_and_keep_their_order() {
+        let mut f = Fields::default();
+        f.append(b"Set-Cookie", b"a=1");
+        f.append(b"Content-Type", b"text/plain");
+        f.append(b"set-cookie", b"b=2");
+        assert_eq!(f.get(b"SET-COOKIE"), Some(&b"a=1"[..]));
+        assert_eq!(
+            f.get_all(b"set-cookie").collect::<Vec<_>>(),
+            [b"a=1", b"b=2"]
+        );
+        let names: Vec<_> = f.iter().map(|(n, _)| n.to_vec()).collect();
+        assert_eq!(names, [&b"set-cookie"[..], b"content-type", b"set-cookie"]);
+    }
+
+    #[test]
+    fn set_replaces_all_and_remove_leaves_the_rest() {
+        let mut f = Fields::default();
+        f.append(b"Via", b"1");
+        f.append(b"Host", b"x");
+        f.append(b"Via", b"2");
+        f.set(b"via", b"3");
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            [(&b"host"[..], &b"x"[..]), (b"via", b"3")]
+        );
+        f.remove(b"HOST");
+        assert_eq!(f.iter().count(), 1);
+        assert!(!f.contains(b"host"));
+    }
+
+    #[test]
+    fn values_that_would_split_a_head_are_refused() {
+        assert!(valid_value(b"text/html; charset=utf-8\t"));
+        assert!(!valid_value(b"a\r\nInjected: 1"));
+        assert!(!valid_value(b"a\0b"));
+        assert!(valid_name(b"X-Forwarded-For"));
+        assert!(!valid_name(b"Bad Name"));
+        assert!(!valid_name(b""));
+    }
+}
