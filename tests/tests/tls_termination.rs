@@ -190,7 +190,9 @@ fn a_restart_loads_renewed_certificates() {
     root.write("tls/a.crt", &new.pem);
     root.write("tls/a.key", &new.key_pem);
     root.restart();
-    assert_eq!(tls::get(trust, port, "a.test", "/").unwrap().0, new.der);
+    let after = tls::get(trust, port, "a.test", "/");
+    let after = after.unwrap_or_else(|e| panic!("after the restart: {e}\n{}", root.log()));
+    assert_eq!(after.0, new.der);
 }
 
 #[test]

@@ -17,7 +17,7 @@ const MAX_SLICES: usize = 16;
 #[derive(Default)]
 pub struct Outbox {
     /// The head being built and sent; `Piece::Head` refers to it.
-    pub head: Vec<u8>,
+    head: Vec<u8>,
     pieces: VecDeque<Piece>,
     /// Bytes of the front piece already written.
     written: usize,
@@ -31,7 +31,24 @@ enum Piece {
     Static(&'static [u8]),
 }
 
+/// A typical response head fits: one allocation, no regrowth.
+const HEAD_CAPACITY: usize = 512;
+
 impl Outbox {
+    /// Room for the next head, to be built in `self.head`.
+    pub fn head_buffer(&mut self) -> &mut Vec<u8> {
+        if self.head.capacity() == 0 {
+            self.head.reserve(HEAD_CAPACITY);
+            self.pieces.reserve(8);
+        }
+        &mut self.head
+    }
+
+    /// Frees the buffers of an idle connection.
+    pub fn release(&mut self) {
+        *self = Outbox::default();
+    }
+
     /// Queues the head built in `self.head`.
     pub fn push_head(&mut self) {
         self.queued += self.head.len();

@@ -44,7 +44,9 @@ pub struct ModuleInfo {
 #[derive(Default)]
 pub struct Registry {
     pub modules: Vec<ModuleInfo>,
-    hooks: HashMap<u32, Vec<Hook>>,
+    /// Indexed by `HookKind as usize`: a request looks its hooks up in
+    /// every phase, so no hashing.
+    hooks: [Vec<Hook>; HookKind::ALL.len()],
     pub providers: HashMap<(String, String), Provider>,
     pub claims: Vec<Claim>,
 }
@@ -60,16 +62,13 @@ static FROZEN: OnceLock<Registry> = OnceLock::new();
 impl Registry {
     /// Adds a hook, keeping each phase sorted by order, then load order.
     pub fn add_hook(&mut self, kind: HookKind, hook: Hook) {
-        let list = self.hooks.entry(kind as u32).or_default();
+        let list = &mut self.hooks[kind as usize];
         let at = list.partition_point(|h| h.order <= hook.order);
         list.insert(at, hook);
     }
 
     pub fn hooks(&self, kind: HookKind) -> &[Hook] {
-        self.hooks
-            .get(&(kind as u32))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        &self.hooks[kind as usize]
     }
 
     /// Names of the hooks and providers each module registered, for `modproxy modules`.

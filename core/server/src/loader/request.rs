@@ -62,43 +62,35 @@ pub enum UpgradeSlot {
     Ready(Upgraded),
 }
 
-/// Per-request notes (Apache's `r->notes`) kept in one string, so a
+/// Per-request notes (Apache's `r->notes`) kept in one buffer, so a
 /// request with a few notes costs one allocation, not two per note. A
-/// changed note is appended again; the newest entry wins.
+/// changed note is appended again; the newest entry wins. Notes are bytes
+/// to the host: modules that read them as text check them themselves.
 #[derive(Default)]
 pub struct Notes {
-    text: String,
+    text: Vec<u8>,
     /// (key start, key end, value end) in `text`, oldest first.
     entries: Vec<(u32, u32, u32)>,
 }
 
 impl Notes {
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.entries
             .iter()
             .rev()
             .find(|(k, ke, _)| &self.text[*k as usize..*ke as usize] == key)
             .map(|(_, ke, ve)| &self.text[*ke as usize..*ve as usize])
     }
-    pub fn set(&mut self, key: &str, value: &str) {
+    pub fn set(&mut self, key: &[u8], value: &[u8]) {
         if self.entries.is_empty() {
             self.text.reserve(128);
             self.entries.reserve(4);
         }
         let k = self.text.len() as u32;
-        self.text.push_str(key);
+        self.text.extend_from_slice(key);
         let ke = self.text.len() as u32;
-        self.text.push_str(value);
+        self.text.extend_from_slice(value);
         self.entries.push((k, ke, self.text.len() as u32));
-    }
-}
-
-impl RequestCtx {
-    pub fn note(&self, key: &str) -> Option<&str> {
-        self.notes.get(key)
-    }
-    pub fn set_note(&mut self, key: &str, value: &str) {
-        self.notes.set(key, value);
     }
 }
 

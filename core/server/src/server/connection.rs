@@ -7,6 +7,7 @@
 //! ends is answered 408, as Apache does; an idle connection closes
 //! silently.
 
+use super::idle::{self, Held, Parked};
 use super::pipeline::{self, Reply, ReplyBody, Site};
 use super::Shared;
 use crate::http::client_io::{ClientIo, Upgraded, Wire};
@@ -19,14 +20,16 @@ use bytes::{Buf, Bytes, BytesMut};
 use modproxy_api::abi::code;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
-/// The first read for a request head asks for this much.
-const HEAD_READ: usize = 4096;
+/// The first read for a request head asks for this much (nginx's
+/// client_header_buffer_size); a longer head grows the buffer. Small
+/// enough for the allocator's per-thread cache.
+const HEAD_READ: usize = 1024;
 /// At most this much response body waits in the outbox before the
 /// handler is asked for more (backpressure).
 const HIGH_WATER: usize = 128 * 1024;
@@ -34,24 +37,54 @@ const HIGH_WATER: usize = 128 * 1024;
 /// the connection can carry on; beyond it the connection closes.
 const DISCARD_LIMIT: usize = 64 * 1024;
 
+/// How often an idle connection that cannot park (TLS) looks whether
+/// the server is stopping.
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
 const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 29\r\nConnection: close\r\n\r\nrequest not received in time\n";
 
-pub async fn serve(io: ClientIo, conn: Arc<ConnInfo>, site: Arc<Site>, shared: Arc<Shared>) {
+pub async fn serve(
+    io: ClientIo,
+    conn: Arc<ConnInfo>,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    held: Held,
+) {
     let mut wire = Wire {
         io,
         buf: BytesMut::new(),
     };
     let mut out = Outbox::default();
     loop {
-        let head = match next_head(&mut wire, &shared).await {
+        let head = match next_head(&mut wire, &mut out, &shared).await {
             Next::Head(head) => head,
             Next::Closed => return,
-            Next::TimedOut => return answer_and_close(wire, TIMED_OUT).await,
-            Next::Refused(refusal) => return refuse(wire, refusal).await,
+            Next::Park(deadline) => {
+                if let ClientIo::Tcp(tcp) = wire.io {
+                    if let Ok(stream) = tcp.into_std() {
+                        idle::park(Parked {
+                            stream,
+                            site,
+                            held,
+                            deadline,
+                        });
+                    }
+                }
+                return;
+            }
+            Next::TimedOut => return Box::pin(answer_and_close(wire, TIMED_OUT)).await,
+            // Boxed, as rare paths: their state would otherwise be part
+            // of every connection's task.
+            Next::Refused(refusal) => return Box::pin(refuse(wire, refusal)).await,
         };
-        let reply = pipeline::serve(&site, &conn, head, wire).await;
-        let closing = *shared.stop.borrow();
-        match send(reply, &mut out, closing).await {
+        // Boxed: a request's state is large, and a connection's task
+        // should not carry that space while it waits for the next one.
+        let exchange = Box::pin(async {
+            let reply = pipeline::serve(&site, &conn, head, wire).await;
+            let closing = *shared.stop.borrow();
+            send(reply, &mut out, closing).await
+        });
+        match exchange.await {
             Some(w) => wire = w,
             None => return,
         }
@@ -63,15 +96,28 @@ enum Next {
     /// The client closed, or stayed idle past the timeout, or the server
     /// is stopping and the connection was idle.
     Closed,
+    /// Idle for `idle::PARK_AFTER`: to the lot, until this deadline.
+    Park(Instant),
     /// A head was started and not finished in time.
     TimedOut,
     Refused(Refusal),
 }
 
-async fn next_head(wire: &mut Wire, shared: &Shared) -> Next {
+async fn next_head(wire: &mut Wire, out: &mut Outbox, shared: &Shared) -> Next {
     let limits = &shared.limits;
-    let mut timer = pin!(tokio::time::sleep(limits.keepalive));
-    let mut stop = shared.stop.clone();
+    let now = Instant::now();
+    let deadline = now + limits.keepalive;
+    let parkable = wire.io.plain().is_some() && idle::available();
+    // One timer, and no watch on the stop signal per connection: the
+    // timer fires at checkpoints (after PARK_AFTER for a connection that
+    // may park, every STOP_CHECK otherwise), where an idle connection
+    // parks or, if the server is stopping, closes; last at the deadline.
+    let first = if parkable {
+        idle::PARK_AFTER
+    } else {
+        STOP_CHECK
+    };
+    let mut timer = pin!(tokio::time::sleep_until((now + first).min(deadline)));
     loop {
         if !wire.buf.is_empty() {
             match request_head::parse(&wire.buf, limits.max_headers) {
@@ -87,25 +133,26 @@ async fn next_head(wire: &mut Wire, shared: &Shared) -> Next {
             }
         }
         let idle = wire.buf.is_empty();
-        // On a hand-off an idle connection is not closed under a request
-        // the client may be sending right now (it would see a reset): its
-        // next answer says `Connection: close`, or the timeout ends it.
-        let stopping = async {
-            let _ = stop.wait_for(|s| *s).await;
-            if shared.handing_off.load(Ordering::SeqCst) {
-                std::future::pending::<()>().await;
-            }
-        };
-        let mut stopping = pin!(stopping);
         if idle {
             // Nothing of a request yet: hold no buffer while waiting.
             wire.buf = BytesMut::new();
+            out.release();
             if let Some(tcp) = wire.io.plain() {
-                tokio::select! {
+                let fired = tokio::select! {
                     biased;
-                    ready = tcp.readable() => if ready.is_err() { return Next::Closed },
-                    _ = &mut timer => return Next::Closed,
-                    _ = &mut stopping => return Next::Closed,
+                    ready = tcp.readable() => {
+                        if ready.is_err() {
+                            return Next::Closed;
+                        }
+                        false
+                    }
+                    _ = &mut timer => true,
+                };
+                if fired {
+                    match checkpoint(timer.as_mut(), deadline, idle, parkable, shared) {
+                        Some(next) => return next,
+                        None => continue,
+                    }
                 }
             }
         }
@@ -113,14 +160,42 @@ async fn next_head(wire: &mut Wire, shared: &Shared) -> Next {
         let read = tokio::select! {
             biased;
             read = wire.io.read_buf(&mut wire.buf) => read,
-            _ = &mut timer => return if idle { Next::Closed } else { Next::TimedOut },
-            _ = &mut stopping, if idle => return Next::Closed,
+            _ = &mut timer => match checkpoint(timer.as_mut(), deadline, idle, parkable, shared) {
+                Some(next) => return next,
+                None => continue,
+            },
         };
         match read {
             Ok(0) | Err(_) => return Next::Closed,
             Ok(_) => {}
         }
     }
+}
+
+/// The head timer fired: at the keep-alive deadline the wait is over
+/// (408 for a head under way); at a checkpoint an idle connection parks,
+/// or closes if the server is stopping. On a hand-off an idle connection
+/// is not closed under a request the client may be sending right now (it
+/// would see a reset): its next answer says `Connection: close`, or the
+/// timeout ends it.
+fn checkpoint(
+    timer: Pin<&mut tokio::time::Sleep>,
+    deadline: Instant,
+    idle: bool,
+    parkable: bool,
+    shared: &Shared,
+) -> Option<Next> {
+    if timer.deadline() >= deadline {
+        return Some(if idle { Next::Closed } else { Next::TimedOut });
+    }
+    if idle && shared.stopping_now() {
+        return Some(Next::Closed);
+    }
+    if idle && parkable {
+        return Some(Next::Park(deadline));
+    }
+    timer.reset((Instant::now() + STOP_CHECK).min(deadline));
+    None
 }
 
 /// A head that outgrew the buffer: its request line, or its fields.
@@ -183,14 +258,14 @@ async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<Wire>
     let facts = HeadFacts {
         status,
         version: ctx.head.version,
-        head_request: ctx.head.method() == "HEAD",
+        head_request: ctx.head.method() == b"HEAD",
         known_length: match &reply.body {
             ReplyBody::Full(body) => Some(body.len() as u64),
             ReplyBody::Stream(..) => None,
         },
         close: closing || ctx.close || !ctx.head.keep_alive,
     };
-    let (framing, close) = response_head::encode(&mut out.head, &ctx.response_headers, &facts);
+    let (framing, close) = response_head::encode(out.head_buffer(), &ctx.response_headers, &facts);
     out.push_head();
     let body = std::mem::replace(&mut reply.body, ReplyBody::Full(Bytes::new()));
     let handler = match body {

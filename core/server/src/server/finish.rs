@@ -51,14 +51,16 @@ impl Drop for Finish {
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .unwrap_or("")
         };
+        let path = String::from_utf8_lossy(r.head.path());
         let uri = match r.head.query() {
-            "" => std::borrow::Cow::Borrowed(r.head.path()),
-            q => std::borrow::Cow::Owned(format!("{}?{q}", r.head.path())),
+            b"" => path,
+            q => format!("{path}?{}", String::from_utf8_lossy(q)).into(),
         };
+        let method = String::from_utf8_lossy(r.head.method());
         let client_ip = r.conn.client.ip().to_string();
         log::access(&log::AccessRecord {
             client_ip: &client_ip,
-            method: r.head.method(),
+            method: &method,
             uri: &uri,
             version: r.head.version.as_str(),
             status: r.status.as_u16(),

@@ -6,6 +6,7 @@ mod connection;
 pub mod control;
 mod finish;
 pub mod handoff;
+mod idle;
 mod listen;
 pub mod pipeline;
 pub mod tls;
@@ -185,6 +186,11 @@ impl Shared {
         })
     }
 
+    /// Stopping, not handing off: idle connections close now.
+    fn stopping_now(&self) -> bool {
+        *self.stop.borrow() && !self.handing_off.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn drain_token(&self) -> Option<mpsc::Sender<()>> {
         self.drain.lock().ok()?.clone()
     }
@@ -214,6 +220,7 @@ impl Shared {
 /// One worker: accept loops on its own runtime, alive until all drained.
 async fn worker(shared: Arc<Shared>) {
     let mut drained = shared.drained.subscribe();
+    tokio::spawn(idle::run(shared.clone()));
     for (site, listener) in &shared.sites {
         let Some(drain) = shared.drain_token() else {
             // Already stopping: this loop never ran.
@@ -376,19 +383,20 @@ async fn accept_until_stopped(
             }
         };
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(client);
-        let conn = Arc::new(ConnInfo {
-            client,
-            client_text: client.to_string(),
-            local_text: local.to_string(),
-            scheme: if site.tls.is_some() { "https" } else { "http" },
-        });
-        let (site, shared, drain) = (site.clone(), shared.clone(), drain.clone());
+        let conn = conn_info(&stream, client, &site);
+        let (site, shared) = (site.clone(), shared.clone());
+        let held = idle::Held {
+            _permit: permit,
+            _drain: drain.clone(),
+        };
         match site.tls.clone() {
-            None => tokio::spawn(async move {
-                connection::serve(ClientIo::Tcp(stream), conn, site, shared).await;
-                drop((permit, drain));
-            }),
+            None => tokio::spawn(connection::serve(
+                ClientIo::Tcp(stream),
+                conn,
+                site,
+                shared,
+                held,
+            )),
             Some(acceptor) => tokio::spawn(async move {
                 // The handshake runs in the connection's task, bounded by
                 // Timeout, so a slow or silent client holds no accept loop.
@@ -396,15 +404,29 @@ async fn accept_until_stopped(
                 match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let io = ClientIo::Tls(Box::new(tls));
-                        connection::serve(io, conn, site, shared).await;
+                        connection::serve(io, conn, site, shared, held).await;
                     }
                     Ok(Err(e)) => log::debug(&format!("TLS handshake with {client} failed: {e}")),
                     Err(_) => log::debug(&format!("TLS handshake with {client} timed out")),
                 }
-                drop((permit, drain));
             }),
         };
     }
+}
+
+/// What requests may ask about their connection.
+pub(super) fn conn_info(
+    stream: &tokio::net::TcpStream,
+    client: SocketAddr,
+    site: &Site,
+) -> Arc<ConnInfo> {
+    let local = stream.local_addr().unwrap_or(client);
+    Arc::new(ConnInfo {
+        client,
+        client_text: client.to_string(),
+        local_text: local.to_string(),
+        scheme: if site.tls.is_some() { "https" } else { "http" },
+    })
 }
 
 fn write_pid_file(path: &std::path::Path) {

@@ -105,7 +105,7 @@ fn refuse_early(head: &RequestHead, limits: &RequestLimits) -> Option<StatusCode
     if head.version == Version::Http11 && !head.fields.contains(b"host") {
         return Some(StatusCode::BAD_REQUEST);
     }
-    if head.method() == "CONNECT" {
+    if head.method() == b"CONNECT" {
         // Tunnelling needs mod_proxy_connect, which does not exist here.
         return Some(StatusCode::METHOD_NOT_ALLOWED);
     }

@@ -16,15 +16,15 @@ fn lend(s: &str) -> AbiStr {
 pub(super) extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
     let r = req(raw);
     match which {
-        field::METHOD => lend(r.head.method()),
-        field::PATH => lend(r.head.path()),
-        field::QUERY => lend(r.head.query()),
+        field::METHOD => AbiStr::new(r.head.method()),
+        field::PATH => AbiStr::new(r.head.path()),
+        field::QUERY => AbiStr::new(r.head.query()),
         field::VERSION => lend(r.head.version.as_str()),
         field::CLIENT_ADDR => lend(&r.conn.client_text),
         field::LOCAL_ADDR => lend(&r.conn.local_text),
         field::SCHEME => lend(r.conn.scheme),
         field::SERVER_NAME => lend(&r.server_name),
-        field::ABSOLUTE_AUTHORITY => lend(r.head.absolute_authority()),
+        field::ABSOLUTE_AUTHORITY => AbiStr::new(r.head.absolute_authority()),
         _ => AbiStr::EMPTY,
     }
 }
@@ -96,10 +96,10 @@ pub(super) extern "C" fn header_change(
 }
 
 pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool {
-    match req(raw).note(&text(key)) {
+    match req(raw).notes.get(bytes(key)) {
         Some(v) => {
             // SAFETY: `out` is writable, owned by the caller.
-            unsafe { out.write(lend(v)) };
+            unsafe { out.write(AbiStr::new(v)) };
             true
         }
         None => false,
@@ -107,7 +107,7 @@ pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiSt
 }
 
 pub(super) extern "C" fn note_set(raw: *mut c_void, key: AbiStr, value: AbiStr) {
-    req(raw).set_note(&text(key), &text(value));
+    req(raw).notes.set(bytes(key), bytes(value));
 }
 
 pub(super) extern "C" fn status_get(raw: *mut c_void) -> u16 {
