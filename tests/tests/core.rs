@@ -2,9 +2,10 @@
 //! modules, enmod/dismod, configtest, the module listing, and graceful
 //! restarts that drop nothing.
 
-use modproxy_tests::{free_port, get, Backend, Server, ServerRoot};
+use modproxy_tests::{free_port, get, Backend, Conn, Server, ServerRoot};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn vhost(port: u16) -> String {
     format!("[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n")
@@ -287,6 +288,46 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {text}");
     assert_eq!(text.matches("HTTP/1.1 200").count(), 5, "{text}");
+}
+
+/// Keep-alive connections idle past the parking time (100 ms) leave
+/// their tasks for the idle lot; each must still answer its next request,
+/// and a stop must close them at once rather than at their timeout.
+#[test]
+fn parked_keep_alive_connections_answer_again_and_close_on_stop() {
+    let backend = Backend::text("hi");
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http"]);
+    let port = free_port();
+    root.config(&format!(
+        "[limits]\nkeepalive_timeout = 30\n\n{}",
+        example1(port, &backend.url())
+    ));
+    let mut server = Server::start(&root, port);
+    let ask = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut conns: Vec<Conn> = (0..20).map(|_| Conn::open(port).unwrap()).collect();
+    for round in 0..3 {
+        for c in &mut conns {
+            c.send(ask).unwrap();
+            let r = c.read_response(false).unwrap();
+            assert_eq!(
+                (r.status, r.text()),
+                (200, "hi".to_string()),
+                "round {round}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let t = Instant::now();
+    assert!(server.stop().is_some_and(|s| s.success()), "{}", root.log());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopped in {:?}, not at the 30 s keep-alive timeout",
+        t.elapsed()
+    );
+    for c in &mut conns {
+        assert!(c.closed_within(Duration::from_secs(1)));
+    }
 }
 
 #[test]
