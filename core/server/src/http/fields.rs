@@ -68,19 +68,21 @@ impl Fields {
     pub fn remove(&mut self, name: &[u8]) {
         let text = &self.text;
         self.entries
-            .retain(|e| !name.eq_ignore_ascii_case(&text[e.start as usize..e.name_end as usize]));
+            .retain(|e| !same_name(&text[e.start as usize..e.name_end as usize], name));
     }
 
     /// The first value of a field (case-insensitive name).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let text = &self.text[..];
+        self.entries
+            .iter()
+            .find(|e| same_name(&text[e.start as usize..e.name_end as usize], name))
+            .map(|e| &text[e.name_end as usize..e.end as usize])
     }
 
     pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| same_name(n, name))
             .map(|(_, v)| v)
     }
 
@@ -99,19 +101,46 @@ impl Fields {
     }
 }
 
+/// `stored` (lower case) against a name in any case; modules mostly ask
+/// in lower case, which a plain comparison settles.
+fn same_name(stored: &[u8], name: &[u8]) -> bool {
+    stored.len() == name.len() && (stored == name || stored.eq_ignore_ascii_case(name))
+}
+
 /// A field name: an RFC 9110 token.
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| is_token(b))
+    !name.is_empty() && name.iter().all(|&b| TOKEN[b as usize])
 }
 
 /// A field value: no CR, LF or NUL (which would split or end the head),
 /// nor other control bytes but HTAB.
 pub fn valid_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| b >= 0x20 && b != 0x7f || b == b'\t')
+    value.iter().all(|&b| VALUE[b as usize])
 }
 
-pub fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Byte tables: every field a module sets is checked, so one load per
+/// byte rather than a chain of comparisons.
+static TOKEN: [bool; 256] = byte_table(false);
+static VALUE: [bool; 256] = byte_table(true);
+
+const fn byte_table(value: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if value {
+            (b >= 0x20 && b != 0x7f) || b == b'\t'
+        } else {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
+                        | b'_' | b'`' | b'|' | b'~'
+                )
+        };
+        i += 1;
+    }
+    t
 }
 
 #[cfg(test)]

@@ -55,8 +55,11 @@ pub async fn serve(
         buf: BytesMut::new(),
     };
     let mut out = Outbox::default();
+    // One timer for the connection's life, moved for each wait rather
+    // than made anew.
+    let mut timer = pin!(tokio::time::sleep(Duration::ZERO));
     loop {
-        let head = match next_head(&mut wire, &mut out, &shared).await {
+        let head = match next_head(&mut wire, &mut out, timer.as_mut(), &shared).await {
             Next::Head(head) => head,
             Next::Closed => return,
             Next::Park(deadline) => {
@@ -103,7 +106,12 @@ enum Next {
     Refused(Refusal),
 }
 
-async fn next_head(wire: &mut Wire, out: &mut Outbox, shared: &Shared) -> Next {
+async fn next_head(
+    wire: &mut Wire,
+    out: &mut Outbox,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    shared: &Shared,
+) -> Next {
     let limits = &shared.limits;
     let now = Instant::now();
     let deadline = now + limits.keepalive;
@@ -117,7 +125,7 @@ async fn next_head(wire: &mut Wire, out: &mut Outbox, shared: &Shared) -> Next {
     } else {
         STOP_CHECK
     };
-    let mut timer = pin!(tokio::time::sleep_until((now + first).min(deadline)));
+    timer.as_mut().reset((now + first).min(deadline));
     loop {
         if !wire.buf.is_empty() {
             match request_head::parse(&wire.buf, limits.max_headers) {
