@@ -30,6 +30,32 @@ impl ClientIo {
 pub struct Wire {
     pub io: ClientIo,
     pub buf: BytesMut,
+    /// TCP_NODELAY is set: only once a connection sends a response in
+    /// more than one write, or carries a second request (nginx's rule),
+    /// so a one-request connection makes no setsockopt call.
+    nodelay: bool,
+}
+
+impl Wire {
+    pub fn new(io: ClientIo) -> Wire {
+        let nodelay = matches!(io, ClientIo::Tls(_));
+        Wire {
+            io,
+            buf: BytesMut::new(),
+            nodelay,
+        }
+    }
+
+    /// Small writes go out at once from here on, not held back by Nagle
+    /// for the client's acknowledgement.
+    pub fn nodelay(&mut self) {
+        if !self.nodelay {
+            self.nodelay = true;
+            if let ClientIo::Tcp(s) = &self.io {
+                let _ = s.set_nodelay(true);
+            }
+        }
+    }
 }
 
 /// A client connection taken over after a 101: the unread bytes first,

@@ -37,6 +37,8 @@ const HIGH_WATER: usize = 128 * 1024;
 /// the connection can carry on; beyond it the connection closes.
 const DISCARD_LIMIT: usize = 64 * 1024;
 
+/// The longest a closing connection reads what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 /// How often an idle connection that cannot park (TLS) looks whether
 /// the server is stopping.
 const STOP_CHECK: Duration = Duration::from_secs(1);
@@ -50,10 +52,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     held: Held,
 ) {
-    let mut wire = Wire {
-        io,
-        buf: BytesMut::new(),
-    };
+    let mut wire = Wire::new(io);
     let mut out = Outbox::default();
     // One timer for the connection's life, moved for each wait rather
     // than made anew.
@@ -91,6 +90,7 @@ pub async fn serve(
             Some(w) => wire = w,
             None => return,
         }
+        wire.nodelay();
     }
 }
 
@@ -303,7 +303,9 @@ async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<Wire>
     drop(reply);
     let written = poll_fn(|cx| out.poll_write(&mut wire.io, cx)).await.is_ok();
     if !written || !reusable {
-        let _ = tokio::time::timeout(Duration::from_secs(1), wire.io.shutdown()).await;
+        if written && (!wire.buf.is_empty() || !body.is_done()) {
+            linger(wire).await;
+        }
         return None;
     }
     if !body.is_done() {
@@ -317,6 +319,21 @@ async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<Wire>
         }
     }
     Some(wire)
+}
+
+/// Closes a connection whose client may still be sending (a body left
+/// unread, a request behind the last): closing at once would answer that
+/// data with a reset, which can destroy the response still in flight.
+/// So: our side shut, then the client's bytes read and dropped until it
+/// closes too, for a bounded time (nginx's lingering close).
+async fn linger(mut wire: Wire) {
+    let _ = tokio::time::timeout(LINGER, async {
+        wire.io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while wire.io.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// Streams a handler's body to the client: while the socket takes what
@@ -386,6 +403,10 @@ async fn stream(
             let Some(wire) = reply.finish.ctx().wire.as_mut() else {
                 return Poll::Ready(false);
             };
+            if running {
+                // More writes will follow this one.
+                wire.nodelay();
+            }
             match out.poll_write(&mut wire.io, cx) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(_)) => return Poll::Ready(false),

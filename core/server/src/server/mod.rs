@@ -147,6 +147,7 @@ impl Shared {
                 .filter(|v| v.listen.contains(addr))
                 .collect();
             let site = Arc::new(Site {
+                addr: *addr,
                 registry: loaded.registry,
                 vhosts: vhosts::ListenerVhosts::new(&vhosts, &settings.server_name),
                 limits: pipeline::RequestLimits {
@@ -382,7 +383,6 @@ async fn accept_until_stopped(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let conn = conn_info(&stream, client, &site);
         let (site, shared) = (site.clone(), shared.clone());
         let held = idle::Held {
@@ -401,6 +401,8 @@ async fn accept_until_stopped(
                 // The handshake runs in the connection's task, bounded by
                 // Timeout, so a slow or silent client holds no accept loop.
                 let timeout = site.limits.timeout;
+                // A handshake is several small writes each way.
+                let _ = stream.set_nodelay(true);
                 match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let io = ClientIo::Tls(Box::new(tls));
@@ -420,7 +422,12 @@ pub(super) fn conn_info(
     client: SocketAddr,
     site: &Site,
 ) -> Arc<ConnInfo> {
-    let local = stream.local_addr().unwrap_or(client);
+    // A listener on one address needs no getsockname per connection.
+    let local = if site.addr.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(client)
+    } else {
+        site.addr
+    };
     Arc::new(ConnInfo {
         client,
         client_text: client.to_string(),

@@ -23,6 +23,8 @@ use std::task::Poll;
 
 /// What every request on one listener shares.
 pub struct Site {
+    /// The address listened on.
+    pub addr: std::net::SocketAddr,
     pub registry: &'static Registry,
     pub vhosts: ListenerVhosts,
     pub limits: RequestLimits,
