@@ -363,16 +363,21 @@ async fn accept_until_stopped(
     drain: mpsc::Sender<()>,
 ) {
     let mut stop = shared.stop.clone();
+    // One wait for the stop signal, shared by every turn of the loop.
+    let mut stopped = std::pin::pin!(stop.wait_for(|s| *s));
     loop {
         // MaxConnections: wait for a slot before accepting, so excess
         // clients queue in the kernel's backlog instead of being refused.
-        let permit = tokio::select! {
-            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.wait_for(|s| *s) => return,
+        let permit = match shared.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = &mut stopped => return,
+            },
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
+            _ = &mut stopped => return,
         };
         let (stream, client) = match accepted {
             Ok(x) => x,
@@ -428,12 +433,8 @@ pub(super) fn conn_info(
     } else {
         site.addr
     };
-    Arc::new(ConnInfo {
-        client,
-        client_text: client.to_string(),
-        local_text: local.to_string(),
-        scheme: if site.tls.is_some() { "https" } else { "http" },
-    })
+    let scheme = if site.tls.is_some() { "https" } else { "http" };
+    Arc::new(ConnInfo::new(client, local, scheme))
 }
 
 fn write_pid_file(path: &std::path::Path) {

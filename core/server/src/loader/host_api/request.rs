@@ -21,7 +21,7 @@ pub(super) extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
         field::QUERY => AbiStr::new(r.head.query()),
         field::VERSION => lend(r.head.version.as_str()),
         field::CLIENT_ADDR => lend(&r.conn.client_text),
-        field::LOCAL_ADDR => lend(&r.conn.local_text),
+        field::LOCAL_ADDR => lend(r.conn.local_text()),
         field::SCHEME => lend(r.conn.scheme),
         field::SERVER_NAME => lend(&r.server_name),
         field::ABSOLUTE_AUTHORITY => AbiStr::new(r.head.absolute_authority()),
