@@ -11,19 +11,21 @@ use modproxy_api::proxy::{
     exchange, pick, worker_flags, BalancerHandle, ExchangeOutcome, WorkerParams,
 };
 use modproxy_api::sdk::net::sleep;
-use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
+use modproxy_api::{log, Headers, Level, Request, Status};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Declines requests without the `proxy-target` note; otherwise the
 /// exchange, resolving to OK (relayed) or the error status to answer.
-pub fn handle(m: &'static Proxy, mut req: Request) -> Option<HandlerFuture> {
+pub fn handle(
+    m: &'static Proxy,
+    mut req: Request,
+) -> Option<impl Future<Output = Status> + Send + 'static> {
     let url = req.note(TARGET)?.to_string();
     let rule = req.note(RULE).unwrap_or_default().to_string();
     let v = m.vhost(req.vhost())?;
-    Some(Box::pin(
-        async move { run(m, v, &rule, &url, &mut req).await },
-    ))
+    Some(async move { run(m, v, &rule, &url, &mut req).await })
 }
 
 /// One try against one backend.

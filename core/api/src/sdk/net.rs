@@ -264,9 +264,5 @@ pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapse
 
 /// Runs `fut` on the host's runtime, detached.
 pub fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) {
-    let wrapped = async move {
-        fut.await;
-        abi::code::OK
-    };
-    (host().spawn)(crate::future::export(wrapped, super::module::report_panic));
+    (host().spawn)(crate::future::export(fut, super::module::report_panic));
 }
