@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::hop_by_hop::HopFilter;
+use super::hop_by_hop::{connection_tokens, is_hop_by_hop};
 
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,55 +22,96 @@ pub enum ResponseFraming {
 /// A response's header fields, in arrival order, kept as one copy of their
 /// names and one of their values plus offsets: two allocations per head
 /// instead of two per field, and names need no UTF-8 check when read.
+/// Each field also records whether it stops at the proxy (hop-by-hop),
+/// decided once while parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList {
     names: String,
     values: Vec<u8>,
-    /// (name end, value end); each starts where the previous one ended.
-    ends: Vec<(u32, u32)>,
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    /// Byte offsets (start, end) into `names` and `values`.
+    name: (u32, u32),
+    value: (u32, u32),
+    /// Hop-by-hop, or named by the response's Connection header.
+    hop: bool,
 }
 
 impl HeaderList {
-    fn push(&mut self, name: &str, value: &[u8]) {
-        self.names.push_str(name);
-        self.values.extend_from_slice(value);
-        self.ends
-            .push((self.names.len() as u32, self.values.len() as u32));
+    fn with_capacity(fields: usize, value_bytes: usize) -> HeaderList {
+        HeaderList {
+            names: String::with_capacity(fields * 16),
+            values: Vec::with_capacity(value_bytes),
+            fields: Vec::with_capacity(fields),
+        }
     }
 
-    fn field(&self, i: usize) -> (&str, &[u8]) {
-        let (name_start, value_start) = match i {
-            0 => (0, 0),
-            _ => self.ends[i - 1],
-        };
-        let (name_end, value_end) = self.ends[i];
+    fn push(&mut self, name: &str, value: &[u8], hop: bool) {
+        let (n0, v0) = (self.names.len() as u32, self.values.len() as u32);
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
+        self.fields.push(Field {
+            name: (n0, self.names.len() as u32),
+            value: (v0, self.values.len() as u32),
+            hop,
+        });
+    }
+
+    fn field(&self, f: &Field) -> (&str, &[u8]) {
+        let (name, value) = (f.name, f.value);
         (
-            &self.names[name_start as usize..name_end as usize],
-            &self.values[value_start as usize..value_end as usize],
+            self.names
+                .get(name.0 as usize..name.1 as usize)
+                .unwrap_or(""),
+            self.values
+                .get(value.0 as usize..value.1 as usize)
+                .unwrap_or(b""),
         )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
-        (0..self.ends.len()).map(|i| self.field(i))
+        self.fields.iter().map(|f| self.field(f))
+    }
+
+    /// The fields that go on to the client: all but the hop-by-hop ones
+    /// and those the response's Connection header names.
+    pub fn end_to_end(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
+        self.fields.iter().filter(|f| !f.hop).map(|f| self.field(f))
     }
 
     pub fn get(&self, i: usize) -> Option<(&str, &[u8])> {
-        (i < self.ends.len()).then(|| self.field(i))
+        self.fields.get(i).map(|f| self.field(f))
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.fields.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.fields.is_empty()
+    }
+
+    /// Marks every field named `name` hop-by-hop.
+    fn mark_hop(&mut self, name: &str) {
+        for i in 0..self.fields.len() {
+            let f = self.fields[i];
+            if self.field(&f).0.eq_ignore_ascii_case(name) {
+                self.fields[i].hop = true;
+            }
+        }
     }
 
     /// Drops every field named `name` (rare: a smuggling-shaped response).
     fn remove(&mut self, name: &str) {
         let mut kept = HeaderList::default();
-        for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
-            kept.push(n, v);
+        for f in &self.fields {
+            let (n, v) = self.field(f);
+            if !n.eq_ignore_ascii_case(name) {
+                kept.push(n, v, f.hop);
+            }
         }
         *self = kept;
     }
@@ -79,7 +120,6 @@ impl HeaderList {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     pub status: u16,
-    pub reason: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     /// In arrival order. `Content-Length` is removed when `Transfer-Encoding`
@@ -170,29 +210,27 @@ pub fn parse_response_head(
     let (Some(status), Some(version_minor)) = (resp.code, resp.version) else {
         return Err(HeadError::MalformedStatusLine);
     };
-    let reason = resp.reason.unwrap_or_default().to_owned();
+    let reason = resp.reason.unwrap_or_default();
     // "HTTP/1.1 " + 3 digits + " " + reason.
     if 13 + reason.len() > max_field_size {
         return Err(HeadError::HeaderTooLarge {
             limit: max_field_size,
         });
     }
-    let mut headers = HeaderList::default();
-    headers.names.reserve(resp.headers.len() * 16);
-    headers.values.reserve(consumed);
-    headers.ends.reserve(resp.headers.len());
+    let mut headers = HeaderList::with_capacity(resp.headers.len(), consumed);
     for h in resp.headers.iter() {
         if h.name.len() + 2 + h.value.len() > max_field_size {
             return Err(HeadError::HeaderTooLarge {
                 limit: max_field_size,
             });
         }
-        headers.push(h.name, h.value);
+        headers.push(h.name, h.value, is_hop_by_hop(h.name));
     }
-
-    let framing = response_framing(request_method_is_head, status, headers.iter())?;
-    let has_te = headers
-        .iter()
+    let fields = resp.headers.iter().map(|h| (h.name, h.value));
+    let framing = response_framing(request_method_is_head, status, fields.clone())?;
+    let conn = connection_header(&mut headers, fields.clone());
+    let has_te = fields
+        .clone()
         .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
     if has_te {
         // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length and an
@@ -200,20 +238,47 @@ pub fn parse_response_head(
         // message smells of smuggling, so the connection is not reused.
         headers.remove("content-length");
     }
-    let conn = HopFilter::from_headers(headers.iter());
-    let connection_close = conn.has_token("close")
-        || (version_minor == 0 && !conn.has_token("keep-alive"))
+    let connection_close = conn.close
+        || (version_minor == 0 && !conn.keep_alive)
         || framing == ResponseFraming::CloseDelimited
         || has_te;
     let head = ResponseHead {
         status,
-        reason,
         version_minor,
         headers,
         framing,
         connection_close,
     };
     Ok(Some((head, consumed)))
+}
+
+/// The `close` and `keep-alive` tokens of the Connection fields.
+#[derive(Debug, Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+/// Reads the Connection fields: their tokens decide whether the connection
+/// may be reused, and a header they name stops at the proxy like the fixed
+/// hop-by-hop ones (marked in `headers`). A value that is not UTF-8 cannot
+/// name a valid header, so it adds nothing.
+fn connection_header<'a>(
+    headers: &mut HeaderList,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> ConnectionTokens {
+    let mut tokens = ConnectionTokens::default();
+    let values = fields
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok());
+    for token in values.flat_map(connection_tokens) {
+        tokens.close |= token.eq_ignore_ascii_case("close");
+        tokens.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        if !is_hop_by_hop(token) {
+            headers.mark_hop(token);
+        }
+    }
+    tokens
 }
 
 /// How the body of a response with these headers is delimited.
@@ -228,18 +293,23 @@ pub fn response_framing<'a>(
     if request_method_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(ResponseFraming::NoBody);
     }
-    let codings: Vec<&[u8]> = headers
+    // Counted, not collected: no allocation for the common response.
+    let (mut codings, mut chunked, mut last_chunked) = (0, 0, false);
+    let all = headers
         .clone()
         .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if !codings.is_empty() {
-        let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
-        return match codings.iter().filter(|c| chunked(c)).count() {
+        .filter(|t| !t.is_empty());
+    for coding in all {
+        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+        codings += 1;
+        chunked += usize::from(last_chunked);
+    }
+    if codings > 0 {
+        return match chunked {
             0 => Ok(ResponseFraming::CloseDelimited),
-            1 if codings.last().is_some_and(|c| chunked(c)) => Ok(ResponseFraming::Chunked),
+            1 if last_chunked => Ok(ResponseFraming::Chunked),
             1 => Ok(ResponseFraming::CloseDelimited),
             _ => Err(HeadError::BadTransferEncoding),
         };
@@ -293,10 +363,7 @@ mod tests {
     fn parses_head_and_reports_body_start() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
         let (head, n) = parse(raw).unwrap().unwrap();
-        assert_eq!(
-            (head.status, head.reason.as_str(), head.version_minor),
-            (200, "OK", 1)
-        );
+        assert_eq!((head.status, head.version_minor), (200, 1));
         assert_eq!(head.headers.get(1), Some(("X-A", &b"b"[..])));
         assert_eq!(head.framing, ResponseFraming::ContentLength(3));
         assert!(!head.connection_close);
@@ -372,6 +439,17 @@ mod tests {
         assert!(!close(
             "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         ));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_stop_here() {
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nconnection: x-b\r\n\
+                    X-B: 2\r\nConnection: keep-alive, X-A\r\nContent-Length: 0\r\nX-C: 3\r\n\r\n";
+        let (head, _) = parse(raw).unwrap().unwrap();
+        let passed: Vec<_> = head.headers.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(passed, ["Content-Length", "X-C"]);
+        assert_eq!(head.headers.len(), 7, "iter() still has every field");
+        assert!(!head.connection_close);
     }
 
     #[test]
