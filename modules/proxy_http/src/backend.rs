@@ -14,6 +14,27 @@ pub const HEAD_READ: usize = 8 * 1024;
 /// Reads while streaming a body: the bound on what we hold per exchange.
 pub const BODY_READ: usize = 64 * 1024;
 
+/// A keep-alive connection waiting in the pool, with the read buffer it
+/// had: the next exchange on it reads into the same memory instead of
+/// allocating a new buffer.
+pub struct Idle {
+    pub conn: TcpConn,
+    buf: BytesMut,
+}
+
+impl Idle {
+    /// A new connection, with no buffer yet.
+    pub fn new(conn: TcpConn) -> Idle {
+        Idle {
+            conn,
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+/// A buffer that grew for a large body is not worth keeping while idle.
+const KEEP_BUF: usize = 2 * HEAD_READ;
+
 pub struct Backend {
     conn: TcpConn,
     /// Read but not yet used: the rest of a head, or body bytes.
@@ -27,10 +48,10 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(conn: TcpConn, reused: bool, io_timeout: Duration) -> Backend {
+    pub fn new(idle: Idle, reused: bool, io_timeout: Duration) -> Backend {
         Backend {
-            conn,
-            buf: BytesMut::new(),
+            conn: idle.conn,
+            buf: idle.buf,
             received: 0,
             sent: 0,
             reused,
@@ -38,8 +59,18 @@ impl Backend {
         }
     }
 
-    pub fn into_conn(self) -> TcpConn {
-        self.conn
+    /// The connection for the pool, once its response was read exactly to
+    /// its end (so the buffer holds nothing of it).
+    pub fn into_idle(self) -> Idle {
+        let mut buf = self.buf;
+        buf.clear();
+        if buf.capacity() > KEEP_BUF {
+            buf = BytesMut::new();
+        }
+        Idle {
+            conn: self.conn,
+            buf,
+        }
     }
 
     /// Writes all of `data` within the worker's timeout.

@@ -22,12 +22,11 @@ mod send;
 mod target;
 
 use modproxy_api::proxy::{register_unboxed_scheme, Exchange, UnboxedSchemeHandler};
-use modproxy_api::sdk::net::TcpConn;
 use modproxy_api::{Module, Registrar, Request};
 
 pub struct ProxyHttp {
     /// Idle backend connections, keyed by worker.
-    pools: pool::Pool<TcpConn>,
+    pools: pool::Pool<backend::Idle>,
 }
 
 impl Module for ProxyHttp {
