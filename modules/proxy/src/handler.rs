@@ -3,7 +3,7 @@
 //! connect) or to balancer members with Apache's failover loop.
 
 use crate::notes::{RULE, TARGET};
-use crate::paths::{split_origin, target};
+use crate::paths::{self, origin, split_origin, target};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
@@ -12,6 +12,7 @@ use modproxy_api::proxy::{
 };
 use modproxy_api::sdk::net::sleep;
 use modproxy_api::{log, Headers, Level, Request, Status};
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +24,30 @@ pub fn handle(
     mut req: Request,
 ) -> Option<impl Future<Output = Status> + Send + 'static> {
     let url = req.note(TARGET)?.to_string();
-    let rule = req.note(RULE).unwrap_or_default().to_string();
     let v = m.vhost(req.vhost())?;
-    Some(async move { run(m, v, &rule, &url, &mut req).await })
+    let rule = RuleRef::find(&v, req.note(RULE).unwrap_or_default());
+    Some(async move { run(m, &v, rule, &url, &mut req).await })
+}
+
+/// The rule translate_name noted, found before the exchange so that the
+/// future holds an index, not a copy of the note.
+enum RuleRef {
+    Forward,
+    Index(usize),
+    /// No such rule: a 500, naming this.
+    Unknown(String),
+}
+
+impl RuleRef {
+    fn find(v: &VhostProxy, name: &str) -> RuleRef {
+        if name == "forward" {
+            return RuleRef::Forward;
+        }
+        match v.rule_index(name) {
+            Some(i) => RuleRef::Index(i),
+            None => RuleRef::Unknown(name.to_owned()),
+        }
+    }
 }
 
 /// One try against one backend.
@@ -37,27 +59,30 @@ struct Attempt<'a> {
     flags: u32,
 }
 
-async fn run(m: &Proxy, v: Arc<VhostProxy>, rule: &str, url: &str, req: &mut Request) -> Status {
+async fn run(m: &Proxy, v: &VhostProxy, rule: RuleRef, url: &str, req: &mut Request) -> Status {
     if v.block_via {
         req.remove_header(Headers::Request, "Via");
     }
-    if rule == "forward" {
-        let worker = origin(url);
-        // Forward targets are not configured workers: nothing holds them in error.
-        let a = Attempt {
-            target: url,
-            worker: &worker,
-            params: v.defaults,
-            flags: v.flags,
-        };
-        return direct(m, req, &a, None).await;
-    }
-    let Some(r) = v.rule(rule) else {
-        log(
-            Level::Error,
-            format_args!("proxy: no rule {rule:?} for target {url}; answering 500"),
-        );
-        return Status::Http(500);
+    let r = match rule {
+        RuleRef::Forward => {
+            let worker = origin(url);
+            // Forward targets are not configured workers: nothing holds them in error.
+            let a = Attempt {
+                target: url,
+                worker: &worker,
+                params: v.defaults,
+                flags: v.flags,
+            };
+            return direct(m, req, &a, None).await;
+        }
+        RuleRef::Index(i) => &v.rules[i],
+        RuleRef::Unknown(rule) => {
+            log(
+                Level::Error,
+                format_args!("proxy: no rule {rule:?} for target {url}; answering 500"),
+            );
+            return Status::Http(500);
+        }
     };
     match &r.backend {
         Backend::Direct { key, state, .. } => {
@@ -74,19 +99,8 @@ async fn run(m: &Proxy, v: Arc<VhostProxy>, rule: &str, url: &str, req: &mut Req
     }
 }
 
-/// `scheme://host:port` of a URL, lower-cased: the pool key.
-fn origin(url: &str) -> String {
-    split_origin(url)
-        .map_or(url, |(o, _)| o)
-        .to_ascii_lowercase()
-}
-
 async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, ExchangeOutcome) {
-    let mut scheme = a
-        .target
-        .split_once("://")
-        .map_or("", |(s, _)| s)
-        .to_ascii_lowercase();
+    let mut scheme = paths::scheme(a.target);
     if wants_websocket(req) && (scheme == "http" || scheme == "https") {
         if a.params.flags & worker_flags::UPGRADE_WEBSOCKET == 0 {
             // Refused rather than forwarded without its Upgrade: the
@@ -101,7 +115,7 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, Exchan
             return (exchange::CLIENT_ERROR, ExchangeOutcome::default());
         }
         // proxy_wstunnel tunnels the same URL: ws:// for http://, wss:// for https://.
-        scheme = if scheme == "http" { "ws" } else { "wss" }.to_string();
+        scheme = Cow::Borrowed(if scheme == "http" { "ws" } else { "wss" });
     }
     let Some(handler) = m.scheme(&scheme) else {
         log(
