@@ -11,7 +11,7 @@ use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
 /// What the exchange needs to know about the request, decided up front.
@@ -68,7 +68,8 @@ fn build(
         server: req.server_name(),
         proto: req.scheme(),
     });
-    let mut out = Vec::with_capacity(512);
+    let mut out = SPARE_HEAD.take();
+    out.reserve(512);
     let head = RequestHead {
         method,
         path_and_query: &target.path_and_query,
@@ -97,7 +98,24 @@ fn build(
     })
 }
 
+impl Drop for Plan {
+    /// The head's buffer goes back to the thread for the next plan.
+    fn drop(&mut self) {
+        let mut head = std::mem::take(&mut self.head);
+        if head.capacity() > 0 && head.capacity() <= KEEP_HEAD {
+            head.clear();
+            SPARE_HEAD.set(head);
+        }
+    }
+}
+
+/// A head buffer that grew past this for one large request is not kept.
+const KEEP_HEAD: usize = 16 * 1024;
+
 thread_local! {
+    /// The buffer of the last plan dropped on this thread.
+    static SPARE_HEAD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+
     /// The client's headers while a plan is built, reused from request to
     /// request on this thread: `plan` never awaits, so one suffices.
     static SCRATCH: RefCell<ClientHeaders> = RefCell::new(ClientHeaders::default());
