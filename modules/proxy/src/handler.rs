@@ -3,7 +3,7 @@
 //! connect) or to balancer members with Apache's failover loop.
 
 use crate::notes::{RULE, TARGET};
-use crate::paths::{self, origin, split_origin, target};
+use crate::paths::{self, member_target, origin, split_origin};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
@@ -200,19 +200,22 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
     };
     // Everything after `balancer://NAME` goes after the member's URL.
     let rest = split_origin(url).map_or("", |(_, rest)| rest);
-    let max = b.max_attempts(name);
     let mut attempts = 0;
-    // The balancer's `timeout`: how long to wait for a usable member.
-    let give_up = Instant::now() + b.wait(name);
+    // The balancer's `timeout` and `max_attempts` are asked for only when
+    // needed: most requests get a member at once and never fail over.
+    let started = Instant::now();
+    let mut give_up = None;
     loop {
         let picked = match b.pick(name, req) {
             Ok(p) => p,
-            Err(pick::NONE_USABLE) if Instant::now() < give_up => {
-                let left = give_up.saturating_duration_since(Instant::now());
-                sleep(left.min(MEMBER_POLL)).await;
-                continue;
-            }
             Err(pick::NONE_USABLE) => {
+                // How long a request may wait for a usable member, from its start.
+                let until = *give_up.get_or_insert_with(|| started + b.wait(name));
+                let now = Instant::now();
+                if now < until {
+                    sleep((until - now).min(MEMBER_POLL)).await;
+                    continue;
+                }
                 log(
                     Level::Error,
                     format_args!("proxy: balancer://{name}: All workers are in error state"),
@@ -229,8 +232,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
                 return Status::Http(500);
             }
         };
-        let member_target = target(picked.url, rest, "");
-        let worker = origin(picked.url);
+        let (member_target, worker) = member_target(picked.url, rest);
         let a = Attempt {
             target: &member_target,
             worker: &worker,
@@ -254,6 +256,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
             exchange::TIMEOUT if repeatable(req) => "timed out before answering",
             _ => return status_for(code, &outcome, &member_target),
         };
+        let max = b.max_attempts(name);
         if attempts >= max {
             log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} {what}; no failover attempts left ({max} allowed)"));
             return status_for(code, &outcome, &member_target);

@@ -152,6 +152,26 @@ pub fn target(base: &str, rest: &str, query: &str) -> String {
     url
 }
 
+/// A balancer member's target and pool key, `target(member, rest, "")` and
+/// `origin(member)`, with one split of the member's URL: joining keeps the
+/// member's origin in front (its authority holds no `/`, `?` or `#`), so
+/// the origin found in `member` is the target's too.
+pub fn member_target<'m>(member: &'m str, rest: &str) -> (String, Cow<'m, str>) {
+    let Some((member_origin, _)) = split_origin(member) else {
+        return (target(member, rest, ""), origin(member));
+    };
+    let mut url = String::with_capacity(member.len() + rest.len() + 2);
+    push_joined(&mut url, member, rest);
+    let at = member_origin.len();
+    if url
+        .get(at..)
+        .is_none_or(|path| path.is_empty() || path.starts_with('?'))
+    {
+        url.insert(at, '/');
+    }
+    (url, lower(member_origin))
+}
+
 /// Expands `$0`..`$9` in `template` with the captures (missing ones are
 /// empty). Returns `None` when the template holds no reference, in which
 /// case Apache appends the whole path (so `\.gif$` → `balancer://x` works).
@@ -273,6 +293,27 @@ mod tests {
         assert_eq!(target("http://b:8080", "", ""), "http://b:8080/");
         assert_eq!(target("http://b:8080", "", "q"), "http://b:8080/?q");
         assert_eq!(target("http://b:8080?x", "", ""), "http://b:8080/?x");
+    }
+
+    #[test]
+    fn member_target_is_target_and_origin() {
+        let members = [
+            "http://b:8080",
+            "http://b:8080/",
+            "HTTP://B:1/app",
+            "http://b/app/",
+            "http://b?x",
+            "http://b#f",
+            "nope",
+            "http://",
+        ];
+        for member in members {
+            for rest in ["", "/", "/x/y?q", "x", "?q"] {
+                let (t, o) = member_target(member, rest);
+                assert_eq!(t, target(member, rest, ""), "{member} + {rest}");
+                assert_eq!(o, origin(member), "{member}");
+            }
+        }
     }
 
     #[test]
