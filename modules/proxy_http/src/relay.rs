@@ -4,7 +4,7 @@
 //! like a complete one.
 
 use crate::backend::{Backend, BODY_READ, HEAD_READ};
-use crate::codec::{parse_response_head, ChunkedDecoder, ResponseFraming, ResponseHead};
+use crate::codec::{eq_lower, parse_response_head, ChunkedDecoder, ResponseFraming, ResponseHead};
 use bytes::Buf;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
@@ -137,7 +137,7 @@ pub async fn relay(
 /// core re-frames chunked and close-delimited bodies itself.
 fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
     for (name, value) in head.headers.end_to_end() {
-        if !name.eq_ignore_ascii_case("content-length") {
+        if !eq_lower(name, "content-length") {
             req.add_header(Headers::Response, name, value);
         }
     }
@@ -154,7 +154,7 @@ fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
         // backend gave it. 1xx and 204 must not carry one.
         ResponseFraming::NoBody if head.status >= 200 && head.status != 204 => {
             let mut lengths = head.headers.iter();
-            let length = lengths.find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            let length = lengths.find(|(n, _)| eq_lower(n, "content-length"));
             if let Some((_, v)) = length {
                 req.set_header(Headers::Response, "Content-Length", v);
             }

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::hop_by_hop::{connection_tokens, is_hop_by_hop};
+use super::hop_by_hop::{connection_tokens, eq_lower, is_hop_by_hop};
 
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +270,7 @@ pub fn parse_response_head(
     let conn = connection_header(&mut headers, fields.clone());
     let has_te = fields
         .clone()
-        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+        .any(|(n, _)| eq_lower(n, "transfer-encoding"));
     if has_te {
         // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length and an
         // intermediary must remove the latter before forwarding. Such a
@@ -308,11 +308,11 @@ fn connection_header<'a>(
 ) -> ConnectionTokens {
     let mut tokens = ConnectionTokens::default();
     let values = fields
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .filter(|(n, _)| eq_lower(n, "connection"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok());
     for token in values.flat_map(connection_tokens) {
-        tokens.close |= token.eq_ignore_ascii_case("close");
-        tokens.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        tokens.close |= eq_lower(token, "close");
+        tokens.keep_alive |= eq_lower(token, "keep-alive");
         if !is_hop_by_hop(token) {
             headers.mark_hop(token);
         }
@@ -336,7 +336,7 @@ pub fn response_framing<'a>(
     let (mut codings, mut chunked, mut last_chunked) = (0, 0, false);
     let all = headers
         .clone()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        .filter(|(n, _)| eq_lower(n, "transfer-encoding"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty());
@@ -356,7 +356,7 @@ pub fn response_framing<'a>(
     let mut length = None;
     let mut seen_field = false;
     for (n, v) in headers {
-        if !n.eq_ignore_ascii_case("content-length") {
+        if !eq_lower(n, "content-length") {
             continue;
         }
         seen_field = true;
