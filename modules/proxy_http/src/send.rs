@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::codec::{
-    chunk_header, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
+    chunk_header, eq_lower, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
 };
 use crate::target::Target;
 use bytes::Bytes;
@@ -145,7 +145,7 @@ impl Known {
             7 => (Known::Upgrade, "upgrade"),
             _ => return None,
         };
-        name.eq_ignore_ascii_case(wanted).then_some(known)
+        eq_lower(name, wanted).then_some(known)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the connect and the request line need, refusing anything that would make
 //! us connect somewhere other than the host the URL names.
 
+use crate::codec::eq_lower;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -37,8 +38,8 @@ impl<'a> Target<'a> {
     /// (`host:`) means 80, as RFC 3986 allows.
     pub fn parse(url: &'a str) -> Result<Target<'a>, BadTarget> {
         let (rest, tls) = match (url.get(..7), url.get(..8)) {
-            (Some(s), _) if s.eq_ignore_ascii_case("http://") => (&url[7..], false),
-            (_, Some(s)) if s.eq_ignore_ascii_case("https://") => (&url[8..], true),
+            (Some(s), _) if eq_lower(s, "http://") => (&url[7..], false),
+            (_, Some(s)) if eq_lower(s, "https://") => (&url[8..], true),
             _ => return Err(BadTarget("not an http:// or https:// URL")),
         };
         // Byte scans: a char-set `find` costs more than these short strings.
