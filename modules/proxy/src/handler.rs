@@ -25,8 +25,8 @@ pub fn handle(
 ) -> Option<impl Future<Output = Status> + Send + 'static> {
     let url = req.note(TARGET)?.to_string();
     let v = m.vhost(req.vhost())?;
-    let rule = RuleRef::find(&v, req.note(RULE).unwrap_or_default());
-    Some(async move { run(m, &v, rule, &url, &mut req).await })
+    let rule = RuleRef::find(v, req.note(RULE).unwrap_or_default());
+    Some(async move { run(m, v, rule, &url, &mut req).await })
 }
 
 /// The rule translate_name noted, found before the exchange so that the

@@ -27,10 +27,10 @@ pub fn reverse(m: &Proxy, req: &mut Request) -> Status {
         return Status::Declined;
     }
     if !v.reverse.is_empty() {
-        map_urls(m, &v, req);
+        map_urls(m, v, req);
     }
     if map_cookies {
-        rewrite_cookies(&v, req);
+        rewrite_cookies(v, req);
     }
     Status::Ok
 }

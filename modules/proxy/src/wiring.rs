@@ -6,7 +6,6 @@ use crate::vhost::Backend;
 use crate::Proxy;
 use modproxy_api::hash::ConfigMap;
 use modproxy_api::proxy::{worker_flags, BalancerHandle, SchemeHandle};
-use std::sync::PoisonError;
 
 /// The handles found, cached for the request path.
 #[derive(Default)]
@@ -59,7 +58,7 @@ pub fn resolve(m: &Proxy) -> Result<(), String> {
             ));
         }
     }
-    *m.providers.write().unwrap_or_else(PoisonError::into_inner) = found;
+    m.freeze(found);
     if errors.is_empty() {
         Ok(())
     } else {
