@@ -199,7 +199,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
         return Status::Http(500);
     };
     // Everything after `balancer://NAME` goes after the member's URL.
-    let rest = split_origin(url).map_or("", |(_, rest)| rest);
+    let rest = after_balancer(url, name);
     let mut attempts = 0;
     // The balancer's `timeout` and `max_attempts` are asked for only when
     // needed: most requests get a member at once and never fail over.
@@ -263,6 +263,25 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
         }
         attempts += 1;
         log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} {what}; failover attempt {attempts} of {max}"));
+    }
+}
+
+/// What follows `balancer://NAME` in `url`. translate_name built `url`
+/// from the rule naming `name`, so it starts that way: a comparison then
+/// replaces scanning for the origin's end (the scan stays for a target
+/// another module may have noted).
+fn after_balancer<'u>(url: &'u str, name: &str) -> &'u str {
+    let fast = url
+        .strip_prefix("balancer://")
+        .and_then(|r| r.strip_prefix(name));
+    match fast {
+        Some(rest)
+            if !name.is_empty()
+                && matches!(rest.bytes().next(), None | Some(b'/' | b'?' | b'#')) =>
+        {
+            rest
+        }
+        _ => split_origin(url).map_or("", |(_, rest)| rest),
     }
 }
 
@@ -331,6 +350,33 @@ impl Drop for PendingReport<'_> {
             let nothing = ExchangeOutcome::default();
             self.balancer
                 .report(self.name, self.member, exchange::ABORTED, &nothing);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_balancer_is_the_rest_after_the_origin() {
+        let urls = [
+            "balancer://c/x/y?q",
+            "balancer://c",
+            "balancer://c?q",
+            "balancer://c#f",
+            "balancer://cd/x",
+            "balancer://c:1/x",
+            "BALANCER://c/x",
+            "http://c/x",
+            "balancer:///x",
+            "nope",
+        ];
+        for url in urls {
+            for name in ["c", "", "cd"] {
+                let want = split_origin(url).map_or("", |(_, rest)| rest);
+                assert_eq!(after_balancer(url, name), want, "{url} {name}");
+            }
         }
     }
 }
