@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use super::hop_by_hop::{connection_tokens, eq_lower, is_hop_by_hop};
 
@@ -222,10 +223,14 @@ pub fn parse_response_head(
     max_field_size: usize,
     request_method_is_head: bool,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    // On the stack: this runs for every response.
-    let mut slots = [httparse::EMPTY_HEADER; MAX_SLOTS];
-    let mut resp = httparse::Response::new(&mut slots[..max_headers.min(MAX_SLOTS)]);
-    let consumed = match resp.parse(buf) {
+    // On the stack, and left uninitialised: this runs for every response,
+    // and writing 128 empty headers first cost more than parsing five.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_SLOTS];
+    let slots = &mut slots[..max_headers.min(MAX_SLOTS)];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, slots);
+    let consumed = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             // Refuse an over-long line before it completes, or a backend
