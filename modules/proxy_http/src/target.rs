@@ -106,8 +106,9 @@ fn split_authority(authority: &str, default_port: u16) -> Result<(&str, bool, u1
         };
         (v6, true, port)
     } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, false, Some(p)),
+        // A byte scan: `split_once(':')` sets up memchr for a dozen bytes.
+        match authority.bytes().position(|b| b == b':') {
+            Some(i) => (&authority[..i], false, Some(&authority[i + 1..])),
             None => (authority, false, None),
         }
     };
@@ -143,7 +144,8 @@ fn parse_port(p: &str) -> Option<u16> {
 /// `/path?query` from what follows the authority: the fragment is dropped
 /// (it never goes on the wire) and an empty path becomes `/`.
 fn origin_form(tail: &str) -> Cow<'_, str> {
-    let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
+    let end = tail.bytes().position(|b| b == b'#').unwrap_or(tail.len());
+    let tail = &tail[..end];
     if tail.starts_with('/') {
         Cow::Borrowed(tail)
     } else {
