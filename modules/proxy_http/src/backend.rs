@@ -1,9 +1,11 @@
 //! One backend connection with its read buffer and byte counters. Every
-//! wait on the backend is bounded: writes and body reads by the worker's
-//! `timeout`, head reads by the caller's deadline.
+//! wait on the backend is bounded, on the connection's [`Deadline`]:
+//! writes and body reads by the worker's `timeout`, head reads by the
+//! caller's wait.
 
+use crate::deadline::Deadline;
 use bytes::BytesMut;
-use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::sdk::net::TcpConn;
 use modproxy_api::sdk::IoError;
 use std::future::poll_fn;
 use std::task::Poll;
@@ -20,6 +22,8 @@ pub const BODY_READ: usize = 64 * 1024;
 pub struct Idle {
     pub conn: TcpConn,
     buf: BytesMut,
+    /// Its host timer, kept for the next exchange as well.
+    deadline: Deadline,
 }
 
 impl Idle {
@@ -28,6 +32,7 @@ impl Idle {
         Idle {
             conn,
             buf: BytesMut::new(),
+            deadline: Deadline::default(),
         }
     }
 }
@@ -45,6 +50,8 @@ pub struct Backend {
     /// Taken from the pool: the keep-alive race applies to it.
     pub reused: bool,
     io_timeout: Duration,
+    /// Bounds every wait on this connection.
+    pub deadline: Deadline,
 }
 
 impl Backend {
@@ -52,6 +59,7 @@ impl Backend {
         Backend {
             conn: idle.conn,
             buf: idle.buf,
+            deadline: idle.deadline,
             received: 0,
             sent: 0,
             reused,
@@ -70,14 +78,21 @@ impl Backend {
         Idle {
             conn: self.conn,
             buf,
+            deadline: self.deadline,
         }
     }
 
     /// Writes all of `data` within the worker's timeout.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
-        match timeout(self.io_timeout, self.conn.write_all(data)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(IoError::Timeout),
+        let Backend {
+            conn,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        match deadline.run(*io_timeout, conn.write_all(data)).await {
+            Some(r) => r?,
+            None => return Err(IoError::Timeout),
         }
         self.sent += data.len() as u64;
         Ok(())
@@ -94,9 +109,17 @@ impl Backend {
 
     /// [`Backend::fill`] within the worker's timeout (one body read).
     pub async fn fill_timed(&mut self, want: usize) -> Result<usize, IoError> {
-        timeout(self.io_timeout, self.fill(want))
-            .await
-            .unwrap_or(Err(IoError::Timeout))
+        let Backend {
+            conn,
+            buf,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        let read = deadline.run(*io_timeout, conn.read_buf(buf, want)).await;
+        let n = read.unwrap_or(Err(IoError::Timeout))?;
+        self.received += n as u64;
+        Ok(n)
     }
 }
 

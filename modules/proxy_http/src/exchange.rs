@@ -338,15 +338,19 @@ async fn read_final(
     interim: &mut u32,
     wait: Duration,
 ) -> Result<Option<ResponseHead>, Step> {
-    match timeout(wait, relay::read_head(b, opts, interim)).await {
-        Ok(Ok(Got::Final(head))) => Ok(Some(head)),
+    // Out of `b` while read_head borrows it, and back after.
+    let mut deadline = std::mem::take(&mut b.deadline);
+    let got = deadline.run(wait, relay::read_head(b, opts, interim)).await;
+    b.deadline = deadline;
+    match got {
+        Some(Ok(Got::Final(head))) => Ok(Some(head)),
         // Cannot happen with stop_at_continue off; refuse rather than panic.
-        Ok(Ok(Got::Continue)) => Err(head_failed(
+        Some(Ok(Got::Continue)) => Err(head_failed(
             ctx,
             HeadFail::Bad("unexpected 100 Continue".to_owned()),
         )),
-        Ok(Err(fail)) => Err(head_failed(ctx, fail)),
-        Err(_) => Ok(None),
+        Some(Err(fail)) => Err(head_failed(ctx, fail)),
+        None => Ok(None),
     }
 }
 

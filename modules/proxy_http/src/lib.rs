@@ -13,6 +13,7 @@
 
 mod backend;
 pub mod codec;
+mod deadline;
 mod drain;
 mod exchange;
 mod metrics;
