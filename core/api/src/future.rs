@@ -19,11 +19,33 @@ struct Exported<F> {
     report: PanicReporter,
 }
 
-/// Boxes `future` so that the other side can poll it. Its result must not
-/// be [`POLL_PENDING`]; a panic becomes [`code::PANICKED`].
+/// What an exported future resolves to, turned into the code the other
+/// side reads. Converting at the boundary, instead of wrapping the future
+/// in an `async` block that maps its output, saves a move of the whole
+/// future state on its first poll.
+pub trait IntoCode {
+    fn into_code(self) -> i32;
+}
+
+impl IntoCode for i32 {
+    fn into_code(self) -> i32 {
+        self
+    }
+}
+
+/// A detached task's `()`: [`code::OK`].
+impl IntoCode for () {
+    fn into_code(self) -> i32 {
+        code::OK
+    }
+}
+
+/// Boxes `future` so that the other side can poll it: the only allocation.
+/// Its result must not be [`POLL_PENDING`]; a panic becomes [`code::PANICKED`].
 pub fn export<F>(future: F, report: PanicReporter) -> AbiFuture
 where
-    F: Future<Output = i32> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: IntoCode,
 {
     let boxed = Box::new(Exported { future, report });
     AbiFuture {
@@ -33,10 +55,11 @@ where
     }
 }
 
-extern "C" fn poll_exported<F: Future<Output = i32>>(
-    data: *mut c_void,
-    waker: *const AbiWaker,
-) -> i32 {
+extern "C" fn poll_exported<F>(data: *mut c_void, waker: *const AbiWaker) -> i32
+where
+    F: Future,
+    F::Output: IntoCode,
+{
     // SAFETY: `data` came from Box::into_raw in `export` and stays put until
     // drop_exported, so the future is pinned in place.
     let exported = unsafe { &mut *(data as *mut Exported<F>) };
@@ -50,7 +73,7 @@ extern "C" fn poll_exported<F: Future<Output = i32>>(
         })
     };
     match result {
-        Ok(Poll::Ready(v)) => v,
+        Ok(Poll::Ready(v)) => v.into_code(),
         Ok(Poll::Pending) => POLL_PENDING,
         Err(payload) => {
             report(&*payload);

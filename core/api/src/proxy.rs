@@ -199,7 +199,9 @@ impl Exchange {
     }
 }
 
-/// Implemented by a module that speaks a backend protocol (proxy_http).
+/// Implemented by a module that speaks a backend protocol (proxy_wstunnel).
+/// Its boxed future is boxed again as it crosses the boundary; see
+/// [`UnboxedSchemeHandler`] for one allocation per exchange.
 pub trait SchemeHandler: Send + Sync + 'static {
     /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
     fn exchange(
@@ -209,29 +211,84 @@ pub trait SchemeHandler: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = i32> + Send>>;
 }
 
-extern "C" fn scheme_shim<H: SchemeHandler>(
+/// A [`SchemeHandler`] that returns its future unboxed (an `async` block),
+/// so that the SDK's box for the boundary is the only allocation (proxy_http).
+pub trait UnboxedSchemeHandler: Send + Sync + 'static {
+    /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
+    fn exchange(
+        &'static self,
+        req: Request,
+        ex: Exchange,
+    ) -> impl Future<Output = i32> + Send + 'static;
+}
+
+/// Exports the future `exchange` makes from the raw arguments of
+/// [`SchemeHandlerV1::exchange`].
+fn export_exchange<H, F>(
     data: *const c_void,
     req: *mut c_void,
     ex: *const ProxyExchange,
-) -> AbiFuture {
+    exchange: impl FnOnce(&'static H, Request, Exchange) -> F,
+) -> AbiFuture
+where
+    H: 'static,
+    F: Future<Output = i32> + Send + 'static,
+{
     // SAFETY: `data` is the &'static H registered in register_scheme.
     let handler: &'static H = unsafe { &*(data as *const H) };
     guard(AbiFuture::ready(crate::abi::code::PANICKED), || {
         // SAFETY: the caller passes a live request and exchange (see ProxyExchange).
         let req = unsafe { Request::from_raw(req) };
-        crate::future::export(handler.exchange(req, Exchange { raw: ex }), report_panic)
+        crate::future::export(exchange(handler, req, Exchange { raw: ex }), report_panic)
     })
 }
 
-/// Registers `handler` for URLs of `scheme` (e.g. "http").
+extern "C" fn scheme_shim<H: SchemeHandler>(
+    data: *const c_void,
+    req: *mut c_void,
+    ex: *const ProxyExchange,
+) -> AbiFuture {
+    export_exchange(data, req, ex, H::exchange)
+}
+
+extern "C" fn unboxed_scheme_shim<H: UnboxedSchemeHandler>(
+    data: *const c_void,
+    req: *mut c_void,
+    ex: *const ProxyExchange,
+) -> AbiFuture {
+    export_exchange(data, req, ex, H::exchange)
+}
+
+/// Registers `handler` for URLs of `scheme` (e.g. "ws").
 pub fn register_scheme<M: Module, H: SchemeHandler>(
     r: &mut Registrar<M>,
     scheme: &str,
     handler: &'static H,
 ) {
+    register_scheme_shim(r, scheme, handler, scheme_shim::<H>);
+}
+
+/// Registers `handler` for URLs of `scheme` (e.g. "http").
+pub fn register_unboxed_scheme<M: Module, H: UnboxedSchemeHandler>(
+    r: &mut Registrar<M>,
+    scheme: &str,
+    handler: &'static H,
+) {
+    register_scheme_shim(r, scheme, handler, unboxed_scheme_shim::<H>);
+}
+
+type ExchangeFn =
+    extern "C" fn(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture;
+
+fn register_scheme_shim<M: Module, H>(
+    r: &mut Registrar<M>,
+    scheme: &str,
+    handler: &'static H,
+    exchange: ExchangeFn,
+) {
     let vtable: &'static SchemeHandlerV1 = Box::leak(Box::new(SchemeHandlerV1 {
         size: std::mem::size_of::<SchemeHandlerV1>(),
-        exchange: scheme_shim::<H>,
+        exchange,
     }));
     r.provider_raw(
         SCHEME_GROUP,

@@ -3,7 +3,7 @@
 //! connect) or to balancer members with Apache's failover loop.
 
 use crate::notes::{RULE, TARGET};
-use crate::paths::{split_origin, target};
+use crate::paths::{self, member_target, origin, split_origin};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
@@ -11,19 +11,43 @@ use modproxy_api::proxy::{
     exchange, pick, worker_flags, BalancerHandle, ExchangeOutcome, WorkerParams,
 };
 use modproxy_api::sdk::net::sleep;
-use modproxy_api::{log, HandlerFuture, Headers, Level, Request, Status};
+use modproxy_api::{log, Headers, Level, Request, Status};
+use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Declines requests without the `proxy-target` note; otherwise the
 /// exchange, resolving to OK (relayed) or the error status to answer.
-pub fn handle(m: &'static Proxy, mut req: Request) -> Option<HandlerFuture> {
+pub fn handle(
+    m: &'static Proxy,
+    mut req: Request,
+) -> Option<impl Future<Output = Status> + Send + 'static> {
     let url = req.note(TARGET)?.to_string();
-    let rule = req.note(RULE).unwrap_or_default().to_string();
     let v = m.vhost(req.vhost())?;
-    Some(Box::pin(
-        async move { run(m, v, &rule, &url, &mut req).await },
-    ))
+    let rule = RuleRef::find(v, req.note(RULE).unwrap_or_default());
+    Some(async move { run(m, v, rule, &url, &mut req).await })
+}
+
+/// The rule translate_name noted, found before the exchange so that the
+/// future holds an index, not a copy of the note.
+enum RuleRef {
+    Forward,
+    Index(usize),
+    /// No such rule: a 500, naming this.
+    Unknown(String),
+}
+
+impl RuleRef {
+    fn find(v: &VhostProxy, name: &str) -> RuleRef {
+        if name == "forward" {
+            return RuleRef::Forward;
+        }
+        match v.rule_index(name) {
+            Some(i) => RuleRef::Index(i),
+            None => RuleRef::Unknown(name.to_owned()),
+        }
+    }
 }
 
 /// One try against one backend.
@@ -35,27 +59,30 @@ struct Attempt<'a> {
     flags: u32,
 }
 
-async fn run(m: &Proxy, v: Arc<VhostProxy>, rule: &str, url: &str, req: &mut Request) -> Status {
+async fn run(m: &Proxy, v: &VhostProxy, rule: RuleRef, url: &str, req: &mut Request) -> Status {
     if v.block_via {
         req.remove_header(Headers::Request, "Via");
     }
-    if rule == "forward" {
-        let worker = origin(url);
-        // Forward targets are not configured workers: nothing holds them in error.
-        let a = Attempt {
-            target: url,
-            worker: &worker,
-            params: v.defaults,
-            flags: v.flags,
-        };
-        return direct(m, req, &a, None).await;
-    }
-    let Some(r) = v.rule(rule) else {
-        log(
-            Level::Error,
-            format_args!("proxy: no rule {rule:?} for target {url}; answering 500"),
-        );
-        return Status::Http(500);
+    let r = match rule {
+        RuleRef::Forward => {
+            let worker = origin(url);
+            // Forward targets are not configured workers: nothing holds them in error.
+            let a = Attempt {
+                target: url,
+                worker: &worker,
+                params: v.defaults,
+                flags: v.flags,
+            };
+            return direct(m, req, &a, None).await;
+        }
+        RuleRef::Index(i) => &v.rules[i],
+        RuleRef::Unknown(rule) => {
+            log(
+                Level::Error,
+                format_args!("proxy: no rule {rule:?} for target {url}; answering 500"),
+            );
+            return Status::Http(500);
+        }
     };
     match &r.backend {
         Backend::Direct { key, state, .. } => {
@@ -72,19 +99,8 @@ async fn run(m: &Proxy, v: Arc<VhostProxy>, rule: &str, url: &str, req: &mut Req
     }
 }
 
-/// `scheme://host:port` of a URL, lower-cased: the pool key.
-fn origin(url: &str) -> String {
-    split_origin(url)
-        .map_or(url, |(o, _)| o)
-        .to_ascii_lowercase()
-}
-
 async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, ExchangeOutcome) {
-    let mut scheme = a
-        .target
-        .split_once("://")
-        .map_or("", |(s, _)| s)
-        .to_ascii_lowercase();
+    let mut scheme = paths::scheme(a.target);
     if wants_websocket(req) && (scheme == "http" || scheme == "https") {
         if a.params.flags & worker_flags::UPGRADE_WEBSOCKET == 0 {
             // Refused rather than forwarded without its Upgrade: the
@@ -99,7 +115,7 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, Exchan
             return (exchange::CLIENT_ERROR, ExchangeOutcome::default());
         }
         // proxy_wstunnel tunnels the same URL: ws:// for http://, wss:// for https://.
-        scheme = if scheme == "http" { "ws" } else { "wss" }.to_string();
+        scheme = Cow::Borrowed(if scheme == "http" { "ws" } else { "wss" });
     }
     let Some(handler) = m.scheme(&scheme) else {
         log(
@@ -183,20 +199,23 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
         return Status::Http(500);
     };
     // Everything after `balancer://NAME` goes after the member's URL.
-    let rest = split_origin(url).map_or("", |(_, rest)| rest);
-    let max = b.max_attempts(name);
+    let rest = after_balancer(url, name);
     let mut attempts = 0;
-    // The balancer's `timeout`: how long to wait for a usable member.
-    let give_up = Instant::now() + b.wait(name);
+    // The balancer's `timeout` and `max_attempts` are asked for only when
+    // needed: most requests get a member at once and never fail over.
+    let started = Instant::now();
+    let mut give_up = None;
     loop {
         let picked = match b.pick(name, req) {
             Ok(p) => p,
-            Err(pick::NONE_USABLE) if Instant::now() < give_up => {
-                let left = give_up.saturating_duration_since(Instant::now());
-                sleep(left.min(MEMBER_POLL)).await;
-                continue;
-            }
             Err(pick::NONE_USABLE) => {
+                // How long a request may wait for a usable member, from its start.
+                let until = *give_up.get_or_insert_with(|| started + b.wait(name));
+                let now = Instant::now();
+                if now < until {
+                    sleep((until - now).min(MEMBER_POLL)).await;
+                    continue;
+                }
                 log(
                     Level::Error,
                     format_args!("proxy: balancer://{name}: All workers are in error state"),
@@ -213,8 +232,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
                 return Status::Http(500);
             }
         };
-        let member_target = target(picked.url, rest, "");
-        let worker = origin(picked.url);
+        let (member_target, worker) = member_target(picked.url, rest);
         let a = Attempt {
             target: &member_target,
             worker: &worker,
@@ -238,12 +256,32 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
             exchange::TIMEOUT if repeatable(req) => "timed out before answering",
             _ => return status_for(code, &outcome, &member_target),
         };
+        let max = b.max_attempts(name);
         if attempts >= max {
             log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} {what}; no failover attempts left ({max} allowed)"));
             return status_for(code, &outcome, &member_target);
         }
         attempts += 1;
         log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} {what}; failover attempt {attempts} of {max}"));
+    }
+}
+
+/// What follows `balancer://NAME` in `url`. translate_name built `url`
+/// from the rule naming `name`, so it starts that way: a comparison then
+/// replaces scanning for the origin's end (the scan stays for a target
+/// another module may have noted).
+fn after_balancer<'u>(url: &'u str, name: &str) -> &'u str {
+    let fast = url
+        .strip_prefix("balancer://")
+        .and_then(|r| r.strip_prefix(name));
+    match fast {
+        Some(rest)
+            if !name.is_empty()
+                && matches!(rest.bytes().next(), None | Some(b'/' | b'?' | b'#')) =>
+        {
+            rest
+        }
+        _ => split_origin(url).map_or("", |(_, rest)| rest),
     }
 }
 
@@ -312,6 +350,33 @@ impl Drop for PendingReport<'_> {
             let nothing = ExchangeOutcome::default();
             self.balancer
                 .report(self.name, self.member, exchange::ABORTED, &nothing);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_balancer_is_the_rest_after_the_origin() {
+        let urls = [
+            "balancer://c/x/y?q",
+            "balancer://c",
+            "balancer://c?q",
+            "balancer://c#f",
+            "balancer://cd/x",
+            "balancer://c:1/x",
+            "BALANCER://c/x",
+            "http://c/x",
+            "balancer:///x",
+            "nope",
+        ];
+        for url in urls {
+            for name in ["c", "", "cd"] {
+                let want = split_origin(url).map_or("", |(_, rest)| rest);
+                assert_eq!(after_balancer(url, name), want, "{url} {name}");
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ use config::ProxyConfig;
 use modproxy_api::abi::{order, HookKind};
 use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
 use modproxy_api::{Module, Registrar, Section};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use vhost::VhostProxy;
 use wiring::Providers;
 use worker::Workers;
@@ -42,10 +42,17 @@ pub mod notes {
 }
 
 pub struct Proxy {
-    /// Per vhost index; written while the configuration is read, then only read.
+    /// Per vhost index, written while the configuration is read.
     vhosts: RwLock<Vec<Option<Arc<VhostProxy>>>>,
     workers: Workers,
-    providers: RwLock<Providers>,
+    /// What requests read: the vhosts and the providers, fixed at
+    /// post_config, so a request takes no lock and clones no Arc for them.
+    frozen: OnceLock<Frozen>,
+}
+
+struct Frozen {
+    vhosts: Vec<Option<Arc<VhostProxy>>>,
+    providers: Providers,
 }
 
 impl Module for Proxy {
@@ -55,7 +62,7 @@ impl Module for Proxy {
         Ok(Proxy {
             vhosts: RwLock::default(),
             workers: Workers::default(),
-            providers: RwLock::default(),
+            frozen: OnceLock::new(),
         })
     }
 
@@ -90,10 +97,11 @@ fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
 }
 
 impl Proxy {
-    /// The proxy settings of vhost `index`, if it has any.
-    fn vhost(&self, index: usize) -> Option<Arc<VhostProxy>> {
-        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
-        vhosts.get(index).cloned().flatten()
+    /// The proxy settings of vhost `index`, if it has any (none before
+    /// post_config, when no request runs).
+    fn vhost(&self, index: usize) -> Option<&VhostProxy> {
+        let frozen = self.frozen.get()?;
+        frozen.vhosts.get(index)?.as_deref()
     }
 
     fn all_vhosts(&self) -> Vec<Arc<VhostProxy>> {
@@ -101,19 +109,22 @@ impl Proxy {
         vhosts.iter().flatten().cloned().collect()
     }
 
+    /// Fixes the configuration read so far and the providers found, for
+    /// requests; the first call wins.
+    fn freeze(&self, providers: Providers) {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.frozen.set(Frozen {
+            vhosts: vhosts.clone(),
+            providers,
+        });
+    }
+
     /// The handler for `scheme` (`http`), found at post_config.
     fn scheme(&self, scheme: &str) -> Option<SchemeHandle> {
-        let providers = self
-            .providers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        providers.schemes.get(scheme).copied()
+        self.frozen.get()?.providers.schemes.get(scheme).copied()
     }
 
     fn balancer(&self) -> Option<BalancerHandle> {
-        self.providers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .balancer
+        self.frozen.get()?.providers.balancer
     }
 }

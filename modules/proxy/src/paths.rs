@@ -6,6 +6,8 @@
 //! `/%61dmin` or `//admin` cannot slip past a `/admin` exclusion to a
 //! backend that normalises them itself.
 
+use std::borrow::Cow;
+
 /// Why a path is refused: it holds a `.` or `..` segment, even encoded
 /// (`%2e%2e`), behind an encoded slash (`..%2f`) or a Tomcat-style path
 /// parameter (`..;x`). Backends would resolve it and escape the prefix.
@@ -115,27 +117,59 @@ pub fn match_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
 /// between them. Apache pastes them together, so `ProxyPass /a/ http://b/c`
 /// sends `/a/x` to `http://b/cx`; here it goes to `http://b/c/x`.
 pub fn join(base: &str, rest: &str) -> String {
+    let mut out = String::with_capacity(base.len() + rest.len() + 1);
+    push_joined(&mut out, base, rest);
+    out
+}
+
+/// [`join`], appended to `out`.
+fn push_joined(out: &mut String, base: &str, rest: &str) {
     if rest.is_empty() {
-        return base.to_string();
+        out.push_str(base);
+        return;
     }
-    let base = base.strip_suffix('/').unwrap_or(base);
-    let rest = rest.strip_prefix('/').unwrap_or(rest);
-    format!("{base}/{rest}")
+    out.push_str(base.strip_suffix('/').unwrap_or(base));
+    out.push('/');
+    out.push_str(rest.strip_prefix('/').unwrap_or(rest));
 }
 
 /// The backend target: `base` joined with the rest of the path, never
 /// without a path (`http://b` + `` is `http://b/`), then `?query` unchanged.
 pub fn target(base: &str, rest: &str, query: &str) -> String {
-    let mut url = join(base, rest);
-    if split_origin(&url).is_some_and(|(_, path)| path.is_empty() || path.starts_with('?')) {
-        let at = split_origin(&url).map_or(url.len(), |(origin, _)| origin.len());
-        url.insert(at, '/');
+    // One allocation: room for the joining slash, a path's `/` and the `?`.
+    let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 3);
+    push_joined(&mut url, base, rest);
+    if let Some((origin, path)) = split_origin(&url) {
+        if path.is_empty() || path.starts_with('?') {
+            let at = origin.len();
+            url.insert(at, '/');
+        }
     }
     if !query.is_empty() {
         url.push('?');
         url.push_str(query);
     }
     url
+}
+
+/// A balancer member's target and pool key, `target(member, rest, "")` and
+/// `origin(member)`, with one split of the member's URL: joining keeps the
+/// member's origin in front (its authority holds no `/`, `?` or `#`), so
+/// the origin found in `member` is the target's too.
+pub fn member_target<'m>(member: &'m str, rest: &str) -> (String, Cow<'m, str>) {
+    let Some((member_origin, _)) = split_origin(member) else {
+        return (target(member, rest, ""), origin(member));
+    };
+    let mut url = String::with_capacity(member.len() + rest.len() + 2);
+    push_joined(&mut url, member, rest);
+    let at = member_origin.len();
+    if url
+        .get(at..)
+        .is_none_or(|path| path.is_empty() || path.starts_with('?'))
+    {
+        url.insert(at, '/');
+    }
+    (url, lower(member_origin))
 }
 
 /// Expands `$0`..`$9` in `template` with the captures (missing ones are
@@ -158,11 +192,34 @@ pub fn substitute(template: &str, group: impl Fn(usize) -> String) -> Option<Str
     used.then_some(out)
 }
 
+/// What comes before the first `://`, lower-cased (borrowed when it
+/// already is); empty when there is no `://`.
+pub fn scheme(url: &str) -> Cow<'_, str> {
+    // A window scan: `split_once("://")` builds a two-way searcher per call.
+    let end = url.as_bytes().windows(3).position(|w| w == b"://");
+    lower(end.map_or("", |end| &url[..end]))
+}
+
+/// `scheme://host:port` of a URL, lower-cased: the pool key.
+pub fn origin(url: &str) -> Cow<'_, str> {
+    lower(split_origin(url).map_or(url, |(origin, _)| origin))
+}
+
+/// `s` in lower case, copied only when it has an upper-case letter.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
 pub fn split_origin(url: &str) -> Option<(&str, &str)> {
     // `str::find("://")` builds a two-way searcher per call; a scheme's
-    // colon is the first one, so one memchr-backed search suffices.
-    let colon = url.find(':')?;
+    // colon is the first one, a few bytes in: a plain scan beats memchr's
+    // setup at that distance.
+    let colon = url.bytes().position(|b| b == b':')?;
     let after = colon + 3;
     if !url[colon..].starts_with("://") {
         return None;
@@ -239,6 +296,27 @@ mod tests {
     }
 
     #[test]
+    fn member_target_is_target_and_origin() {
+        let members = [
+            "http://b:8080",
+            "http://b:8080/",
+            "HTTP://B:1/app",
+            "http://b/app/",
+            "http://b?x",
+            "http://b#f",
+            "nope",
+            "http://",
+        ];
+        for member in members {
+            for rest in ["", "/", "/x/y?q", "x", "?q"] {
+                let (t, o) = member_target(member, rest);
+                assert_eq!(t, target(member, rest, ""), "{member} + {rest}");
+                assert_eq!(o, origin(member), "{member}");
+            }
+        }
+    }
+
+    #[test]
     fn substitute_expands_references() {
         let g = |n: usize| {
             ["/img/a.png", "a"]
@@ -254,6 +332,19 @@ mod tests {
             Some("http://b/img/a.png?")
         );
         assert_eq!(substitute("balancer://x", g), None);
+    }
+
+    #[test]
+    fn scheme_and_origin_lower_case_only_when_needed() {
+        assert_eq!(scheme("http://h/p"), "http");
+        assert!(matches!(scheme("http://h/p"), Cow::Borrowed(_)));
+        assert_eq!(scheme("HTTPS://h"), "https");
+        assert_eq!(scheme("nope"), "");
+        assert_eq!(scheme("http:///p"), "http");
+        assert_eq!(origin("http://h:1/p?q"), "http://h:1");
+        assert!(matches!(origin("http://h:1/p"), Cow::Borrowed(_)));
+        assert_eq!(origin("HTTP://H:1/P"), "http://h:1");
+        assert_eq!(origin("nope"), "nope");
     }
 
     #[test]

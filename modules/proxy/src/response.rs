@@ -11,20 +11,26 @@ use modproxy_api::{Headers, Request, Status};
 /// Headers that carry a URL the client will follow.
 const URL_HEADERS: [&str; 3] = ["Location", "Content-Location", "URI"];
 
-/// Declined for requests this module did not proxy; otherwise OK after
-/// rewriting.
+/// Declined for requests this module did not proxy, or when the vhost has
+/// nothing to rewrite; otherwise OK after rewriting.
 pub fn reverse(m: &Proxy, req: &mut Request) -> Status {
-    if req.note(TARGET).is_none() {
-        return Status::Declined;
-    }
     let Some(v) = m.vhost(req.vhost()) else {
         return Status::Declined;
     };
-    if !v.reverse.is_empty() {
-        map_urls(m, &v, req);
+    let map_cookies = !v.cookie_domains.is_empty() || !v.cookie_paths.is_empty();
+    // Checked before the note: most vhosts map nothing back, and then
+    // whether this request was proxied does not matter.
+    if v.reverse.is_empty() && !map_cookies {
+        return Status::Declined;
     }
-    if !v.cookie_domains.is_empty() || !v.cookie_paths.is_empty() {
-        rewrite_cookies(&v, req);
+    if req.note(TARGET).is_none() {
+        return Status::Declined;
+    }
+    if !v.reverse.is_empty() {
+        map_urls(m, v, req);
+    }
+    if map_cookies {
+        rewrite_cookies(v, req);
     }
     Status::Ok
 }

@@ -98,7 +98,7 @@ fn pass_match_substitutes_after_every_pass_rule() {
 #[test]
 fn worker_keys_become_params_and_shared_state() {
     let v = compile(SITE).unwrap();
-    let api = v.rule("pass[2]").unwrap();
+    let api = &v.rules[v.rule_index("pass[2]").unwrap()];
     assert_eq!(
         (api.params.timeout_ms, api.params.connect_timeout_ms),
         (2000, 1000)
@@ -108,7 +108,7 @@ fn worker_keys_become_params_and_shared_state() {
         (10, 30_000, worker_flags::TCP_KEEPALIVE)
     );
     assert!(api.retry.is_zero());
-    let root = v.rule("pass[3]").unwrap();
+    let root = &v.rules[v.rule_index("pass[3]").unwrap()];
     assert_eq!(
         (
             root.params.timeout_ms,

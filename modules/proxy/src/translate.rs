@@ -16,7 +16,7 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
         return Status::Declined;
     };
     if !req.absolute_authority().is_empty() {
-        return forward(&v, req);
+        return forward(v, req);
     }
     let path = req.path();
     if !path.starts_with('/') {

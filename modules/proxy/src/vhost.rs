@@ -106,9 +106,9 @@ impl VhostProxy {
         None
     }
 
-    /// The rule a translate_name note names.
-    pub fn rule(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.name == name)
+    /// The position of the rule a translate_name note names.
+    pub fn rule_index(&self, name: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.name == name)
     }
 }
 

@@ -4,14 +4,14 @@
 
 use crate::vhost::Backend;
 use crate::Proxy;
+use modproxy_api::hash::ConfigMap;
 use modproxy_api::proxy::{worker_flags, BalancerHandle, SchemeHandle};
-use std::collections::HashMap;
-use std::sync::PoisonError;
 
 /// The handles found, cached for the request path.
 #[derive(Default)]
 pub struct Providers {
-    pub schemes: HashMap<String, SchemeHandle>,
+    /// By lower-case scheme.
+    pub schemes: ConfigMap<String, SchemeHandle>,
     pub balancer: Option<BalancerHandle>,
 }
 
@@ -58,7 +58,7 @@ pub fn resolve(m: &Proxy) -> Result<(), String> {
             ));
         }
     }
-    *m.providers.write().unwrap_or_else(PoisonError::into_inner) = found;
+    m.freeze(found);
     if errors.is_empty() {
         Ok(())
     } else {

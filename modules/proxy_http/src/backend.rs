@@ -1,9 +1,11 @@
 //! One backend connection with its read buffer and byte counters. Every
-//! wait on the backend is bounded: writes and body reads by the worker's
-//! `timeout`, head reads by the caller's deadline.
+//! wait on the backend is bounded, on the connection's [`Deadline`]:
+//! writes and body reads by the worker's `timeout`, head reads by the
+//! caller's wait.
 
+use crate::deadline::Deadline;
 use bytes::BytesMut;
-use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::sdk::net::TcpConn;
 use modproxy_api::sdk::IoError;
 use std::future::poll_fn;
 use std::task::Poll;
@@ -13,6 +15,30 @@ use std::time::Duration;
 pub const HEAD_READ: usize = 8 * 1024;
 /// Reads while streaming a body: the bound on what we hold per exchange.
 pub const BODY_READ: usize = 64 * 1024;
+
+/// A keep-alive connection waiting in the pool, with the read buffer it
+/// had: the next exchange on it reads into the same memory instead of
+/// allocating a new buffer.
+pub struct Idle {
+    pub conn: TcpConn,
+    buf: BytesMut,
+    /// Its host timer, kept for the next exchange as well.
+    deadline: Deadline,
+}
+
+impl Idle {
+    /// A new connection, with no buffer yet.
+    pub fn new(conn: TcpConn) -> Idle {
+        Idle {
+            conn,
+            buf: BytesMut::new(),
+            deadline: Deadline::default(),
+        }
+    }
+}
+
+/// A buffer that grew for a large body is not worth keeping while idle.
+const KEEP_BUF: usize = 2 * HEAD_READ;
 
 pub struct Backend {
     conn: TcpConn,
@@ -24,13 +50,16 @@ pub struct Backend {
     /// Taken from the pool: the keep-alive race applies to it.
     pub reused: bool,
     io_timeout: Duration,
+    /// Bounds every wait on this connection.
+    pub deadline: Deadline,
 }
 
 impl Backend {
-    pub fn new(conn: TcpConn, reused: bool, io_timeout: Duration) -> Backend {
+    pub fn new(idle: Idle, reused: bool, io_timeout: Duration) -> Backend {
         Backend {
-            conn,
-            buf: BytesMut::new(),
+            conn: idle.conn,
+            buf: idle.buf,
+            deadline: idle.deadline,
             received: 0,
             sent: 0,
             reused,
@@ -38,15 +67,32 @@ impl Backend {
         }
     }
 
-    pub fn into_conn(self) -> TcpConn {
-        self.conn
+    /// The connection for the pool, once its response was read exactly to
+    /// its end (so the buffer holds nothing of it).
+    pub fn into_idle(self) -> Idle {
+        let mut buf = self.buf;
+        buf.clear();
+        if buf.capacity() > KEEP_BUF {
+            buf = BytesMut::new();
+        }
+        Idle {
+            conn: self.conn,
+            buf,
+            deadline: self.deadline,
+        }
     }
 
     /// Writes all of `data` within the worker's timeout.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
-        match timeout(self.io_timeout, self.conn.write_all(data)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(IoError::Timeout),
+        let Backend {
+            conn,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        match deadline.run(*io_timeout, conn.write_all(data)).await {
+            Some(r) => r?,
+            None => return Err(IoError::Timeout),
         }
         self.sent += data.len() as u64;
         Ok(())
@@ -63,9 +109,17 @@ impl Backend {
 
     /// [`Backend::fill`] within the worker's timeout (one body read).
     pub async fn fill_timed(&mut self, want: usize) -> Result<usize, IoError> {
-        timeout(self.io_timeout, self.fill(want))
-            .await
-            .unwrap_or(Err(IoError::Timeout))
+        let Backend {
+            conn,
+            buf,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        let read = deadline.run(*io_timeout, conn.read_buf(buf, want)).await;
+        let n = read.unwrap_or(Err(IoError::Timeout))?;
+        self.received += n as u64;
+        Ok(n)
     }
 }
 

@@ -7,7 +7,7 @@
 //! for a URL it cannot parse; nothing else here blames the client except
 //! its own body breaking off.
 
-use crate::backend::{looks_closed, Backend};
+use crate::backend::{looks_closed, Backend, Idle};
 use crate::codec::{BodyFraming, ResponseHead};
 use crate::drain;
 use crate::pool::{Limits, Pool};
@@ -15,7 +15,7 @@ use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
 use crate::send::{self, BodyError, BodyProgress, Plan};
 use crate::target::Target;
 use modproxy_api::proxy::{
-    exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome,
+    exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome, WorkerParams,
 };
 use modproxy_api::sdk::net::{timeout, TcpConn};
 use modproxy_api::{log, IoError, Level, Request};
@@ -64,7 +64,7 @@ enum Step {
 /// `Sync`, and a shared borrow held across an await would make this future
 /// not `Send`.
 pub async fn run(
-    pool: &Pool<TcpConn>,
+    pool: &Pool<Idle>,
     req: &mut Request,
     ex: &mut Exchange,
 ) -> (i32, ExchangeOutcome) {
@@ -96,7 +96,6 @@ pub async fn run(
         io_timeout: millis(params.timeout_ms),
         error_override: ex.flags() & exchange_flags::ERROR_OVERRIDE != 0,
     };
-    let addr = target.connect_addr();
     let mut progress = BodyProgress::default();
     let mut pooled = if reuse {
         take_live(pool, worker, limits).await
@@ -106,22 +105,10 @@ pub async fn run(
     loop {
         let (conn, reused) = match pooled.take() {
             Some(conn) => (conn, true),
-            None => match connect(&target, &addr, &params).await {
-                Ok(mut conn) => {
-                    if params.flags & worker_flags::TCP_KEEPALIVE != 0 {
-                        if let Err(e) = conn.set_keepalive(true, None) {
-                            log(
-                                Level::Warn,
-                                format_args!(
-                                    "proxy_http: {addr}: cannot turn on TCP keepalive: {e}"
-                                ),
-                            );
-                        }
-                    }
-                    (conn, false)
-                }
-                Err(e) => {
-                    fail(format!("connect to {addr} failed: {e}"));
+            None => match open(&target, &params).await {
+                Ok(conn) => (conn, false),
+                Err(why) => {
+                    fail(why);
                     return (code::CONNECT_FAILED, outcome);
                 }
             },
@@ -151,7 +138,7 @@ pub async fn run(
             } => {
                 outcome.status = status;
                 if reuse && reusable {
-                    pool.put(worker, b.into_conn(), limits, Instant::now());
+                    pool.put(worker, b.into_idle(), limits, Instant::now());
                 }
                 return (code, outcome);
             }
@@ -159,12 +146,31 @@ pub async fn run(
     }
 }
 
+/// A new connection to the target, with TCP keepalive when the worker
+/// asks for it; `Err` is the log line. The address is only formatted here:
+/// an exchange on a pooled connection never needs it.
+async fn open(target: &Target<'_>, params: &WorkerParams) -> Result<Idle, String> {
+    let addr = target.connect_addr();
+    let mut conn = connect(target, &addr, params)
+        .await
+        .map_err(|e| format!("connect to {addr} failed: {e}"))?;
+    if params.flags & worker_flags::TCP_KEEPALIVE != 0 {
+        if let Err(e) = conn.set_keepalive(true, None) {
+            log(
+                Level::Warn,
+                format_args!("proxy_http: {addr}: cannot turn on TCP keepalive: {e}"),
+            );
+        }
+    }
+    Ok(Idle::new(conn))
+}
+
 /// A new connection: TCP, or TCP and TLS for `https://` (SNI and
 /// verification by the URL's host).
 async fn connect(
     target: &Target<'_>,
     addr: &str,
-    params: &modproxy_api::proxy::WorkerParams,
+    params: &WorkerParams,
 ) -> Result<TcpConn, IoError> {
     let wait = millis(params.connect_timeout_ms);
     if !target.tls {
@@ -176,11 +182,11 @@ async fn connect(
 }
 
 /// The newest pooled connection that is still open, if any.
-async fn take_live(pool: &Pool<TcpConn>, worker: &str, limits: Limits) -> Option<TcpConn> {
+async fn take_live(pool: &Pool<Idle>, worker: &str, limits: Limits) -> Option<Idle> {
     loop {
-        let mut conn = pool.take(worker, limits, Instant::now())?;
-        if !looks_closed(&mut conn).await {
-            return Some(conn);
+        let mut idle = pool.take(worker, limits, Instant::now())?;
+        if !looks_closed(&mut idle.conn).await {
+            return Some(idle);
         }
     }
 }
@@ -332,15 +338,19 @@ async fn read_final(
     interim: &mut u32,
     wait: Duration,
 ) -> Result<Option<ResponseHead>, Step> {
-    match timeout(wait, relay::read_head(b, opts, interim)).await {
-        Ok(Ok(Got::Final(head))) => Ok(Some(head)),
+    // Out of `b` while read_head borrows it, and back after.
+    let mut deadline = std::mem::take(&mut b.deadline);
+    let got = deadline.run(wait, relay::read_head(b, opts, interim)).await;
+    b.deadline = deadline;
+    match got {
+        Some(Ok(Got::Final(head))) => Ok(Some(head)),
         // Cannot happen with stop_at_continue off; refuse rather than panic.
-        Ok(Ok(Got::Continue)) => Err(head_failed(
+        Some(Ok(Got::Continue)) => Err(head_failed(
             ctx,
             HeadFail::Bad("unexpected 100 Continue".to_owned()),
         )),
-        Ok(Err(fail)) => Err(head_failed(ctx, fail)),
-        Err(_) => Ok(None),
+        Some(Err(fail)) => Err(head_failed(ctx, fail)),
+        None => Ok(None),
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod backend;
 pub mod codec;
+mod deadline;
 mod drain;
 mod exchange;
 mod metrics;
@@ -21,15 +22,12 @@ mod relay;
 mod send;
 mod target;
 
-use modproxy_api::proxy::{register_scheme, Exchange, SchemeHandler};
-use modproxy_api::sdk::net::TcpConn;
+use modproxy_api::proxy::{register_unboxed_scheme, Exchange, UnboxedSchemeHandler};
 use modproxy_api::{Module, Registrar, Request};
-use std::future::Future;
-use std::pin::Pin;
 
 pub struct ProxyHttp {
     /// Idle backend connections, keyed by worker.
-    pools: pool::Pool<TcpConn>,
+    pools: pool::Pool<backend::Idle>,
 }
 
 impl Module for ProxyHttp {
@@ -43,25 +41,18 @@ impl Module for ProxyHttp {
 
     fn register(r: &mut Registrar<Self>) {
         let me = r.module();
-        register_scheme(r, "http", me);
+        register_unboxed_scheme(r, "http", me);
         // https:// is the same exchange over a TLS connection from the host.
-        register_scheme(r, "https", me);
+        register_unboxed_scheme(r, "https", me);
         modproxy_api::metrics::register_metrics(r, "proxy_http", me);
     }
 }
 
-impl SchemeHandler for ProxyHttp {
-    fn exchange(
-        &'static self,
-        req: Request,
-        ex: Exchange,
-    ) -> Pin<Box<dyn Future<Output = i32> + Send>> {
-        Box::pin(async move {
-            let (mut req, mut ex) = (req, ex);
-            let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex).await;
-            ex.set_outcome(outcome);
-            code
-        })
+impl UnboxedSchemeHandler for ProxyHttp {
+    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
+        let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex).await;
+        ex.set_outcome(outcome);
+        code
     }
 }
 

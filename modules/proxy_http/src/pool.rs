@@ -57,12 +57,10 @@ impl<C> Pool<C> {
         }
         let evicted = {
             let mut map = self.lock();
-            // Look up by &str first: the key is allocated once per worker.
-            if !map.contains_key(worker) {
-                map.insert(worker.to_owned(), Vec::new());
-            }
-            let Some(list) = map.get_mut(worker) else {
-                return;
+            // Look up by &str: the key is allocated once per worker.
+            let list = match map.get_mut(worker) {
+                Some(list) => list,
+                None => map.entry(worker.to_owned()).or_default(),
             };
             list.push((conn, now));
             let mut evicted = take_expired(list, limits.ttl, now);

@@ -4,7 +4,7 @@
 //! like a complete one.
 
 use crate::backend::{Backend, BODY_READ, HEAD_READ};
-use crate::codec::{parse_response_head, ChunkedDecoder, HopFilter, ResponseFraming, ResponseHead};
+use crate::codec::{eq_lower, parse_response_head, ChunkedDecoder, ResponseFraming, ResponseHead};
 use bytes::Buf;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
@@ -136,12 +136,8 @@ pub async fn relay(
 /// fields (Set-Cookie) stay separate. Content-Length is ours to set: the
 /// core re-frames chunked and close-delimited bodies itself.
 fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
-    let hop = HopFilter::from_headers(head.headers.iter());
-    let mut length = None;
-    for (name, value) in head.headers.iter() {
-        if name.eq_ignore_ascii_case("content-length") {
-            length = length.or(Some(value));
-        } else if !hop.should_drop(name) {
+    for (name, value) in head.headers.end_to_end() {
+        if !eq_lower(name, "content-length") {
             req.add_header(Headers::Response, name, value);
         }
     }
@@ -157,7 +153,9 @@ fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
         // HEAD and 304: the length of the body that was not sent, as the
         // backend gave it. 1xx and 204 must not carry one.
         ResponseFraming::NoBody if head.status >= 200 && head.status != 204 => {
-            if let Some(v) = length {
+            let mut lengths = head.headers.iter();
+            let length = lengths.find(|(n, _)| eq_lower(n, "content-length"));
+            if let Some((_, v)) = length {
                 req.set_header(Headers::Response, "Content-Length", v);
             }
         }

@@ -4,13 +4,14 @@
 
 use crate::backend::Backend;
 use crate::codec::{
-    chunk_header, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
+    chunk_header, eq_lower, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
 };
 use crate::target::Target;
 use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
 /// What the exchange needs to know about the request, decided up front.
@@ -30,12 +31,27 @@ pub struct Plan {
 
 /// Builds the plan; `Err` is a log line (the client's request is at fault).
 pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Result<Plan, String> {
+    SCRATCH.with_borrow_mut(|headers| {
+        headers.collect(req);
+        let plan = build(req, headers, target, flags, close);
+        headers.release();
+        plan
+    })
+}
+
+fn build(
+    req: &Request,
+    headers: &ClientHeaders,
+    target: &Target<'_>,
+    flags: u32,
+    close: bool,
+) -> Result<Plan, String> {
     let method = req.method();
     let framing = client_framing(
-        req.header(Headers::Request, "transfer-encoding"),
-        req.header(Headers::Request, "content-length"),
+        headers.first(Known::TransferEncoding),
+        headers.first(Known::ContentLength),
     )?;
-    let client_host = req.header(Headers::Request, "host");
+    let client_host = headers.first(Known::Host);
     let target_host;
     let host = match client_host.and_then(|h| std::str::from_utf8(h).ok()) {
         Some(h) if flags & exchange_flags::PRESERVE_HOST != 0 => h,
@@ -52,8 +68,8 @@ pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Resu
         server: req.server_name(),
         proto: req.scheme(),
     });
-    let headers = ClientHeaders::collect(req);
-    let mut out = Vec::with_capacity(512);
+    let mut out = SPARE_HEAD.take();
+    out.reserve(512);
     let head = RequestHead {
         method,
         path_and_query: &target.path_and_query,
@@ -66,8 +82,8 @@ pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Resu
     };
     write_request_head(&head, &mut out).map_err(|e| e.to_string())?;
     drop(head);
-    let expect = req
-        .header(Headers::Request, "expect")
+    let expect = headers
+        .first(Known::Expect)
         .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     Ok(Plan {
         head: out,
@@ -77,9 +93,60 @@ pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Resu
             && !matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0)),
         is_head: method.eq_ignore_ascii_case("HEAD"),
         idempotent: ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"].contains(&method),
-        upgrade_requested: req.header(Headers::Request, "upgrade").is_some(),
+        upgrade_requested: headers.first(Known::Upgrade).is_some(),
         via,
     })
+}
+
+impl Drop for Plan {
+    /// The head's buffer goes back to the thread for the next plan.
+    fn drop(&mut self) {
+        let mut head = std::mem::take(&mut self.head);
+        if head.capacity() > 0 && head.capacity() <= KEEP_HEAD {
+            head.clear();
+            SPARE_HEAD.set(head);
+        }
+    }
+}
+
+/// A head buffer that grew past this for one large request is not kept.
+const KEEP_HEAD: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer of the last plan dropped on this thread.
+    static SPARE_HEAD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+
+    /// The client's headers while a plan is built, reused from request to
+    /// request on this thread: `plan` never awaits, so one suffices.
+    static SCRATCH: RefCell<ClientHeaders> = RefCell::new(ClientHeaders::default());
+}
+
+/// The headers `plan` reads itself, found while copying them all.
+#[derive(Clone, Copy)]
+enum Known {
+    TransferEncoding,
+    ContentLength,
+    Host,
+    Expect,
+    Upgrade,
+}
+
+impl Known {
+    const COUNT: usize = 5;
+
+    /// Any case, as `Request::header` matches (`for_each_header` gives
+    /// names lower-case, but that is the host's to keep).
+    fn of(name: &str) -> Option<Known> {
+        let (known, wanted) = match name.len() {
+            17 => (Known::TransferEncoding, "transfer-encoding"),
+            14 => (Known::ContentLength, "content-length"),
+            4 => (Known::Host, "host"),
+            6 => (Known::Expect, "expect"),
+            7 => (Known::Upgrade, "upgrade"),
+            _ => return None,
+        };
+        eq_lower(name, wanted).then_some(known)
+    }
 }
 
 /// The client's headers copied into two buffers: `for_each_header` lends
@@ -90,24 +157,44 @@ struct ClientHeaders {
     names: String,
     values: Vec<u8>,
     index: Vec<(Range<usize>, Range<usize>)>,
+    /// The first field of each [`Known`] header, as an `index` position.
+    known: [Option<usize>; Known::COUNT],
 }
 
+/// Beyond these, a scratch buffer that grew for one large request is freed.
+const KEEP_NAMES: usize = 4 * 1024;
+const KEEP_VALUES: usize = 16 * 1024;
+
 impl ClientHeaders {
-    fn collect(req: &Request) -> ClientHeaders {
-        // Typical browser requests fit without regrowing.
-        let mut h = ClientHeaders {
-            names: String::with_capacity(256),
-            values: Vec::with_capacity(1024),
-            index: Vec::with_capacity(16),
-        };
+    fn collect(&mut self, req: &Request) {
+        self.names.clear();
+        self.values.clear();
+        self.index.clear();
+        self.known = [None; Known::COUNT];
         req.for_each_header(Headers::Request, |name, value| {
-            let n = h.names.len()..h.names.len() + name.len();
-            let v = h.values.len()..h.values.len() + value.len();
-            h.names.push_str(name);
-            h.values.extend_from_slice(value);
-            h.index.push((n, v));
+            let n = self.names.len()..self.names.len() + name.len();
+            let v = self.values.len()..self.values.len() + value.len();
+            self.names.push_str(name);
+            self.values.extend_from_slice(value);
+            if let Some(k) = Known::of(name) {
+                self.known[k as usize].get_or_insert(self.index.len());
+            }
+            self.index.push((n, v));
         });
-        h
+    }
+
+    /// Frees what one unusually large request made the buffers grow to.
+    fn release(&mut self) {
+        if self.names.capacity() > KEEP_NAMES || self.values.capacity() > KEEP_VALUES {
+            *self = ClientHeaders::default();
+        }
+    }
+
+    /// The first value of header `k`, as `Request::header` would give it.
+    fn first(&self, k: Known) -> Option<&[u8]> {
+        let i = self.known[k as usize]?;
+        let (_, v) = self.index.get(i)?;
+        self.values.get(v.clone())
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
@@ -338,6 +425,22 @@ mod tests {
         p.consumed += 1;
         p.keep(&Bytes::from_static(b"x"));
         assert!(!p.can_replay(), "one byte more is not");
+    }
+
+    #[test]
+    fn known_headers_in_any_case() {
+        assert!(matches!(Known::of("host"), Some(Known::Host)));
+        assert!(matches!(
+            Known::of("Transfer-Encoding"),
+            Some(Known::TransferEncoding)
+        ));
+        assert!(matches!(
+            Known::of("content-length"),
+            Some(Known::ContentLength)
+        ));
+        assert!(matches!(Known::of("EXPECT"), Some(Known::Expect)));
+        assert!(matches!(Known::of("upgrade"), Some(Known::Upgrade)));
+        assert!(Known::of("hose").is_none() && Known::of("x-upgrade").is_none());
     }
 
     #[test]

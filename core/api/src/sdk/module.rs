@@ -39,7 +39,15 @@ impl Status {
     }
 }
 
-/// A boxed handler future.
+impl crate::future::IntoCode for Status {
+    fn into_code(self) -> i32 {
+        self.code()
+    }
+}
+
+/// A boxed handler future. A handler may return any `Send` future instead
+/// (an `async` block): the SDK boxes it once as it crosses the boundary,
+/// where a `HandlerFuture` costs a second allocation.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Status> + Send>>;
 
 /// A module: built once at load, then shared by all worker threads.
@@ -73,7 +81,7 @@ pub struct Registrar<M: 'static> {
 }
 
 type SyncHook<M> = fn(&M, &mut Request) -> Status;
-type AsyncHook<M> = fn(&'static M, Request) -> Option<HandlerFuture>;
+type AsyncHook<M, Fut> = fn(&'static M, Request) -> Option<Fut>;
 type ConfigHook<M> = fn(&M) -> Result<(), String>;
 type SectionHook<M, T> = fn(&M, Section<T>) -> Result<(), String>;
 
@@ -120,9 +128,13 @@ impl<M: Module> Registrar<M> {
         self.hook(kind, order, shim as *const c_void, self.slot(f));
     }
 
-    /// The handler: return `None` to decline, or the future producing the response.
-    pub fn handler(&mut self, order: i32, f: AsyncHook<M>) {
-        let shim: abi::HandlerHookFn = handler_shim::<M>;
+    /// The handler: return `None` to decline, or the future producing the
+    /// response (an `async` block, or a [`HandlerFuture`]).
+    pub fn handler<Fut>(&mut self, order: i32, f: AsyncHook<M, Fut>)
+    where
+        Fut: Future<Output = Status> + Send + 'static,
+    {
+        let shim: abi::HandlerHookFn = handler_shim::<M, Fut>;
         self.hook(
             HookKind::Handler,
             order,
@@ -212,15 +224,20 @@ extern "C" fn sync_hook_shim<M: Module>(slot: *const c_void, req: *mut c_void) -
     })
 }
 
-extern "C" fn handler_shim<M: Module>(slot: *const c_void, req: *mut c_void) -> AbiFuture {
+extern "C" fn handler_shim<M, Fut>(slot: *const c_void, req: *mut c_void) -> AbiFuture
+where
+    M: Module,
+    Fut: Future<Output = Status> + Send + 'static,
+{
     // SAFETY: as in sync_hook_shim.
-    let slot = unsafe { &*(slot as *const Slot<M, AsyncHook<M>>) };
+    let slot = unsafe { &*(slot as *const Slot<M, AsyncHook<M, Fut>>) };
     guard(AbiFuture::ready(code::PANICKED), || {
         // SAFETY: the host keeps the request alive until it drops this future.
         let req = unsafe { Request::from_raw(req) };
         match (slot.f)(slot.module, req) {
             None => AbiFuture::ready(code::DECLINED),
-            Some(fut) => crate::future::export(async move { fut.await.code() }, report_panic),
+            // The handler's future moves into the one box `export` makes.
+            Some(fut) => crate::future::export(fut, report_panic),
         }
     })
 }

@@ -249,24 +249,23 @@ pub fn sleep(d: Duration) -> Sleep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
-/// Runs `fut` for at most `d`.
+/// Runs `fut` for at most `d`. The host timer is made only when `fut` first
+/// has to wait, so the deadline counts from then: a future that completes
+/// on its first poll (a write the socket takes at once) costs no timer.
 pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapsed> {
     let mut fut = std::pin::pin!(fut);
-    let mut timer = sleep(d);
+    let mut timer: Option<Sleep> = None;
     poll_fn(|cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        Pin::new(&mut timer).poll(cx).map(|_| Err(Elapsed))
+        let timer = timer.get_or_insert_with(|| sleep(d));
+        Pin::new(timer).poll(cx).map(|_| Err(Elapsed))
     })
     .await
 }
 
 /// Runs `fut` on the host's runtime, detached.
 pub fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) {
-    let wrapped = async move {
-        fut.await;
-        abi::code::OK
-    };
-    (host().spawn)(crate::future::export(wrapped, super::module::report_panic));
+    (host().spawn)(crate::future::export(fut, super::module::report_panic));
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::hop_by_hop::HopFilter;
+use super::hop_by_hop::{eq_lower, HopFilter};
 
 /// How the body that follows the head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,9 +106,7 @@ where
 
     let filter = HopFilter::from_headers(head.headers.clone());
     let passes = |name: &str| {
-        !(filter.should_drop(name)
-            || name.eq_ignore_ascii_case("host")
-            || name.eq_ignore_ascii_case("content-length"))
+        !(filter.should_drop(name) || eq_lower(name, "host") || eq_lower(name, "content-length"))
     };
     let fwd = head.forwarded.as_ref();
     let ours: [(&str, Option<&[u8]>); 5] = [

@@ -4,9 +4,11 @@
 //! line, bad header line, header over `responsefieldsize`), so each variant
 //! says what the backend got wrong, in words fit for the error log.
 
+use std::cell::Cell;
 use std::fmt;
+use std::mem::MaybeUninit;
 
-use super::hop_by_hop::HopFilter;
+use super::hop_by_hop::{connection_tokens, eq_lower, is_hop_by_hop};
 
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,55 +24,134 @@ pub enum ResponseFraming {
 /// A response's header fields, in arrival order, kept as one copy of their
 /// names and one of their values plus offsets: two allocations per head
 /// instead of two per field, and names need no UTF-8 check when read.
+/// Each field also records whether it stops at the proxy (hop-by-hop),
+/// decided once while parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList {
     names: String,
     values: Vec<u8>,
-    /// (name end, value end); each starts where the previous one ended.
-    ends: Vec<(u32, u32)>,
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    /// Byte offsets (start, end) into `names` and `values`.
+    name: (u32, u32),
+    value: (u32, u32),
+    /// Hop-by-hop, or named by the response's Connection header.
+    hop: bool,
+}
+
+/// The buffers of a [`HeaderList`], without its `Drop`.
+type Buffers = (String, Vec<u8>, Vec<Field>);
+
+thread_local! {
+    /// The buffers of the last header list dropped on this thread: the
+    /// next response head parsed here reuses them instead of allocating
+    /// three new ones.
+    static SPARE: Cell<Buffers> = const { Cell::new((String::new(), Vec::new(), Vec::new())) };
+}
+
+/// A list whose buffers grew past this for one large head is not kept.
+const KEEP_BYTES: usize = 16 * 1024;
+
+impl Drop for HeaderList {
+    fn drop(&mut self) {
+        let (mut names, mut values, mut fields) = (
+            std::mem::take(&mut self.names),
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.fields),
+        );
+        let size = names.capacity() + values.capacity();
+        // An empty list (a default one) would only replace a useful spare.
+        if fields.capacity() > 0 && size <= KEEP_BYTES && fields.capacity() <= 128 {
+            names.clear();
+            values.clear();
+            fields.clear();
+            SPARE.set((names, values, fields));
+        }
+    }
 }
 
 impl HeaderList {
-    fn push(&mut self, name: &str, value: &[u8]) {
-        self.names.push_str(name);
-        self.values.extend_from_slice(value);
-        self.ends
-            .push((self.names.len() as u32, self.values.len() as u32));
+    /// Room for `fields` fields with `value_bytes` of values, in the
+    /// thread's spare buffers when there are some.
+    fn with_capacity(fields: usize, value_bytes: usize) -> HeaderList {
+        let (names, values, list) = SPARE.take();
+        let mut h = HeaderList {
+            names,
+            values,
+            fields: list,
+        };
+        h.names.reserve(fields * 16);
+        h.values.reserve(value_bytes);
+        h.fields.reserve(fields);
+        h
     }
 
-    fn field(&self, i: usize) -> (&str, &[u8]) {
-        let (name_start, value_start) = match i {
-            0 => (0, 0),
-            _ => self.ends[i - 1],
-        };
-        let (name_end, value_end) = self.ends[i];
+    fn push(&mut self, name: &str, value: &[u8], hop: bool) {
+        let (n0, v0) = (self.names.len() as u32, self.values.len() as u32);
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
+        self.fields.push(Field {
+            name: (n0, self.names.len() as u32),
+            value: (v0, self.values.len() as u32),
+            hop,
+        });
+    }
+
+    fn field(&self, f: &Field) -> (&str, &[u8]) {
+        let (name, value) = (f.name, f.value);
         (
-            &self.names[name_start as usize..name_end as usize],
-            &self.values[value_start as usize..value_end as usize],
+            self.names
+                .get(name.0 as usize..name.1 as usize)
+                .unwrap_or(""),
+            self.values
+                .get(value.0 as usize..value.1 as usize)
+                .unwrap_or(b""),
         )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
-        (0..self.ends.len()).map(|i| self.field(i))
+        self.fields.iter().map(|f| self.field(f))
+    }
+
+    /// The fields that go on to the client: all but the hop-by-hop ones
+    /// and those the response's Connection header names.
+    pub fn end_to_end(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
+        self.fields.iter().filter(|f| !f.hop).map(|f| self.field(f))
     }
 
     pub fn get(&self, i: usize) -> Option<(&str, &[u8])> {
-        (i < self.ends.len()).then(|| self.field(i))
+        self.fields.get(i).map(|f| self.field(f))
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.fields.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.fields.is_empty()
+    }
+
+    /// Marks every field named `name` hop-by-hop.
+    fn mark_hop(&mut self, name: &str) {
+        for i in 0..self.fields.len() {
+            let f = self.fields[i];
+            if self.field(&f).0.eq_ignore_ascii_case(name) {
+                self.fields[i].hop = true;
+            }
+        }
     }
 
     /// Drops every field named `name` (rare: a smuggling-shaped response).
     fn remove(&mut self, name: &str) {
-        let mut kept = HeaderList::default();
-        for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
-            kept.push(n, v);
+        let mut kept = HeaderList::with_capacity(self.fields.len(), self.values.len());
+        for f in &self.fields {
+            let (n, v) = self.field(f);
+            if !n.eq_ignore_ascii_case(name) {
+                kept.push(n, v, f.hop);
+            }
         }
         *self = kept;
     }
@@ -79,7 +160,6 @@ impl HeaderList {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     pub status: u16,
-    pub reason: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     /// In arrival order. `Content-Length` is removed when `Transfer-Encoding`
@@ -143,10 +223,14 @@ pub fn parse_response_head(
     max_field_size: usize,
     request_method_is_head: bool,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    // On the stack: this runs for every response.
-    let mut slots = [httparse::EMPTY_HEADER; MAX_SLOTS];
-    let mut resp = httparse::Response::new(&mut slots[..max_headers.min(MAX_SLOTS)]);
-    let consumed = match resp.parse(buf) {
+    // On the stack, and left uninitialised: this runs for every response,
+    // and writing 128 empty headers first cost more than parsing five.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_SLOTS];
+    let slots = &mut slots[..max_headers.min(MAX_SLOTS)];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, slots);
+    let consumed = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             // Refuse an over-long line before it completes, or a backend
@@ -170,50 +254,75 @@ pub fn parse_response_head(
     let (Some(status), Some(version_minor)) = (resp.code, resp.version) else {
         return Err(HeadError::MalformedStatusLine);
     };
-    let reason = resp.reason.unwrap_or_default().to_owned();
+    let reason = resp.reason.unwrap_or_default();
     // "HTTP/1.1 " + 3 digits + " " + reason.
     if 13 + reason.len() > max_field_size {
         return Err(HeadError::HeaderTooLarge {
             limit: max_field_size,
         });
     }
-    let mut headers = HeaderList::default();
-    headers.names.reserve(resp.headers.len() * 16);
-    headers.values.reserve(consumed);
-    headers.ends.reserve(resp.headers.len());
+    let mut headers = HeaderList::with_capacity(resp.headers.len(), consumed);
     for h in resp.headers.iter() {
         if h.name.len() + 2 + h.value.len() > max_field_size {
             return Err(HeadError::HeaderTooLarge {
                 limit: max_field_size,
             });
         }
-        headers.push(h.name, h.value);
+        headers.push(h.name, h.value, is_hop_by_hop(h.name));
     }
-
-    let framing = response_framing(request_method_is_head, status, headers.iter())?;
-    let has_te = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+    let fields = resp.headers.iter().map(|h| (h.name, h.value));
+    let framing = response_framing(request_method_is_head, status, fields.clone())?;
+    let conn = connection_header(&mut headers, fields.clone());
+    let has_te = fields
+        .clone()
+        .any(|(n, _)| eq_lower(n, "transfer-encoding"));
     if has_te {
         // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length and an
         // intermediary must remove the latter before forwarding. Such a
         // message smells of smuggling, so the connection is not reused.
         headers.remove("content-length");
     }
-    let conn = HopFilter::from_headers(headers.iter());
-    let connection_close = conn.has_token("close")
-        || (version_minor == 0 && !conn.has_token("keep-alive"))
+    let connection_close = conn.close
+        || (version_minor == 0 && !conn.keep_alive)
         || framing == ResponseFraming::CloseDelimited
         || has_te;
     let head = ResponseHead {
         status,
-        reason,
         version_minor,
         headers,
         framing,
         connection_close,
     };
     Ok(Some((head, consumed)))
+}
+
+/// The `close` and `keep-alive` tokens of the Connection fields.
+#[derive(Debug, Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+/// Reads the Connection fields: their tokens decide whether the connection
+/// may be reused, and a header they name stops at the proxy like the fixed
+/// hop-by-hop ones (marked in `headers`). A value that is not UTF-8 cannot
+/// name a valid header, so it adds nothing.
+fn connection_header<'a>(
+    headers: &mut HeaderList,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> ConnectionTokens {
+    let mut tokens = ConnectionTokens::default();
+    let values = fields
+        .filter(|(n, _)| eq_lower(n, "connection"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok());
+    for token in values.flat_map(connection_tokens) {
+        tokens.close |= eq_lower(token, "close");
+        tokens.keep_alive |= eq_lower(token, "keep-alive");
+        if !is_hop_by_hop(token) {
+            headers.mark_hop(token);
+        }
+    }
+    tokens
 }
 
 /// How the body of a response with these headers is delimited.
@@ -228,18 +337,23 @@ pub fn response_framing<'a>(
     if request_method_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(ResponseFraming::NoBody);
     }
-    let codings: Vec<&[u8]> = headers
+    // Counted, not collected: no allocation for the common response.
+    let (mut codings, mut chunked, mut last_chunked) = (0, 0, false);
+    let all = headers
         .clone()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        .filter(|(n, _)| eq_lower(n, "transfer-encoding"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if !codings.is_empty() {
-        let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
-        return match codings.iter().filter(|c| chunked(c)).count() {
+        .filter(|t| !t.is_empty());
+    for coding in all {
+        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+        codings += 1;
+        chunked += usize::from(last_chunked);
+    }
+    if codings > 0 {
+        return match chunked {
             0 => Ok(ResponseFraming::CloseDelimited),
-            1 if codings.last().is_some_and(|c| chunked(c)) => Ok(ResponseFraming::Chunked),
+            1 if last_chunked => Ok(ResponseFraming::Chunked),
             1 => Ok(ResponseFraming::CloseDelimited),
             _ => Err(HeadError::BadTransferEncoding),
         };
@@ -247,7 +361,7 @@ pub fn response_framing<'a>(
     let mut length = None;
     let mut seen_field = false;
     for (n, v) in headers {
-        if !n.eq_ignore_ascii_case("content-length") {
+        if !eq_lower(n, "content-length") {
             continue;
         }
         seen_field = true;
@@ -293,10 +407,7 @@ mod tests {
     fn parses_head_and_reports_body_start() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
         let (head, n) = parse(raw).unwrap().unwrap();
-        assert_eq!(
-            (head.status, head.reason.as_str(), head.version_minor),
-            (200, "OK", 1)
-        );
+        assert_eq!((head.status, head.version_minor), (200, 1));
         assert_eq!(head.headers.get(1), Some(("X-A", &b"b"[..])));
         assert_eq!(head.framing, ResponseFraming::ContentLength(3));
         assert!(!head.connection_close);
@@ -372,6 +483,17 @@ mod tests {
         assert!(!close(
             "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         ));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_stop_here() {
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nconnection: x-b\r\n\
+                    X-B: 2\r\nConnection: keep-alive, X-A\r\nContent-Length: 0\r\nX-C: 3\r\n\r\n";
+        let (head, _) = parse(raw).unwrap().unwrap();
+        let passed: Vec<_> = head.headers.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(passed, ["Content-Length", "X-C"]);
+        assert_eq!(head.headers.len(), 7, "iter() still has every field");
+        assert!(!head.connection_close);
     }
 
     #[test]
