@@ -11,6 +11,11 @@
 //!   read past their input and always make progress.
 //! - `boundary`: bytes cross the ABI as an `AbiChunk`/`AbiStr` and back
 //!   with length and contents intact.
+//! - `request`: the core's client request head parser never reads past
+//!   its input, accepts only heads with one unambiguous body framing, lends
+//!   UTF-8 request-line pieces and lower-case token names; a response head
+//!   written from the parsed fields parses back with the same fields (no
+//!   field can smuggle a line break into the head).
 //!
 //! proxy's path functions are private to its crate; they are compiled in
 //! here from their files (pure functions, no crate dependencies).
@@ -148,4 +153,53 @@ pub fn boundary(data: &[u8]) {
     let chunk = modproxy_api::chunk::from_bytes(bytes::Bytes::copy_from_slice(data));
     assert_eq!(chunk.len, data.len());
     modproxy_api::chunk::release(chunk);
+}
+
+pub fn request(data: &[u8]) {
+    use modproxy_http1::request_head::{parse, BodyFraming, Version};
+    use modproxy_http1::response_head::{encode, HeadFacts};
+    let Ok(Some((head, n))) = parse(data, 100) else {
+        return;
+    };
+    assert!(n <= data.len(), "head length {n} past input {}", data.len());
+    for piece in [
+        head.method(),
+        head.path(),
+        head.query(),
+        head.absolute_authority(),
+    ] {
+        assert!(std::str::from_utf8(piece).is_ok(), "{piece:?}");
+    }
+    let (has_length, has_coding) = (
+        head.fields.contains(b"content-length"),
+        head.fields.contains(b"transfer-encoding"),
+    );
+    assert!(!(has_length && has_coding), "both framings accepted");
+    match head.framing {
+        BodyFraming::Chunked => assert!(has_coding && head.version == Version::Http11),
+        BodyFraming::Length(_) => assert!(has_length),
+        BodyFraming::None => assert!(!has_coding),
+    }
+    for (name, value) in head.fields.iter() {
+        assert!(modproxy_http1::fields::valid_name(name), "{name:?}");
+        assert!(!name.iter().any(u8::is_ascii_uppercase), "{name:?}");
+        assert!(modproxy_http1::fields::valid_value(value), "{value:?}");
+    }
+    let mut out = Vec::new();
+    let facts = HeadFacts {
+        status: 200,
+        version: head.version,
+        head_request: false,
+        known_length: Some(0),
+        close: false,
+    };
+    encode(&mut out, &head.fields, &facts);
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut back = httparse::Response::new(&mut slots);
+    let parsed = back.parse(&out);
+    assert!(
+        matches!(parsed, Ok(httparse::Status::Complete(len)) if len == out.len()),
+        "written head does not parse back: {parsed:?} {:?}",
+        String::from_utf8_lossy(&out)
+    );
 }

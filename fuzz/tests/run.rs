@@ -57,6 +57,11 @@ const DICT: &[&[u8]] = &[
     b"HTTP/1.1 200 OK\r\n",
     b"Transfer-Encoding: chunked\r\n",
     b"Content-Length: ",
+    b"GET / HTTP/1.1\r\n",
+    b"Host: x\r\n",
+    b"Connection: close\r\n",
+    b"Expect: 100-continue\r\n",
+    b"\r\n\r\n",
     b"[[vhost]]\n",
     b"listen = ",
     b"\"",
@@ -126,11 +131,12 @@ fn fuzz_every_harness_for_the_time_budget() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let harnesses: [(&str, Harness); 4] = [
+    let harnesses: [(&str, Harness); 5] = [
         ("config", modproxy_fuzz::config),
         ("paths", modproxy_fuzz::paths),
         ("codec", modproxy_fuzz::codec),
         ("boundary", modproxy_fuzz::boundary),
+        ("request", modproxy_fuzz::request),
     ];
     let each = Duration::from_millis(total * 1000 / harnesses.len() as u64);
     for (i, (name, h)) in harnesses.iter().enumerate() {

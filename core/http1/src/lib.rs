@@ -1,9 +1,14 @@
-//! HTTP/1.1 framing that both sides of the proxy speak: the core reads
-//! chunked request bodies from clients and writes chunked responses;
-//! proxy_http does the same towards backends. Nothing here does I/O, so
-//! every framing rule is tested on raw bytes.
+//! HTTP/1.1 on the wire as plain functions over bytes: request heads
+//! parsed (with their body framing decided), response heads written,
+//! header fields kept in one arena, chunked framing both ways. The core
+//! uses all of it towards clients, proxy_http the chunked framing towards
+//! backends. Nothing here does I/O, so every rule is tested on raw bytes
+//! and fuzzed (fuzz/).
 
 pub mod chunked;
+pub mod fields;
+pub mod request_head;
+pub mod response_head;
 
 pub use chunked::{chunk_header, ChunkError, ChunkedDecoder, Decoded, CHUNK_END, LAST_CHUNK};
 

@@ -1,6 +1,6 @@
-//! HTTP/1.1 towards the client, in pieces that each do one job: parsing a
-//! request head, reading its body, writing a response head and queuing
-//! what goes out. The connection loop that strings them together is
+//! HTTP/1.1 towards the client, in pieces that each do one job: the
+//! client's connection, reading a request body, queuing what goes out;
+//! parsing heads and writing them is I/O-free and lives in core/http1. The connection loop that strings them together is
 //! `server::connection`; the pieces hold no policy of their own.
 //!
 //! Why not hyper: a module sets response fields one by one, and with
@@ -10,8 +10,7 @@
 //! are, and an idle connection holds no buffer (docs/performance.md).
 
 pub mod client_io;
-pub mod fields;
 pub mod outbox;
 pub mod request_body;
-pub mod request_head;
-pub mod response_head;
+
+pub use modproxy_http1::{fields, request_head, response_head};

@@ -4,8 +4,8 @@
 //! to the close, for an HTTP/1.0 client). Fields that would contradict
 //! the core's framing are not copied.
 
-use super::fields::Fields;
-use super::request_head::Version;
+use crate::fields::Fields;
+use crate::request_head::Version;
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,11 +77,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
     if !switching {
         if let Some(n) = length_field {
             let mut digits = [0u8; 20];
-            field(
-                out,
-                b"content-length",
-                modproxy_http1::decimal(n, &mut digits),
-            );
+            field(out, b"content-length", crate::decimal(n, &mut digits));
         }
         if framing == Framing::Chunked {
             field(out, b"transfer-encoding", b"chunked");
@@ -102,7 +98,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
 fn status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let mut digits = [0u8; 20];
-    out.extend_from_slice(modproxy_http1::decimal(u64::from(status), &mut digits));
+    out.extend_from_slice(crate::decimal(u64::from(status), &mut digits));
     out.push(b' ');
     let reason = http::StatusCode::from_u16(status)
         .ok()

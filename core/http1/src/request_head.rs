@@ -3,7 +3,7 @@
 //! rules. Anything ambiguous is refused, because a proxy that frames a
 //! request differently from its backend can be made to smuggle another.
 
-use super::fields::{Fields, Span};
+use crate::fields::{Fields, Span};
 
 /// At most this many fields are parsed on the stack; a configured limit
 /// above it costs a heap array per head.
@@ -134,7 +134,7 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
         .sum();
     let mut fields = Fields::with_capacity(size + target.len() + 16, req.headers.len() + 4);
     for h in req.headers.iter() {
-        if !super::fields::valid_value(h.value) {
+        if !crate::fields::valid_value(h.value) {
             return Err(refuse(400, "control byte in a header value"));
         }
         fields.append(h.name.as_bytes(), h.value);
