@@ -129,6 +129,7 @@ impl Compiler<'_> {
             name,
             at,
             matcher,
+            origin_len: split_origin(url).map_or(0, |(origin, _)| origin.len()),
             backend,
             params,
             retry,

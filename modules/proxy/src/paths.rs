@@ -152,24 +152,33 @@ pub fn target(base: &str, rest: &str, query: &str) -> String {
     url
 }
 
-/// A balancer member's target and pool key, `target(member, rest, "")` and
-/// `origin(member)`, with one split of the member's URL: joining keeps the
-/// member's origin in front (its authority holds no `/`, `?` or `#`), so
-/// the origin found in `member` is the target's too.
-pub fn member_target<'m>(member: &'m str, rest: &str) -> (String, Cow<'m, str>) {
-    let Some((member_origin, _)) = split_origin(member) else {
-        return (target(member, rest, ""), origin(member));
-    };
-    let mut url = String::with_capacity(member.len() + rest.len() + 2);
-    push_joined(&mut url, member, rest);
-    let at = member_origin.len();
+/// [`target`] for a `base` whose origin (`scheme://authority`, as
+/// [`split_origin`] finds it) is `base[..origin_len]`, without scanning
+/// for it again: joining keeps that origin in front (an authority holds no
+/// `/`, `?` or `#`), so it is the target's origin too.
+pub fn target_at(base: &str, origin_len: usize, rest: &str, query: &str) -> String {
+    let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 3);
+    push_joined(&mut url, base, rest);
     if url
-        .get(at..)
+        .get(origin_len..)
         .is_none_or(|path| path.is_empty() || path.starts_with('?'))
     {
-        url.insert(at, '/');
+        url.insert(origin_len, '/');
     }
-    (url, lower(member_origin))
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// A balancer member's target and pool key, `target(member, rest, "")` and
+/// `origin(member)`, with one split of the member's URL.
+pub fn member_target<'m>(member: &'m str, rest: &str) -> (String, Cow<'m, str>) {
+    match split_origin(member) {
+        Some((o, _)) => (target_at(member, o.len(), rest, ""), lower(o)),
+        None => (target(member, rest, ""), origin(member)),
+    }
 }
 
 /// Expands `$0`..`$9` in `template` with the captures (missing ones are
@@ -293,6 +302,27 @@ mod tests {
         assert_eq!(target("http://b:8080", "", ""), "http://b:8080/");
         assert_eq!(target("http://b:8080", "", "q"), "http://b:8080/?q");
         assert_eq!(target("http://b:8080?x", "", ""), "http://b:8080/?x");
+    }
+
+    #[test]
+    fn target_at_is_target_for_a_base_with_an_origin() {
+        for base in [
+            "http://b:8080",
+            "http://b/",
+            "HTTP://B:1/app",
+            "http://b?x",
+            "http://b#f",
+        ] {
+            let Some((o, _)) = split_origin(base) else {
+                panic!("{base}")
+            };
+            for rest in ["", "/", "/x/y", "x", "?q"] {
+                for query in ["", "a=1"] {
+                    let want = target(base, rest, query);
+                    assert_eq!(target_at(base, o.len(), rest, query), want, "{base} {rest}");
+                }
+            }
+        }
     }
 
     #[test]

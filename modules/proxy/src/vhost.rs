@@ -6,7 +6,7 @@
 //! search (Apache interleaves ProxyPass and ProxyPassMatch in file order; two
 //! lists cannot, so prefixes go first).
 
-use crate::paths::{match_prefix, substitute, target};
+use crate::paths::{match_prefix, substitute, target, target_at};
 use crate::worker::WorkerState;
 use modproxy_api::proxy::WorkerParams;
 use regex::bytes::Regex;
@@ -42,6 +42,9 @@ pub struct Rule {
     /// `file: vhost[0].proxy.pass[1].url`, for post_config errors.
     pub at: String,
     pub matcher: Matcher,
+    /// The length of the url's `scheme://authority` (0 for an exclusion):
+    /// every target built on the url starts with it.
+    pub origin_len: usize,
     pub backend: Backend,
     pub params: WorkerParams,
     pub retry: Duration,
@@ -83,7 +86,8 @@ impl VhostProxy {
                     let Some(rest) = match_prefix(prefix, path) else {
                         continue;
                     };
-                    rule.base().map(|base| target(base, rest, query))
+                    rule.base()
+                        .map(|base| target_at(base, rule.origin_len, rest, query))
                 }
                 Matcher::Regex(re) => {
                     let Some(caps) = re.captures(path.as_bytes()) else {
@@ -97,7 +101,7 @@ impl VhostProxy {
                     // No `$N` in the url: Apache appends the whole path.
                     rule.base().map(|base| match substitute(base, group) {
                         Some(url) => target(&url, "", query),
-                        None => target(base, path, query),
+                        None => target_at(base, rule.origin_len, path, query),
                     })
                 }
             };

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// What the exchange needs to know about the request, decided up front.
@@ -68,8 +68,9 @@ fn build(
         server: req.server_name(),
         proto: req.scheme(),
     });
-    let mut out = SPARE_HEAD.take();
-    out.reserve(512);
+    let mut out = SPARE_HEADS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(512));
     let head = RequestHead {
         method,
         path_and_query: &target.path_and_query,
@@ -104,17 +105,24 @@ impl Drop for Plan {
         let mut head = std::mem::take(&mut self.head);
         if head.capacity() > 0 && head.capacity() <= KEEP_HEAD {
             head.clear();
-            SPARE_HEAD.set(head);
+            SPARE_HEADS.with_borrow_mut(|spare| {
+                if spare.len() < KEEP_HEADS {
+                    spare.push(head);
+                }
+            });
         }
     }
 }
 
 /// A head buffer that grew past this for one large request is not kept.
 const KEEP_HEAD: usize = 16 * 1024;
+/// Plans live as long as their exchange, so as many are in use at once as
+/// exchanges are in flight on the thread: the spares are kept up to this.
+const KEEP_HEADS: usize = 32;
 
 thread_local! {
-    /// The buffer of the last plan dropped on this thread.
-    static SPARE_HEAD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The buffers of plans dropped on this thread, for the next plans.
+    static SPARE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 
     /// The client's headers while a plan is built, reused from request to
     /// request on this thread: `plan` never awaits, so one suffices.
