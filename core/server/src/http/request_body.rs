@@ -12,8 +12,11 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-/// The most one read asks for: big bodies move in 64 KiB pieces.
-const READ_SIZE: usize = 64 * 1024;
+/// The most one read asks for. Not 64 KiB: a 64 KiB piece sent on to a
+/// backend over loopback (MTU 65536) leaves as a full segment plus a tiny
+/// one, and a 1 MiB upload cost 740 µs of CPU instead of 470
+/// (docs/performance.md).
+const READ_SIZE: usize = 56 * 1024;
 
 pub struct RequestBody {
     state: State,
