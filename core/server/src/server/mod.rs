@@ -9,6 +9,7 @@ pub mod handoff;
 mod idle;
 mod listen;
 pub mod pipeline;
+mod respond;
 pub mod tls;
 pub mod tunnels;
 mod vhosts;
