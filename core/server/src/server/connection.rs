@@ -71,12 +71,6 @@ pub async fn serve(
         // Boxed: a request's state is large, and a connection's task
         // should not carry that space while it waits for the next one.
         let exchange = Box::pin(async {
-            // Let every connection with a request ready read it before
-            // any goes on to its backend: the backend then gets its
-            // requests back to back and is woken once for the lot,
-            // not once each (backend context switches per request
-            // 0.09-0.13 -> 0.07, cpu-us/req -8 %: docs/performance.md).
-            tokio::task::yield_now().await;
             let reply = pipeline::serve(&site, &conn, head, wire).await;
             let closing = *shared.stop.borrow();
             send(reply, &mut out, closing).await
