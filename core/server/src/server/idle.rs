@@ -157,13 +157,13 @@ fn resume(parked: Parked, shared: &Arc<Shared>) {
     match (tokio::net::TcpStream::from_std(stream), client) {
         (Ok(stream), Ok(client)) => {
             let conn = super::conn_info(&stream, client, &site);
-            tokio::spawn(connection::serve(
+            tokio::spawn(Box::pin(connection::serve(
                 ClientIo::Tcp(stream),
                 conn,
                 site,
                 shared.clone(),
                 held,
-            ));
+            )));
         }
         (Err(e), _) | (_, Err(e)) => {
             log::debug(&format!("a parked connection could not resume: {e}"))

@@ -396,13 +396,15 @@ async fn accept_until_stopped(
             _drain: drain.clone(),
         };
         match site.tls.clone() {
-            None => tokio::spawn(connection::serve(
+            // Boxed: the future is moved a few times on its way into the
+            // task; a box is one copy, then moves of a pointer.
+            None => tokio::spawn(Box::pin(connection::serve(
                 ClientIo::Tcp(stream),
                 conn,
                 site,
                 shared,
                 held,
-            )),
+            ))),
             Some(acceptor) => tokio::spawn(async move {
                 // The handshake runs in the connection's task, bounded by
                 // Timeout, so a slow or silent client holds no accept loop.
