@@ -8,7 +8,6 @@ use crate::sdk::module::{guard, report_panic, Registrar};
 use crate::sdk::{Module, Request};
 use std::ffi::c_void;
 use std::future::Future;
-use std::pin::Pin;
 
 pub const SCHEME_GROUP: &str = "proxy_scheme";
 pub const BALANCER_GROUP: &str = "proxy_balancer";
@@ -199,21 +198,10 @@ impl Exchange {
     }
 }
 
-/// Implemented by a module that speaks a backend protocol (proxy_wstunnel).
-/// Its boxed future is boxed again as it crosses the boundary; see
-/// [`UnboxedSchemeHandler`] for one allocation per exchange.
+/// Implemented by a module that speaks a backend protocol (proxy_http,
+/// proxy_wstunnel). The future is returned unboxed (an `async` block or
+/// `async fn`): the SDK's box for the boundary is its only allocation.
 pub trait SchemeHandler: Send + Sync + 'static {
-    /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
-    fn exchange(
-        &'static self,
-        req: Request,
-        ex: Exchange,
-    ) -> Pin<Box<dyn Future<Output = i32> + Send>>;
-}
-
-/// A [`SchemeHandler`] that returns its future unboxed (an `async` block),
-/// so that the SDK's box for the boundary is the only allocation (proxy_http).
-pub trait UnboxedSchemeHandler: Send + Sync + 'static {
     /// Relays `req` to `ex.target()`; resolves to an [`exchange`] code.
     fn exchange(
         &'static self,
@@ -222,73 +210,29 @@ pub trait UnboxedSchemeHandler: Send + Sync + 'static {
     ) -> impl Future<Output = i32> + Send + 'static;
 }
 
-/// Exports the future `exchange` makes from the raw arguments of
-/// [`SchemeHandlerV1::exchange`].
-fn export_exchange<H, F>(
-    data: *const c_void,
-    req: *mut c_void,
-    ex: *const ProxyExchange,
-    exchange: impl FnOnce(&'static H, Request, Exchange) -> F,
-) -> AbiFuture
-where
-    H: 'static,
-    F: Future<Output = i32> + Send + 'static,
-{
-    // SAFETY: `data` is the &'static H registered in register_scheme.
-    let handler: &'static H = unsafe { &*(data as *const H) };
-    guard(AbiFuture::ready(crate::abi::code::PANICKED), || {
-        // SAFETY: the caller passes a live request and exchange (see ProxyExchange).
-        let req = unsafe { Request::from_raw(req) };
-        crate::future::export(exchange(handler, req, Exchange { raw: ex }), report_panic)
-    })
-}
-
 extern "C" fn scheme_shim<H: SchemeHandler>(
     data: *const c_void,
     req: *mut c_void,
     ex: *const ProxyExchange,
 ) -> AbiFuture {
-    export_exchange(data, req, ex, H::exchange)
+    // SAFETY: `data` is the &'static H registered in register_scheme.
+    let handler: &'static H = unsafe { &*(data as *const H) };
+    guard(AbiFuture::ready(crate::abi::code::PANICKED), || {
+        // SAFETY: the caller passes a live request and exchange (see ProxyExchange).
+        let req = unsafe { Request::from_raw(req) };
+        crate::future::export(handler.exchange(req, Exchange { raw: ex }), report_panic)
+    })
 }
 
-extern "C" fn unboxed_scheme_shim<H: UnboxedSchemeHandler>(
-    data: *const c_void,
-    req: *mut c_void,
-    ex: *const ProxyExchange,
-) -> AbiFuture {
-    export_exchange(data, req, ex, H::exchange)
-}
-
-/// Registers `handler` for URLs of `scheme` (e.g. "ws").
+/// Registers `handler` for URLs of `scheme` (e.g. "http").
 pub fn register_scheme<M: Module, H: SchemeHandler>(
     r: &mut Registrar<M>,
     scheme: &str,
     handler: &'static H,
 ) {
-    register_scheme_shim(r, scheme, handler, scheme_shim::<H>);
-}
-
-/// Registers `handler` for URLs of `scheme` (e.g. "http").
-pub fn register_unboxed_scheme<M: Module, H: UnboxedSchemeHandler>(
-    r: &mut Registrar<M>,
-    scheme: &str,
-    handler: &'static H,
-) {
-    register_scheme_shim(r, scheme, handler, unboxed_scheme_shim::<H>);
-}
-
-type ExchangeFn =
-    extern "C" fn(data: *const c_void, req: *mut c_void, ex: *const ProxyExchange) -> AbiFuture;
-
-fn register_scheme_shim<M: Module, H>(
-    r: &mut Registrar<M>,
-    scheme: &str,
-    handler: &'static H,
-    exchange: ExchangeFn,
-) {
     let vtable: &'static SchemeHandlerV1 = Box::leak(Box::new(SchemeHandlerV1 {
         size: std::mem::size_of::<SchemeHandlerV1>(),
-        exchange,
+        exchange: scheme_shim::<H>,
     }));
     r.provider_raw(
         SCHEME_GROUP,

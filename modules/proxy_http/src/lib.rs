@@ -22,7 +22,7 @@ mod relay;
 mod send;
 mod target;
 
-use modproxy_api::proxy::{register_unboxed_scheme, Exchange, UnboxedSchemeHandler};
+use modproxy_api::proxy::{register_scheme, Exchange, SchemeHandler};
 use modproxy_api::{Module, Registrar, Request};
 
 pub struct ProxyHttp {
@@ -41,14 +41,14 @@ impl Module for ProxyHttp {
 
     fn register(r: &mut Registrar<Self>) {
         let me = r.module();
-        register_unboxed_scheme(r, "http", me);
+        register_scheme(r, "http", me);
         // https:// is the same exchange over a TLS connection from the host.
-        register_unboxed_scheme(r, "https", me);
+        register_scheme(r, "https", me);
         modproxy_api::metrics::register_metrics(r, "proxy_http", me);
     }
 }
 
-impl UnboxedSchemeHandler for ProxyHttp {
+impl SchemeHandler for ProxyHttp {
     async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
         let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex).await;
         ex.set_outcome(outcome);

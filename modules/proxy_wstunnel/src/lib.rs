@@ -21,8 +21,6 @@ use modproxy_api::proxy::{
     exchange as code, register_scheme, Exchange, SchemeHandle, SchemeHandler,
 };
 use modproxy_api::{log, Level, Module, Registrar, Request};
-use std::future::Future;
-use std::pin::Pin;
 
 pub struct ProxyWstunnel;
 
@@ -41,20 +39,13 @@ impl Module for ProxyWstunnel {
 }
 
 impl SchemeHandler for ProxyWstunnel {
-    fn exchange(
-        &'static self,
-        req: Request,
-        ex: Exchange,
-    ) -> Pin<Box<dyn Future<Output = i32> + Send>> {
-        Box::pin(async move {
-            let (mut req, mut ex) = (req, ex);
-            if !handshake::wants_websocket(&req) {
-                return plain_http(&mut req, &mut ex).await;
-            }
-            let (rc, outcome) = handshake::run(&mut req, &mut ex).await;
-            ex.set_outcome(outcome);
-            rc
-        })
+    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
+        if !handshake::wants_websocket(&req) {
+            return plain_http(&mut req, &mut ex).await;
+        }
+        let (rc, outcome) = handshake::run(&mut req, &mut ex).await;
+        ex.set_outcome(outcome);
+        rc
     }
 }
 
