@@ -85,6 +85,11 @@ impl Outbox {
         self.pieces.is_empty()
     }
 
+    /// Writes everything queued.
+    pub async fn flush(&mut self, io: &mut ClientIo) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write(io, cx)).await
+    }
+
     /// Writes until everything queued is out or the socket is full.
     pub fn poll_write(
         &mut self,

@@ -219,9 +219,7 @@ async fn refuse(wire: Wire, refusal: Refusal) {
     ));
     let status =
         http::StatusCode::from_u16(refusal.status).unwrap_or(http::StatusCode::BAD_REQUEST);
-    let page = pipeline::error_page(status);
-    let mut fields = crate::http::fields::Fields::default();
-    fields.append(b"content-type", b"text/html; charset=utf-8");
+    let (fields, page) = pipeline::error_page(status);
     let mut head = Vec::new();
     response_head::encode(
         &mut head,

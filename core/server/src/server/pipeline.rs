@@ -214,24 +214,26 @@ fn full(mut finish: Finish) -> Reply {
     }
 }
 
-/// A short HTML error page, as Apache sends, in place of whatever
-/// fields a module had set.
-pub fn error_reply(mut finish: Finish, status: StatusCode) -> Reply {
+/// An error page in place of whatever fields a module had set.
+fn error_reply(mut finish: Finish, status: StatusCode) -> Reply {
+    let (fields, page) = error_page(status);
     let ctx = finish.ctx();
     ctx.status = status;
-    ctx.response_headers = Fields::default();
-    ctx.response_headers
-        .append(b"content-type", b"text/html; charset=utf-8");
+    ctx.response_headers = fields;
     Reply {
-        body: ReplyBody::Full(error_page(status)),
+        body: ReplyBody::Full(page),
         finish,
     }
 }
 
-pub fn error_page(status: StatusCode) -> Bytes {
+/// A short HTML error page, as Apache sends: its fields and its body.
+pub fn error_page(status: StatusCode) -> (Fields, Bytes) {
+    let mut fields = Fields::default();
+    fields.append(b"content-type", b"text/html; charset=utf-8");
     let reason = status.canonical_reason().unwrap_or("Error");
-    Bytes::from(format!(
+    let page = format!(
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{reason}</h1>\n<p>modproxy answered {code}.</p></body></html>\n",
         code = status.as_u16()
-    ))
+    );
+    (fields, Bytes::from(page))
 }

@@ -70,7 +70,7 @@ pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<W
     let mut body = std::mem::replace(&mut ctx.body, RequestBody::new(BodyFraming::None, false));
     let reusable = ended_well && !close && !ctx.close;
     drop(reply);
-    let written = poll_fn(|cx| out.poll_write(&mut wire.io, cx)).await.is_ok();
+    let written = out.flush(&mut wire.io).await.is_ok();
     if !written || !reusable {
         if written && (!wire.buf.is_empty() || !body.is_done()) {
             linger(wire).await;
@@ -208,12 +208,7 @@ async fn switch(
 ) -> Option<Wire> {
     let ctx = reply.finish.ctx();
     let mut wire = ctx.wire.take()?;
-    if poll_fn(|cx| out.poll_write(&mut wire.io, cx))
-        .await
-        .is_err()
-    {
-        return None;
-    }
+    out.flush(&mut wire.io).await.ok()?;
     let (mut future, _) = handler?;
     let ctx = reply.finish.ctx();
     let upgraded = Upgraded::new(wire);

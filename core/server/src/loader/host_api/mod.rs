@@ -22,7 +22,6 @@ use super::conn::HostConn;
 use super::registry::{frozen, Claim, Hook, Provider, Registry};
 use super::request::{ctx, RequestCtx, UpgradeSlot};
 use crate::http::fields::{valid_name, valid_value, Fields};
-use crate::http::request_body::BodyError;
 use crate::log::{self, Level};
 use bytes::Bytes;
 use modproxy_api::abi::{

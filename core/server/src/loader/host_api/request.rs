@@ -155,13 +155,11 @@ pub(super) extern "C" fn body_poll_read(
     match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
         Poll::Pending => body_wait(r, waker),
         Poll::Ready(Ok(None)) => io::READY,
-        Poll::Ready(Err(e)) => {
+        Poll::Ready(Err(_)) => {
             // A body cut short or mis-framed leaves the connection's
             // framing unknown: it carries no further request.
             r.close = true;
-            match e {
-                BodyError::Aborted | BodyError::Malformed => io::ERR_ABORTED,
-            }
+            io::ERR_ABORTED
         }
         Poll::Ready(Ok(Some(data))) => {
             r.body_timer = None;
