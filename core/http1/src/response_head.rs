@@ -45,7 +45,9 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
             .get_all(b"connection")
             .any(|v| v.eq_ignore_ascii_case(b"close"));
     let (framing, length_field) = if no_body {
-        (Framing::None, None)
+        // A 304 may give the length of the body it stands for, as HEAD
+        // does; 1xx and 204 must not carry one.
+        (Framing::None, declared.filter(|_| status == 304))
     } else if facts.head_request {
         (Framing::None, declared.or(facts.known_length))
     } else if let Some(n) = facts.known_length.or(declared) {
@@ -70,7 +72,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
         } else {
             !ours
         };
-        if keep || (name == b"content-length" && status == 304) {
+        if keep {
             field(out, name, value);
         }
     }
@@ -183,6 +185,17 @@ mod tests {
         let (text, framing, _) = head(&f, facts(204, Some(0)));
         assert!(!text.contains("content-length"), "{text}");
         assert_eq!(framing, Framing::None);
+    }
+
+    #[test]
+    fn a_304_keeps_its_length_and_a_204_loses_it() {
+        let mut f = Fields::default();
+        f.append(b"Content-Length", b"512");
+        let (text, framing, _) = head(&f, facts(304, None));
+        assert!(text.contains("content-length: 512\r\n"), "{text}");
+        assert_eq!(framing, Framing::None);
+        let (text, _, _) = head(&f, facts(204, None));
+        assert!(!text.contains("content-length"), "{text}");
     }
 
     #[test]
