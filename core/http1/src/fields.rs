@@ -102,9 +102,9 @@ impl Fields {
 }
 
 /// `stored` (lower case) against a name in any case; modules mostly ask
-/// in lower case, which a plain comparison settles.
+/// in lower case, which a plain comparison settles first.
 fn same_name(stored: &[u8], name: &[u8]) -> bool {
-    stored.len() == name.len() && (stored == name || stored.eq_ignore_ascii_case(name))
+    stored.len() == name.len() && (stored == name || crate::eq_lower(name, stored))
 }
 
 /// A field name: an RFC 9110 token.

@@ -24,3 +24,37 @@ pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
 }
+
+/// `s` equals `lower` ignoring ASCII case, for a `lower` in lower case
+/// (stored field names, the names and tokens looked for).
+/// `eq_ignore_ascii_case` folds both sides byte by byte; here only the
+/// letters of `lower` accept a second spelling, one OR per byte, and with
+/// no early exit the loop vectorises. Exact: `c | 0x20 == l` holds for a
+/// letter `l` only when `c` is `l` in either case.
+#[inline]
+pub fn eq_lower(s: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(!lower.iter().any(u8::is_ascii_uppercase), "{lower:?}");
+    s.len() == lower.len()
+        && s.iter().zip(lower).fold(0u8, |diff, (&c, &l)| {
+            let fold = if l.is_ascii_lowercase() { 0x20 } else { 0 };
+            diff | ((c | fold) ^ l)
+        }) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eq_lower;
+
+    #[test]
+    fn eq_lower_is_exact_ignoring_case() {
+        assert!(eq_lower(b"Content-Length", b"content-length"));
+        assert!(eq_lower(b"KEEP-ALIVE", b"keep-alive"));
+        assert!(!eq_lower(b"keep\ralive", b"keep-alive"), "CR is not '-'");
+        assert!(!eq_lower(b"content-lengths", b"content-length"));
+        assert!(!eq_lower(b"Host", b"hose"));
+        for c in 0..=255u8 {
+            let want = c.eq_ignore_ascii_case(&b'k');
+            assert_eq!(eq_lower(&[c], b"k"), want, "{c}");
+        }
+    }
+}
