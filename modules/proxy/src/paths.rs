@@ -136,20 +136,7 @@ fn push_joined(out: &mut String, base: &str, rest: &str) {
 /// The backend target: `base` joined with the rest of the path, never
 /// without a path (`http://b` + `` is `http://b/`), then `?query` unchanged.
 pub fn target(base: &str, rest: &str, query: &str) -> String {
-    // One allocation: room for the joining slash, a path's `/` and the `?`.
-    let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 3);
-    push_joined(&mut url, base, rest);
-    if let Some((origin, path)) = split_origin(&url) {
-        if path.is_empty() || path.starts_with('?') {
-            let at = origin.len();
-            url.insert(at, '/');
-        }
-    }
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
+    build_target(base, None, rest, query)
 }
 
 /// [`target`] for a `base` whose origin (`scheme://authority`, as
@@ -157,13 +144,22 @@ pub fn target(base: &str, rest: &str, query: &str) -> String {
 /// for it again: joining keeps that origin in front (an authority holds no
 /// `/`, `?` or `#`), so it is the target's origin too.
 pub fn target_at(base: &str, origin_len: usize, rest: &str, query: &str) -> String {
+    build_target(base, Some(origin_len), rest, query)
+}
+
+/// [`target`], with the origin's length given or found in the joined URL.
+fn build_target(base: &str, origin_len: Option<usize>, rest: &str, query: &str) -> String {
+    // One allocation: room for the joining slash, a path's `/` and the `?`.
     let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 3);
     push_joined(&mut url, base, rest);
-    if url
-        .get(origin_len..)
-        .is_none_or(|path| path.is_empty() || path.starts_with('?'))
-    {
-        url.insert(origin_len, '/');
+    let origin_len = origin_len.or_else(|| split_origin(&url).map(|(origin, _)| origin.len()));
+    if let Some(at) = origin_len {
+        if url
+            .get(at..)
+            .is_none_or(|path| path.is_empty() || path.starts_with('?'))
+        {
+            url.insert(at, '/');
+        }
     }
     if !query.is_empty() {
         url.push('?');
