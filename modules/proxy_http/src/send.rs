@@ -68,9 +68,7 @@ fn build(
         server: req.server_name(),
         proto: req.scheme(),
     });
-    let mut out = SPARE_HEADS
-        .with_borrow_mut(Vec::pop)
-        .unwrap_or_else(|| Vec::with_capacity(512));
+    let mut out = Vec::with_capacity(512);
     let head = RequestHead {
         method,
         path_and_query: &target.path_and_query,
@@ -99,31 +97,7 @@ fn build(
     })
 }
 
-impl Drop for Plan {
-    /// The head's buffer goes back to the thread for the next plan.
-    fn drop(&mut self) {
-        let mut head = std::mem::take(&mut self.head);
-        if head.capacity() > 0 && head.capacity() <= KEEP_HEAD {
-            head.clear();
-            SPARE_HEADS.with_borrow_mut(|spare| {
-                if spare.len() < KEEP_HEADS {
-                    spare.push(head);
-                }
-            });
-        }
-    }
-}
-
-/// A head buffer that grew past this for one large request is not kept.
-const KEEP_HEAD: usize = 16 * 1024;
-/// Plans live as long as their exchange, so as many are in use at once as
-/// exchanges are in flight on the thread: the spares are kept up to this.
-const KEEP_HEADS: usize = 32;
-
 thread_local! {
-    /// The buffers of plans dropped on this thread, for the next plans.
-    static SPARE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-
     /// The client's headers while a plan is built, reused from request to
     /// request on this thread: `plan` never awaits, so one suffices.
     static SCRATCH: RefCell<ClientHeaders> = RefCell::new(ClientHeaders::default());

@@ -4,7 +4,6 @@
 //! line, bad header line, header over `responsefieldsize`), so each variant
 //! says what the backend got wrong, in words fit for the error log.
 
-use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -42,51 +41,14 @@ struct Field {
     hop: bool,
 }
 
-/// The buffers of a [`HeaderList`], without its `Drop`.
-type Buffers = (String, Vec<u8>, Vec<Field>);
-
-thread_local! {
-    /// The buffers of the last header list dropped on this thread: the
-    /// next response head parsed here reuses them instead of allocating
-    /// three new ones.
-    static SPARE: Cell<Buffers> = const { Cell::new((String::new(), Vec::new(), Vec::new())) };
-}
-
-/// A list whose buffers grew past this for one large head is not kept.
-const KEEP_BYTES: usize = 16 * 1024;
-
-impl Drop for HeaderList {
-    fn drop(&mut self) {
-        let (mut names, mut values, mut fields) = (
-            std::mem::take(&mut self.names),
-            std::mem::take(&mut self.values),
-            std::mem::take(&mut self.fields),
-        );
-        let size = names.capacity() + values.capacity();
-        // An empty list (a default one) would only replace a useful spare.
-        if fields.capacity() > 0 && size <= KEEP_BYTES && fields.capacity() <= 128 {
-            names.clear();
-            values.clear();
-            fields.clear();
-            SPARE.set((names, values, fields));
-        }
-    }
-}
-
 impl HeaderList {
-    /// Room for `fields` fields with `value_bytes` of values, in the
-    /// thread's spare buffers when there are some.
+    /// Room for `fields` fields with `value_bytes` of values.
     fn with_capacity(fields: usize, value_bytes: usize) -> HeaderList {
-        let (names, values, list) = SPARE.take();
-        let mut h = HeaderList {
-            names,
-            values,
-            fields: list,
-        };
-        h.names.reserve(fields * 16);
-        h.values.reserve(value_bytes);
-        h.fields.reserve(fields);
-        h
+        HeaderList {
+            names: String::with_capacity(fields * 16),
+            values: Vec::with_capacity(value_bytes),
+            fields: Vec::with_capacity(fields),
+        }
     }
 
     fn push(&mut self, name: &str, value: &[u8], hop: bool) {
