@@ -171,8 +171,12 @@ impl Server {
             root: root.dir.clone(),
             port,
         };
+        // Ready means both: the port accepts, and the control socket that
+        // `restart` and `status` talk to exists (it is bound a moment after
+        // the listeners).
+        let control_socket = root.dir.join("run/modproxy.sock");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() || !control_socket.exists() {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!(
                     "modproxy exited ({status}) before listening:\n{}",
