@@ -61,6 +61,14 @@ impl AbiStr {
         // SAFETY: guaranteed by the caller.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
+    /// The bytes as text, or "" when they are not UTF-8.
+    ///
+    /// # Safety
+    /// As [`AbiStr::as_bytes`].
+    pub unsafe fn as_str<'a>(self) -> &'a str {
+        // SAFETY: forwarded to the caller.
+        utf8(unsafe { self.as_bytes() }).unwrap_or("")
+    }
     /// Lossless when the bytes are UTF-8, replacement characters otherwise:
     /// the one place host bytes become `&str`, so no shim calls
     /// `from_utf8_unchecked` on foreign data.
@@ -508,4 +516,16 @@ const fn layout_hash() -> u64 {
         i += 1;
     }
     hash
+}
+
+/// `bytes` as text when they are UTF-8. Nearly every string that crosses
+/// the boundary is short ASCII (methods, paths, addresses, names), which
+/// a word-at-a-time check settles in a fraction of a full validation.
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
 }

@@ -47,7 +47,7 @@ impl StaticText {
     pub fn as_str(&self) -> &'static str {
         // SAFETY: made by `new` from a `&'static str` (in this module or
         // another one, which is never unloaded).
-        std::str::from_utf8(unsafe { self.0.as_bytes() }).unwrap_or("")
+        unsafe { self.0.as_str() }
     }
 }
 
@@ -180,11 +180,11 @@ impl Exchange {
     }
     pub fn target(&self) -> &str {
         // SAFETY: as in raw(); the caller built it from a &str.
-        std::str::from_utf8(unsafe { self.raw().target.as_bytes() }).unwrap_or("")
+        unsafe { self.raw().target.as_str() }
     }
     pub fn worker(&self) -> &str {
         // SAFETY: as in target().
-        std::str::from_utf8(unsafe { self.raw().worker.as_bytes() }).unwrap_or("")
+        unsafe { self.raw().worker.as_str() }
     }
     pub fn params(&self) -> WorkerParams {
         self.raw().params
@@ -370,7 +370,7 @@ pub trait Balancer: Send + Sync + 'static {
 
 fn str_arg<'a>(s: AbiStr) -> &'a str {
     // SAFETY: the caller passes a &str for the duration of the call.
-    std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+    unsafe { s.as_str() }
 }
 
 extern "C" fn bal_exists<B: Balancer>(data: *const c_void, name: AbiStr) -> bool {
@@ -545,7 +545,7 @@ impl BalancerHandle {
             pick::OK => Ok(Picked {
                 member: out.member,
                 // SAFETY: member URLs live as long as the process (see MemberPick).
-                url: std::str::from_utf8(unsafe { out.url.as_bytes() }).unwrap_or(""),
+                url: unsafe { out.url.as_str() },
                 params: out.params,
             }),
             code => Err(code),

@@ -25,6 +25,18 @@ pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// A decimal number of digits only: no sign, no spaces, no overflow
+/// (Content-Length's grammar, read straight from the bytes).
+pub fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        acc.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 /// `s` equals `lower` ignoring ASCII case, for a `lower` in lower case
 /// (stored field names, the names and tokens looked for).
 /// `eq_ignore_ascii_case` folds both sides byte by byte; here only the

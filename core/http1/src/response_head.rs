@@ -38,7 +38,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
     let status = facts.status;
     let declared = fields
         .get(b"content-length")
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+        .and_then(|v| crate::parse_decimal(v.trim_ascii()));
     let no_body = status < 200 || status == 204 || status == 304;
     let mut close = facts.close
         || fields

@@ -53,7 +53,7 @@ fn build(
     )?;
     let client_host = headers.first(Known::Host);
     let target_host;
-    let host = match client_host.and_then(|h| std::str::from_utf8(h).ok()) {
+    let host = match client_host.and_then(modproxy_api::abi::utf8) {
         Some(h) if flags & exchange_flags::PRESERVE_HOST != 0 => h,
         _ => {
             target_host = target.host_header();
@@ -199,10 +199,7 @@ fn client_framing(te: Option<&[u8]>, cl: Option<&[u8]>) -> Result<BodyFraming, S
     let Some(cl) = cl else {
         return Ok(BodyFraming::None);
     };
-    std::str::from_utf8(cl.trim_ascii())
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
+    modproxy_http1::parse_decimal(cl.trim_ascii())
         .map(BodyFraming::ContentLength)
         .ok_or_else(|| "client sent an invalid Content-Length".to_owned())
 }

@@ -44,7 +44,7 @@ impl Request {
         let s = (host().req_field)(self.raw, field);
         // SAFETY: the host keeps request fields alive and valid UTF-8 (it
         // validates the request line) until the request changes.
-        std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+        unsafe { s.as_str() }
     }
     pub fn method(&self) -> &str {
         self.field(abi::field::METHOD)
@@ -91,8 +91,7 @@ impl Request {
         found.then(|| unsafe { out.as_bytes() })
     }
     pub fn header_str(&self, map: Headers, name: &str) -> Option<&str> {
-        self.header(map, name)
-            .and_then(|v| std::str::from_utf8(v).ok())
+        self.header(map, name).and_then(crate::abi::utf8)
     }
     /// Calls `f` with every header (name lower-case, value) in order.
     pub fn for_each_header(&self, map: Headers, mut f: impl FnMut(&str, &[u8])) {
@@ -142,7 +141,7 @@ impl Request {
         let mut out = AbiStr::EMPTY;
         let found = (host().note_get)(self.raw, AbiStr::new(key.as_bytes()), &mut out);
         // SAFETY: notes are stored as UTF-8 by note_set and live until changed.
-        found.then(|| std::str::from_utf8(unsafe { out.as_bytes() }).unwrap_or(""))
+        found.then(|| unsafe { out.as_str() })
     }
     pub fn set_note(&mut self, key: &str, value: &str) {
         (host().note_set)(
@@ -221,7 +220,7 @@ extern "C" fn visit_trampoline(ud: *mut c_void, name: AbiStr, value: AbiStr) {
     if visit.panic.is_some() {
         return;
     }
-    if let Ok(name) = std::str::from_utf8(name) {
+    if let Some(name) = crate::abi::utf8(name) {
         let f = &mut visit.f;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, value)));
         visit.panic = result.err();

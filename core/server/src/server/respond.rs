@@ -56,7 +56,7 @@ pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<W
         ReplyBody::Stream(future, module) => Some((future, module)),
     };
     if status == 101 {
-        return switch(reply, out, handler).await;
+        return Box::pin(switch(reply, out, handler)).await;
     }
     let ended_well = match handler {
         None => true,
@@ -73,15 +73,19 @@ pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<W
     let written = out.flush(&mut wire.io).await.is_ok();
     if !written || !reusable {
         if written && (!wire.buf.is_empty() || !body.is_done()) {
-            linger(wire).await;
+            // Boxed: its read buffer would otherwise be part of every
+            // request's state, copied when that state is boxed.
+            Box::pin(linger(wire)).await;
         }
         return None;
     }
     if !body.is_done() {
-        let drained = tokio::time::timeout(
+        // Boxed, as a rare path: its timer would otherwise be part of
+        // every request's state.
+        let drained = Box::pin(tokio::time::timeout(
             Duration::from_secs(1),
             body.discard(&mut wire, DISCARD_LIMIT),
-        )
+        ))
         .await;
         if drained != Ok(true) {
             return None;

@@ -43,14 +43,14 @@ impl ListenerVhosts {
     }
 
     /// The vhost for a Host header value (port ignored, case-insensitive).
-    pub fn select(&self, host: Option<&str>) -> &VhostEntry {
-        if let Some(host) = host {
+    pub fn select(&self, host: Option<&[u8]>) -> &VhostEntry {
+        if let (Some(host), [_, _, ..]) = (host, &self.entries[..]) {
             let name = strip_port(host);
-            if let Some(e) = self
-                .entries
-                .iter()
-                .find(|e| e.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-            {
+            if let Some(e) = self.entries.iter().find(|e| {
+                e.names
+                    .iter()
+                    .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            }) {
                 return e;
             }
         }
@@ -58,11 +58,14 @@ impl ListenerVhosts {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map(|h| &h[1..]).unwrap_or(host);
+fn strip_port(host: &[u8]) -> &[u8] {
+    if let Some(bracketed) = host.strip_prefix(b"[") {
+        return bracketed.split(|&b| b == b']').next().unwrap_or(host);
     }
-    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
 }
 
 #[cfg(test)]
@@ -71,8 +74,8 @@ mod tests {
 
     #[test]
     fn host_headers_lose_their_port() {
-        assert_eq!(strip_port("example.com:8000"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:8000"), "::1");
+        assert_eq!(strip_port(b"example.com:8000"), b"example.com");
+        assert_eq!(strip_port(b"example.com"), b"example.com");
+        assert_eq!(strip_port(b"[::1]:8000"), b"::1");
     }
 }

@@ -55,7 +55,7 @@ impl<'a> HopFilter<'a> {
         let named = headers
             .into_iter()
             .filter(|(n, _)| eq_lower(n, "connection"))
-            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .filter_map(|(_, v)| modproxy_api::abi::utf8(v))
             .flat_map(connection_tokens)
             .collect();
         HopFilter { named }

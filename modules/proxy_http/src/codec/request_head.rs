@@ -184,8 +184,10 @@ fn check_token(s: &str, what: &str) -> Result<(), RequestHeadError> {
 }
 
 /// CR, LF or NUL in a value would end the line early: header injection.
+/// The same rule as for every field the core accepts (no control bytes
+/// but tab), checked a word at a time.
 fn check_value(v: &[u8], name: &str) -> Result<(), RequestHeadError> {
-    if v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+    if !modproxy_http1::fields::valid_value(v) {
         return Err(invalid(&format!("value of {name}")));
     }
     Ok(())

@@ -276,7 +276,7 @@ fn connection_header<'a>(
     let mut tokens = ConnectionTokens::default();
     let values = fields
         .filter(|(n, _)| eq_lower(n, "connection"))
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok());
+        .filter_map(|(_, v)| modproxy_api::abi::utf8(v));
     for token in values.flat_map(connection_tokens) {
         tokens.close |= eq_lower(token, "close");
         tokens.keep_alive |= eq_lower(token, "keep-alive");
@@ -328,7 +328,7 @@ pub fn response_framing<'a>(
         }
         seen_field = true;
         for part in v.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let n = parse_length(part).ok_or(HeadError::BadContentLength)?;
+            let n = modproxy_http1::parse_decimal(part).ok_or(HeadError::BadContentLength)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::BadContentLength);
             }
@@ -340,17 +340,6 @@ pub fn response_framing<'a>(
         None if seen_field => Err(HeadError::BadContentLength),
         None => Ok(ResponseFraming::CloseDelimited),
     }
-}
-
-/// Digits only: no sign, no spaces inside, no overflow.
-fn parse_length(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| {
-        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
-        acc.checked_mul(10)?.checked_add(u64::from(d))
-    })
 }
 
 #[cfg(test)]

@@ -84,9 +84,9 @@ pub static HOST_API: HostApi = HostApi {
 /// Valid UTF-8, the usual case, is borrowed after a plain validity check.
 fn text<'a>(s: AbiStr) -> std::borrow::Cow<'a, str> {
     let b = bytes(s);
-    match std::str::from_utf8(b) {
-        Ok(t) => std::borrow::Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(b),
+    match modproxy_api::abi::utf8(b) {
+        Some(t) => std::borrow::Cow::Borrowed(t),
+        None => String::from_utf8_lossy(b),
     }
 }
 fn bytes<'a>(s: AbiStr) -> &'a [u8] {
