@@ -48,8 +48,8 @@ impl Fields {
     /// checked both with [`valid_name`] and [`valid_value`].
     pub fn append(&mut self, name: &[u8], value: &[u8]) {
         let start = self.text.len() as u32;
-        self.text.extend_from_slice(name);
-        self.text[start as usize..].make_ascii_lowercase();
+        // Copied and lowered in one pass.
+        self.text.extend(name.iter().map(u8::to_ascii_lowercase));
         let name_end = self.text.len() as u32;
         self.text.extend_from_slice(value);
         self.entries.push(Entry {

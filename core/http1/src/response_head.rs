@@ -36,14 +36,39 @@ pub struct HeadFacts {
 /// connection must close after it.
 pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing, bool) {
     let status = facts.status;
-    let declared = fields
-        .get(b"content-length")
-        .and_then(|v| crate::parse_decimal(v.trim_ascii()));
+    status_line(out, status);
+    // One pass over the fields: those the core frames itself are noted,
+    // not copied (a 101's Connection and Upgrade are the switch itself).
+    let switching = status == 101;
+    let mut declared = None;
+    let mut seen_length = false;
+    let mut close = facts.close;
+    let mut has_date = false;
+    for (name, value) in fields.iter() {
+        let keep = match name {
+            b"content-length" => {
+                if !seen_length {
+                    seen_length = true;
+                    declared = crate::parse_decimal(value.trim_ascii());
+                }
+                false
+            }
+            b"connection" => {
+                close |= value.eq_ignore_ascii_case(b"close");
+                switching
+            }
+            b"transfer-encoding" | b"keep-alive" => switching,
+            b"date" => {
+                has_date = true;
+                true
+            }
+            _ => true,
+        };
+        if keep {
+            field(out, name, value);
+        }
+    }
     let no_body = status < 200 || status == 204 || status == 304;
-    let mut close = facts.close
-        || fields
-            .get_all(b"connection")
-            .any(|v| v.eq_ignore_ascii_case(b"close"));
     let (framing, length_field) = if no_body {
         // A 304 may give the length of the body it stands for, as HEAD
         // does; 1xx and 204 must not carry one.
@@ -58,24 +83,6 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
         close = true;
         (Framing::UntilClose, None)
     };
-
-    status_line(out, status);
-    let switching = status == 101;
-    for (name, value) in fields.iter() {
-        let ours = matches!(
-            name,
-            b"content-length" | b"transfer-encoding" | b"connection" | b"keep-alive"
-        );
-        // A 101's Connection and Upgrade fields are the switch itself.
-        let keep = if switching {
-            name != b"content-length"
-        } else {
-            !ours
-        };
-        if keep {
-            field(out, name, value);
-        }
-    }
     if !switching {
         if let Some(n) = length_field {
             let mut digits = [0u8; 20];
@@ -90,7 +97,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
             field(out, b"connection", b"keep-alive");
         }
     }
-    if !fields.contains(b"date") {
+    if !has_date {
         with_date(|date| field(out, b"date", date));
     }
     out.extend_from_slice(b"\r\n");

@@ -33,6 +33,9 @@ enum Piece {
 
 /// A typical response head fits: one allocation, no regrowth.
 const HEAD_CAPACITY: usize = 512;
+/// A body up to this size is copied behind its head rather than sent as
+/// a piece of its own.
+const MERGE_LIMIT: usize = 2048;
 
 impl Outbox {
     /// Room for the next head, to be built in `self.head`.
@@ -61,6 +64,12 @@ impl Outbox {
             return;
         }
         self.queued += data.len();
+        if !chunked && data.len() <= MERGE_LIMIT && self.only_head_queued() {
+            // A small body behind a head not yet sent joins it: one plain
+            // send instead of a two-piece writev.
+            self.head.extend_from_slice(&data);
+            return;
+        }
         if chunked {
             let (frame, n) = chunk_header(data.len() as u64);
             self.pieces.push_back(Piece::Frame(frame, n as u8));
@@ -69,6 +78,10 @@ impl Outbox {
         } else {
             self.pieces.push_back(Piece::Data(data));
         }
+    }
+
+    fn only_head_queued(&self) -> bool {
+        self.written == 0 && self.pieces.len() == 1 && matches!(self.pieces[0], Piece::Head)
     }
 
     /// Queues the end of a chunked body.
@@ -108,7 +121,13 @@ impl Outbox {
                 });
                 n += 1;
             }
-            let wrote = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            // One piece: a plain send, which the kernel takes for less.
+            let written = if n == 1 {
+                Pin::new(&mut *io).poll_write(cx, &slices[0])
+            } else {
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
+            };
+            let wrote = match written {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
                 }
