@@ -159,7 +159,7 @@ impl Cluster {
             method,
             method_name,
         } = &mut *guard;
-        table.expire_retries(Instant::now());
+        table.expire_retries(Instant::now);
         if self.policy.forcerecovery && table.force_recovery() {
             log(
                 Level::Warn,
@@ -207,7 +207,7 @@ impl Cluster {
         let mut guard = self.lock();
         let Some(failure) = guard
             .table
-            .report(&self.policy, i, code, outcome, Instant::now())
+            .report(&self.policy, i, code, outcome, Instant::now)
         else {
             return;
         };

@@ -64,7 +64,13 @@ impl fmt::Display for Failure {
 impl Table {
     /// Clears `IN_ERROR` on members whose `retry` has passed: the next
     /// request is the probe (Apache's `ap_proxy_retry_worker`).
-    pub fn expire_retries(&mut self, now: Instant) {
+    pub fn expire_retries(&mut self, now: impl FnOnce() -> Instant) {
+        // The clock is read only when some member is in error: most picks
+        // have nothing to expire.
+        if self.members.iter().all(|m| m.flags & flags::IN_ERROR == 0) {
+            return;
+        }
+        let now = now();
         for (m, meta) in self.members.iter_mut().zip(&mut self.meta) {
             // No time (configured `+E` without a start): due now, as in Apache.
             let expired = meta.error_since.is_none_or(|t| {
@@ -134,7 +140,7 @@ impl Table {
         i: usize,
         code: i32,
         outcome: &ExchangeOutcome,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Option<Failure> {
         let (m, meta) = (self.members.get_mut(i)?, self.meta.get_mut(i)?);
         m.busy = m.busy.saturating_sub(1);
@@ -155,7 +161,7 @@ impl Table {
             return None;
         }
         m.flags |= flags::IN_ERROR;
-        meta.error_since = Some(now);
+        meta.error_since = Some(now());
         meta.errors = meta.errors.saturating_add(1);
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -206,13 +212,13 @@ pub(crate) mod tests {
         t.meta[1].retry = Duration::ZERO;
         let failed = ExchangeOutcome::default();
         assert_eq!(
-            t.report(&policy(), 0, exchange::CONNECT_FAILED, &failed, t0),
+            t.report(&policy(), 0, exchange::CONNECT_FAILED, &failed, || t0),
             Some(Failure::ConnectFailed)
         );
-        t.report(&policy(), 1, exchange::CONNECT_FAILED, &failed, t0);
-        t.expire_retries(t0 + Duration::from_secs(59));
+        t.report(&policy(), 1, exchange::CONNECT_FAILED, &failed, || t0);
+        t.expire_retries(|| t0 + Duration::from_secs(59));
         assert_eq!((t.members[0].flags, t.members[1].flags), (IN_ERROR, 0));
-        t.expire_retries(t0 + Duration::from_secs(60));
+        t.expire_retries(|| t0 + Duration::from_secs(60));
         assert_eq!(t.members[0].flags, 0);
         assert_eq!(t.meta[0].error_since, None);
     }
@@ -220,7 +226,7 @@ pub(crate) mod tests {
     #[test]
     fn configured_in_error_without_a_time_is_probed_at_once() {
         let mut t = table(&[("a", IN_ERROR | STANDBY)]);
-        t.expire_retries(Instant::now());
+        t.expire_retries(Instant::now);
         assert_eq!(t.members[0].flags, STANDBY);
     }
 
@@ -245,11 +251,11 @@ pub(crate) mod tests {
             status,
         };
         assert_eq!(
-            t.report(&policy(), 0, exchange::OK, &answered(404), now),
+            t.report(&policy(), 0, exchange::OK, &answered(404), || now),
             None
         );
         assert_eq!(
-            t.report(&policy(), 0, exchange::OK, &answered(503), now),
+            t.report(&policy(), 0, exchange::OK, &answered(503), || now),
             Some(Failure::Status(503))
         );
         assert_eq!(t.members[0].flags, IN_ERROR);
@@ -258,12 +264,12 @@ pub(crate) mod tests {
             (20, 40)
         );
         assert_eq!(
-            t.report(&policy(), 1, exchange::CONNECT_FAILED, &answered(0), now),
+            t.report(&policy(), 1, exchange::CONNECT_FAILED, &answered(0), || now),
             None
         );
         assert_eq!(t.members[1].flags, IGNORE_ERRORS);
         assert_eq!(
-            t.report(&policy(), 1, exchange::TIMEOUT, &answered(0), now),
+            t.report(&policy(), 1, exchange::TIMEOUT, &answered(0), || now),
             None,
             "failontimeout is off"
         );
@@ -273,11 +279,11 @@ pub(crate) mod tests {
         };
         let mut t = table(&[("a", 0)]);
         assert_eq!(
-            t.report(&strict, 0, exchange::TIMEOUT, &answered(0), now),
+            t.report(&strict, 0, exchange::TIMEOUT, &answered(0), || now),
             Some(Failure::TimedOut)
         );
         assert_eq!(
-            t.report(&strict, 7, exchange::OK, &answered(200), now),
+            t.report(&strict, 7, exchange::OK, &answered(200), || now),
             None,
             "unknown member"
         );
@@ -292,14 +298,14 @@ pub(crate) mod tests {
             0,
             exchange::OK,
             &ExchangeOutcome::default(),
-            Instant::now(),
+            Instant::now,
         );
         t.report(
             &policy(),
             0,
             exchange::OK,
             &ExchangeOutcome::default(),
-            Instant::now(),
+            Instant::now,
         );
         assert_eq!(t.members[0].busy, 0);
     }

@@ -138,7 +138,7 @@ pub async fn run(
             } => {
                 outcome.status = status;
                 if reuse && reusable {
-                    pool.put(worker, b.into_idle(), limits, Instant::now());
+                    pool.put(worker, b.into_idle(), limits, Instant::now);
                 }
                 return (code, outcome);
             }
@@ -184,7 +184,7 @@ async fn connect(
 /// The newest pooled connection that is still open, if any.
 async fn take_live(pool: &Pool<Idle>, worker: &str, limits: Limits) -> Option<Idle> {
     loop {
-        let mut idle = pool.take(worker, limits, Instant::now())?;
+        let mut idle = pool.take(worker, limits, Instant::now)?;
         if !looks_closed(&mut idle.conn).await {
             return Some(idle);
         }

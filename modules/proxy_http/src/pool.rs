@@ -18,8 +18,12 @@ pub struct Limits {
     pub max_idle: usize,
 }
 
+/// Per worker, oldest first: each connection and when it went idle (no
+/// time when there is no `ttl` to check it against).
+type IdleLists<C> = ConfigMap<String, Vec<(C, Option<Instant>)>>;
+
 pub struct Pool<C> {
-    idle: Mutex<ConfigMap<String, Vec<(C, Instant)>>>,
+    idle: Mutex<IdleLists<C>>,
 }
 
 impl<C> Default for Pool<C> {
@@ -33,13 +37,15 @@ impl<C> Default for Pool<C> {
 impl<C> Pool<C> {
     /// A poisoned lock only means another request panicked while holding
     /// it; the map itself is still consistent, so keep serving.
-    fn lock(&self) -> MutexGuard<'_, ConfigMap<String, Vec<(C, Instant)>>> {
+    fn lock(&self) -> MutexGuard<'_, IdleLists<C>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The newest idle connection for `worker` that has not outlived `ttl`.
-    /// Expired ones are closed on the way (outside the lock).
-    pub fn take(&self, worker: &str, limits: Limits, now: Instant) -> Option<C> {
+    /// Expired ones are closed on the way (outside the lock). The clock is
+    /// read only when there is a `ttl` to check.
+    pub fn take(&self, worker: &str, limits: Limits, now: impl FnOnce() -> Instant) -> Option<C> {
+        let now = limits.ttl.map(|_| now());
         let (found, expired) = {
             let mut map = self.lock();
             let list = map.get_mut(worker)?;
@@ -51,10 +57,11 @@ impl<C> Pool<C> {
     }
 
     /// Keeps `conn` for reuse, closing the oldest beyond `max_idle`.
-    pub fn put(&self, worker: &str, conn: C, limits: Limits, now: Instant) {
+    pub fn put(&self, worker: &str, conn: C, limits: Limits, now: impl FnOnce() -> Instant) {
         if limits.max_idle == 0 {
             return;
         }
+        let now = limits.ttl.map(|_| now());
         let evicted = {
             let mut map = self.lock();
             // Look up by &str: the key is allocated once per worker.
@@ -89,12 +96,19 @@ impl<C> Pool<C> {
 }
 
 /// Removes the connections idle for longer than `ttl`. The list is ordered
-/// oldest first, so they form a prefix.
-fn take_expired<C>(list: &mut Vec<(C, Instant)>, ttl: Option<Duration>, now: Instant) -> Vec<C> {
-    let Some(ttl) = ttl else { return Vec::new() };
+/// oldest first, so they form a prefix. A connection put without a time
+/// (there was no `ttl` then) counts as fresh.
+fn take_expired<C>(
+    list: &mut Vec<(C, Option<Instant>)>,
+    ttl: Option<Duration>,
+    now: Option<Instant>,
+) -> Vec<C> {
+    let (Some(ttl), Some(now)) = (ttl, now) else {
+        return Vec::new();
+    };
     let keep_from = list
         .iter()
-        .position(|(_, since)| now.saturating_duration_since(*since) <= ttl);
+        .position(|(_, since)| since.is_none_or(|s| now.saturating_duration_since(s) <= ttl));
     let n = keep_from.unwrap_or(list.len());
     list.drain(..n).map(|(c, _)| c).collect()
 }
@@ -116,14 +130,14 @@ mod tests {
     fn newest_first_and_per_worker() {
         let pool = Pool::default();
         let t0 = Instant::now();
-        pool.put("a", 1, limits(0, 8), t0);
-        pool.put("a", 2, limits(0, 8), t0);
-        pool.put("b", 3, limits(0, 8), t0);
-        assert_eq!(pool.take("a", limits(0, 8), t0), Some(2));
-        assert_eq!(pool.take("a", limits(0, 8), t0), Some(1));
-        assert_eq!(pool.take("a", limits(0, 8), t0), None);
-        assert_eq!(pool.take("c", limits(0, 8), t0), None);
-        assert_eq!(pool.take("b", limits(0, 8), t0), Some(3));
+        pool.put("a", 1, limits(0, 8), || t0);
+        pool.put("a", 2, limits(0, 8), || t0);
+        pool.put("b", 3, limits(0, 8), || t0);
+        assert_eq!(pool.take("a", limits(0, 8), || t0), Some(2));
+        assert_eq!(pool.take("a", limits(0, 8), || t0), Some(1));
+        assert_eq!(pool.take("a", limits(0, 8), || t0), None);
+        assert_eq!(pool.take("c", limits(0, 8), || t0), None);
+        assert_eq!(pool.take("b", limits(0, 8), || t0), Some(3));
     }
 
     #[test]
@@ -131,12 +145,12 @@ mod tests {
         let pool = Pool::default();
         let t0 = Instant::now();
         for c in 1..=4 {
-            pool.put("a", c, limits(0, 2), t0);
+            pool.put("a", c, limits(0, 2), || t0);
         }
         assert_eq!(pool.idle("a"), 2);
-        assert_eq!(pool.take("a", limits(0, 2), t0), Some(4));
-        assert_eq!(pool.take("a", limits(0, 2), t0), Some(3));
-        pool.put("a", 5, limits(0, 0), t0);
+        assert_eq!(pool.take("a", limits(0, 2), || t0), Some(4));
+        assert_eq!(pool.take("a", limits(0, 2), || t0), Some(3));
+        pool.put("a", 5, limits(0, 0), || t0);
         assert_eq!(pool.idle("a"), 0);
     }
 
@@ -144,17 +158,17 @@ mod tests {
     fn ttl_discards_only_old_ones() {
         let pool = Pool::default();
         let t0 = Instant::now();
-        pool.put("a", 1, limits(100, 8), t0);
-        pool.put("a", 2, limits(100, 8), t0 + MS * 50);
+        pool.put("a", 1, limits(100, 8), || t0);
+        pool.put("a", 2, limits(100, 8), || t0 + MS * 50);
         // At 120 ms the first is 120 ms idle (gone), the second 70 ms (kept).
-        assert_eq!(pool.take("a", limits(100, 8), t0 + MS * 120), Some(2));
+        assert_eq!(pool.take("a", limits(100, 8), || t0 + MS * 120), Some(2));
         assert_eq!(pool.idle("a"), 0);
-        pool.put("a", 3, limits(100, 8), t0);
-        assert_eq!(pool.take("a", limits(100, 8), t0 + MS * 101), None);
+        pool.put("a", 3, limits(100, 8), || t0);
+        assert_eq!(pool.take("a", limits(100, 8), || t0 + MS * 101), None);
         // ttl 0 means keep forever.
-        pool.put("a", 4, limits(0, 8), t0);
+        pool.put("a", 4, limits(0, 8), || t0);
         assert_eq!(
-            pool.take("a", limits(0, 8), t0 + Duration::from_secs(3600)),
+            pool.take("a", limits(0, 8), || t0 + Duration::from_secs(3600)),
             Some(4)
         );
     }
