@@ -42,6 +42,9 @@ pub async fn serve(
     held: Held,
 ) {
     let mut wire = Wire::new(io);
+    if let ClientIo::Tcp(tcp) = &wire.io {
+        read_arrived(tcp, &mut wire.buf);
+    }
     let mut out = Outbox::default();
     // One timer for the connection's life, moved for each wait rather
     // than made anew.
@@ -102,19 +105,10 @@ async fn next_head(
     shared: &Shared,
 ) -> Next {
     let limits = &shared.limits;
-    let now = Instant::now();
-    let deadline = now + limits.keepalive;
     let parkable = wire.io.plain().is_some() && idle::available();
-    // One timer, and no watch on the stop signal per connection: the
-    // timer fires at checkpoints (after PARK_AFTER for a connection that
-    // may park, every STOP_CHECK otherwise), where an idle connection
-    // parks or, if the server is stopping, closes; last at the deadline.
-    let first = if parkable {
-        idle::PARK_AFTER
-    } else {
-        STOP_CHECK
-    };
-    timer.as_mut().reset((now + first).min(deadline));
+    // Set when the first wait begins: a head already in the buffer (a
+    // pipelined request, or one read on accept) needs no timer at all.
+    let mut deadline = None;
     loop {
         if !wire.buf.is_empty() {
             match request_head::parse(&wire.buf, limits.max_headers) {
@@ -129,6 +123,8 @@ async fn next_head(
                 Err(refusal) => return Next::Refused(refusal),
             }
         }
+        let deadline =
+            *deadline.get_or_insert_with(|| arm(timer.as_mut(), limits.keepalive, parkable));
         let idle = wire.buf.is_empty();
         if idle {
             // Nothing of a request yet: hold no buffer while waiting.
@@ -167,6 +163,34 @@ async fn next_head(
             Ok(_) => {}
         }
     }
+}
+
+/// Starts the wait for a head; returns its deadline. One timer, and no
+/// watch on the stop signal per connection: the timer fires at
+/// checkpoints (after PARK_AFTER for a connection that may park, every
+/// STOP_CHECK otherwise), where an idle connection parks or, if the
+/// server is stopping, closes; last at the deadline.
+fn arm(timer: Pin<&mut tokio::time::Sleep>, keepalive: Duration, parkable: bool) -> Instant {
+    let now = Instant::now();
+    let deadline = now + keepalive;
+    let first = if parkable {
+        idle::PARK_AFTER
+    } else {
+        STOP_CHECK
+    };
+    timer.reset((now + first).min(deadline));
+    deadline
+}
+
+/// Reads what a new connection has already sent. By the time a
+/// connection is accepted its request has usually arrived; reading it at
+/// once saves a round through the reactor (and the head timer) before
+/// the first request. Nothing there yet, or an error: the normal wait
+/// that follows finds out.
+fn read_arrived(tcp: &tokio::net::TcpStream, buf: &mut BytesMut) {
+    buf.resize(HEAD_READ, 0);
+    let read = std::io::Read::read(&mut &*socket2::SockRef::from(tcp), buf);
+    buf.truncate(read.unwrap_or(0));
 }
 
 /// The head timer fired: at the keep-alive deadline the wait is over
