@@ -66,8 +66,24 @@ fn echo(tcp: TcpStream, record: Seen) {
     }
 }
 
-/// A WebSocket client through 127.0.0.1:`port` to `path`.
+/// A WebSocket client through 127.0.0.1:`port` to `path`. A handshake
+/// whose read was interrupted by a signal (EINTR, seen once in a full
+/// parallel run, on the client's side) is tried again on a new connection.
 pub fn connect(port: u16, path: &str) -> Result<Client, tungstenite::Error> {
+    let mut tries = 0;
+    loop {
+        match connect_once(port, path) {
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::Interrupted && tries < 3 =>
+            {
+                tries += 1
+            }
+            other => return other,
+        }
+    }
+}
+
+fn connect_once(port: u16, path: &str) -> Result<Client, tungstenite::Error> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(tungstenite::Error::Io)?;
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let url = format!("ws://127.0.0.1:{port}{path}");

@@ -71,14 +71,12 @@ pub async fn serve(
             // of every connection's task.
             Next::Refused(refusal) => return Box::pin(refuse(wire, refusal)).await,
         };
-        // Boxed: a request's state is large, and a connection's task
-        // should not carry that space while it waits for the next one.
-        let exchange = Box::pin(async {
-            let reply = pipeline::serve(&site, &conn, head, wire).await;
-            let closing = *shared.stop.borrow();
-            send(reply, &mut out, closing).await
-        });
-        match exchange.await {
+        // Not boxed: the task's future is boxed once per connection, and
+        // a connection idle for long leaves its task for the idle lot, so
+        // the request's state costs no memory while a client thinks.
+        let reply = pipeline::serve(&site, &conn, head, wire).await;
+        let closing = *shared.stop.borrow();
+        match send(reply, &mut out, closing).await {
             Some(w) => wire = w,
             None => return,
         }
