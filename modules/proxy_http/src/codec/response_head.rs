@@ -224,20 +224,33 @@ pub fn parse_response_head(
         });
     }
     let mut headers = HeaderList::with_capacity(resp.headers.len(), consumed);
+    // Which framing fields are present, found while copying: the passes
+    // below run only over what is there.
+    let (mut has_te, mut has_connection) = (false, false);
     for h in resp.headers.iter() {
         if h.name.len() + 2 + h.value.len() > max_field_size {
             return Err(HeadError::HeaderTooLarge {
                 limit: max_field_size,
             });
         }
-        headers.push(h.name, h.value, is_hop_by_hop(h.name));
+        let hop = is_hop_by_hop(h.name);
+        if hop {
+            has_te |= eq_lower(h.name, "transfer-encoding");
+            has_connection |= eq_lower(h.name, "connection");
+        }
+        headers.push(h.name, h.value, hop);
     }
     let fields = resp.headers.iter().map(|h| (h.name, h.value));
-    let framing = response_framing(request_method_is_head, status, fields.clone())?;
-    let conn = connection_header(&mut headers, fields.clone());
-    let has_te = fields
-        .clone()
-        .any(|(n, _)| eq_lower(n, "transfer-encoding"));
+    let framing = if has_te {
+        response_framing(request_method_is_head, status, fields.clone())?
+    } else {
+        length_framing(request_method_is_head, status, fields.clone())?
+    };
+    let conn = if has_connection {
+        connection_header(&mut headers, fields.clone())
+    } else {
+        ConnectionTokens::default()
+    };
     if has_te {
         // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length and an
         // intermediary must remove the latter before forwarding. Such a
@@ -296,7 +309,7 @@ pub fn response_framing<'a>(
     status: u16,
     headers: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Result<ResponseFraming, HeadError> {
-    if request_method_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+    if no_body(request_method_is_head, status) {
         return Ok(ResponseFraming::NoBody);
     }
     // Counted, not collected: no allocation for the common response.
@@ -319,6 +332,23 @@ pub fn response_framing<'a>(
             1 => Ok(ResponseFraming::CloseDelimited),
             _ => Err(HeadError::BadTransferEncoding),
         };
+    }
+    length_framing(request_method_is_head, status, headers)
+}
+
+fn no_body(request_method_is_head: bool, status: u16) -> bool {
+    request_method_is_head || (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// [`response_framing`] for a head without Transfer-Encoding: the body is
+/// as long as Content-Length says, or runs until close.
+fn length_framing<'a>(
+    request_method_is_head: bool,
+    status: u16,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<ResponseFraming, HeadError> {
+    if no_body(request_method_is_head, status) {
+        return Ok(ResponseFraming::NoBody);
     }
     let mut length = None;
     let mut seen_field = false;
