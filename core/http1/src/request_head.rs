@@ -6,6 +6,11 @@
 use crate::fields::{Fields, Span};
 use std::mem::MaybeUninit;
 
+/// Room left in a head's arena for text its user stores after parsing
+/// (the server keeps a request's notes there), so that needs no second
+/// allocation.
+pub const ARENA_SPARE: usize = 256;
+
 /// At most this many fields are parsed on the stack; a configured limit
 /// above it costs a heap array per head.
 const STACK_FIELDS: usize = 128;
@@ -134,7 +139,10 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
         .iter()
         .map(|h| h.name.len() + h.value.len())
         .sum();
-    let mut fields = Fields::with_capacity(size + target.len() + 16, req.headers.len() + 4);
+    let mut fields = Fields::with_capacity(
+        size + target.len() + 16 + ARENA_SPARE,
+        req.headers.len() + 4,
+    );
     for h in req.headers.iter() {
         if !crate::fields::valid_value(h.value) {
             return Err(refuse(400, "control byte in a header value"));

@@ -3,7 +3,7 @@
 //! can read or change lives here, so accessors can lend borrowed slices.
 
 use crate::http::client_io::{Upgraded, Wire};
-use crate::http::fields::Fields;
+use crate::http::fields::{Fields, Span};
 use crate::http::request_body::RequestBody;
 use crate::http::request_head::RequestHead;
 use bytes::Bytes;
@@ -108,35 +108,52 @@ pub enum UpgradeSlot {
     Ready(Upgraded),
 }
 
-/// Per-request notes (Apache's `r->notes`) kept in one buffer, so a
-/// request with a few notes costs one allocation, not two per note. A
-/// changed note is appended again; the newest entry wins. Notes are bytes
-/// to the host: modules that read them as text check them themselves.
+/// Per-request notes (Apache's `r->notes`). Their bytes go into the
+/// request head's arena, which is made with room for them, so a request
+/// with a few notes allocates nothing for them. A changed note is
+/// appended again; the newest entry wins. Notes are bytes to the host:
+/// modules that read them as text check them themselves.
 #[derive(Default)]
 pub struct Notes {
-    text: Vec<u8>,
-    /// (key start, key end, value end) in `text`, oldest first.
-    entries: Vec<(u32, u32, u32)>,
+    /// Oldest first; past INLINE_NOTES, the rest in `more`.
+    inline: [NoteEntry; INLINE_NOTES],
+    count: usize,
+    more: Vec<NoteEntry>,
+}
+
+/// A request sets a few notes (proxy sets two): room for them costs no
+/// allocation.
+const INLINE_NOTES: usize = 6;
+
+/// A key and its value, as spans of the request head's arena.
+#[derive(Default)]
+struct NoteEntry {
+    key: Span,
+    value: Span,
 }
 
 impl Notes {
-    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries
+    pub fn get<'a>(&self, arena: &'a Fields, key: &[u8]) -> Option<&'a [u8]> {
+        let inline = &self.inline[..self.count];
+        inline
             .iter()
+            .chain(&self.more)
             .rev()
-            .find(|(k, ke, _)| &self.text[*k as usize..*ke as usize] == key)
-            .map(|(_, ke, ve)| &self.text[*ke as usize..*ve as usize])
+            .find(|e| arena.text(&e.key) == key)
+            .map(|e| arena.text(&e.value))
     }
-    pub fn set(&mut self, key: &[u8], value: &[u8]) {
-        if self.entries.is_empty() {
-            self.text.reserve(128);
-            self.entries.reserve(4);
+    pub fn set(&mut self, arena: &mut Fields, key: &[u8], value: &[u8]) {
+        let entry = NoteEntry {
+            key: arena.store(key),
+            value: arena.store(value),
+        };
+        match self.inline.get_mut(self.count) {
+            Some(slot) => {
+                *slot = entry;
+                self.count += 1;
+            }
+            None => self.more.push(entry),
         }
-        let k = self.text.len() as u32;
-        self.text.extend_from_slice(key);
-        let ke = self.text.len() as u32;
-        self.text.extend_from_slice(value);
-        self.entries.push((k, ke, self.text.len() as u32));
     }
 }
 

@@ -58,7 +58,7 @@ pub enum ReplyBody {
 }
 
 pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, head: RequestHead, wire: Wire) -> Reply {
-    let vhost = site.vhosts.select(head.host());
+    let vhost = site.vhosts.select(|| head.host());
     let refusal = refuse_early(&head, &site.limits);
     let ctx = RequestCtx {
         vhost: vhost.index,

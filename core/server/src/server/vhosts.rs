@@ -42,9 +42,13 @@ impl ListenerVhosts {
         ListenerVhosts { entries }
     }
 
-    /// The vhost for a Host header value (port ignored, case-insensitive).
-    pub fn select(&self, host: Option<&[u8]>) -> &VhostEntry {
-        if let (Some(host), [_, _, ..]) = (host, &self.entries[..]) {
+    /// The vhost for a Host header value (port ignored, case-insensitive),
+    /// looked up only when the listener has more than one.
+    pub fn select<'a>(&self, host: impl FnOnce() -> Option<&'a [u8]>) -> &VhostEntry {
+        if self.entries.len() < 2 {
+            return &self.entries[0];
+        }
+        if let Some(host) = host() {
             let name = strip_port(host);
             if let Some(e) = self.entries.iter().find(|e| {
                 e.names

@@ -96,7 +96,8 @@ pub(super) extern "C" fn header_change(
 }
 
 pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool {
-    match req(raw).notes.get(bytes(key)) {
+    let req = req(raw);
+    match req.notes.get(&req.head.fields, bytes(key)) {
         Some(v) => {
             // SAFETY: `out` is writable, owned by the caller.
             unsafe { out.write(AbiStr::new(v)) };
@@ -107,7 +108,9 @@ pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiSt
 }
 
 pub(super) extern "C" fn note_set(raw: *mut c_void, key: AbiStr, value: AbiStr) {
-    req(raw).notes.set(bytes(key), bytes(value));
+    let req = req(raw);
+    req.notes
+        .set(&mut req.head.fields, bytes(key), bytes(value));
 }
 
 pub(super) extern "C" fn status_get(raw: *mut c_void) -> u16 {
