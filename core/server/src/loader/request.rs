@@ -15,11 +15,12 @@ use std::sync::Arc;
 /// Facts about the connection a request arrived on.
 pub struct ConnInfo {
     pub client: SocketAddr,
-    /// `ip:port`, which proxy_http puts in X-Forwarded-For on every request.
-    pub client_text: String,
+    /// `ip:port`, which proxy_http puts in X-Forwarded-For on every request
+    /// (bytes: modules get it as bytes anyway).
+    pub client_text: Vec<u8>,
     local: SocketAddr,
     /// Made when a module first asks: few do.
-    local_text: std::sync::OnceLock<String>,
+    local_text: std::sync::OnceLock<Vec<u8>>,
     pub scheme: &'static str,
 }
 
@@ -34,7 +35,7 @@ impl ConnInfo {
         }
     }
 
-    pub fn local_text(&self) -> &str {
+    pub fn local_text(&self) -> &[u8] {
         self.local_text.get_or_init(|| addr_text(self.local))
     }
 }
@@ -42,9 +43,9 @@ impl ConnInfo {
 /// `ip:port`. An IPv4 address is written digit by digit into bytes:
 /// `Display` goes through the formatting machinery, about 1.5 k
 /// instructions per address, on every new connection.
-fn addr_text(addr: SocketAddr) -> String {
+fn addr_text(addr: SocketAddr) -> Vec<u8> {
     let SocketAddr::V4(v4) = addr else {
-        return addr.to_string();
+        return addr.to_string().into_bytes();
     };
     let mut text = Vec::with_capacity(21);
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
@@ -62,8 +63,7 @@ fn addr_text(addr: SocketAddr) -> String {
     text.push(b':');
     let mut digits = [0u8; 20];
     text.extend_from_slice(modproxy_http1::decimal(u64::from(v4.port()), &mut digits));
-    // Digits, dots and a colon: always UTF-8.
-    String::from_utf8(text).unwrap_or_default()
+    text
 }
 
 /// One request, as modules see it.
@@ -212,7 +212,7 @@ mod tests {
             "[::1]:443",
         ] {
             let parsed: std::net::SocketAddr = addr.parse().unwrap();
-            assert_eq!(super::addr_text(parsed), addr);
+            assert_eq!(super::addr_text(parsed), addr.as_bytes());
         }
     }
 }
