@@ -69,9 +69,10 @@ impl AbiStr {
         // SAFETY: forwarded to the caller.
         utf8(unsafe { self.as_bytes() }).unwrap_or("")
     }
-    /// Lossless when the bytes are UTF-8, replacement characters otherwise:
-    /// the one place host bytes become `&str`, so no shim calls
-    /// `from_utf8_unchecked` on foreign data.
+    /// Lossless when the bytes are UTF-8, replacement characters otherwise.
+    /// Foreign bytes become `&str` only here, in [`AbiStr::as_str`] and in
+    /// [`utf8`], which validates them first: no shim calls
+    /// `from_utf8_unchecked` on bytes it has not checked.
     ///
     /// # Safety
     /// As [`AbiStr::as_bytes`].

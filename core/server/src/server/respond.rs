@@ -73,15 +73,15 @@ pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<W
     let written = out.flush(&mut wire.io).await.is_ok();
     if !written || !reusable {
         if written && (!wire.buf.is_empty() || !body.is_done()) {
-            // Boxed: its read buffer would otherwise be part of every
-            // request's state, copied when that state is boxed.
+            // Boxed: its 4 KiB read buffer would otherwise be part of
+            // every connection's task.
             Box::pin(linger(wire)).await;
         }
         return None;
     }
     if !body.is_done() {
         // Boxed, as a rare path: its timer would otherwise be part of
-        // every request's state.
+        // every connection's task.
         let drained = Box::pin(tokio::time::timeout(
             Duration::from_secs(1),
             body.discard(&mut wire, DISCARD_LIMIT),
