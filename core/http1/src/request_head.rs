@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 /// Room left in a head's arena for text its user stores after parsing
 /// (the server keeps a request's notes there), so that needs no second
 /// allocation.
-pub const ARENA_SPARE: usize = 256;
+const ARENA_SPARE: usize = 256;
 
 /// At most this many fields are parsed on the stack; a configured limit
 /// above it costs a heap array per head.
@@ -83,11 +83,9 @@ impl RequestHead {
     /// The host the request is for: its `Host` field, or the authority of
     /// an absolute-form target.
     pub fn host(&self) -> Option<&[u8]> {
-        match self.fields.get(b"host") {
-            Some(h) => Some(h),
-            None if !self.authority.is_empty() => Some(self.fields.text(&self.authority)),
-            None => None,
-        }
+        self.fields
+            .get(b"host")
+            .or_else(|| (!self.authority.is_empty()).then(|| self.fields.text(&self.authority)))
     }
     /// The target's length as sent: what LimitRequestLine counts.
     pub fn target_len(&self) -> usize {
