@@ -116,25 +116,35 @@ where
         ("X-Forwarded-Proto", fwd.map(|f| f.proto.as_bytes())),
         ("Via", head.via.map(str::as_bytes)),
     ];
-    let merged = |name: &str| {
-        ours.iter()
-            .any(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name))
-    };
-
+    // Which of ours the client sent too: those fields are merged into
+    // ours below rather than copied here.
+    let mut client_sent = [false; 5];
     for (name, value) in head.headers.clone() {
-        if passes(name) && !merged(name) {
-            check_token(name, "header name")?;
-            put(out, name, value)?;
+        if !passes(name) {
+            continue;
+        }
+        let merged = ours
+            .iter()
+            .position(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name));
+        match merged {
+            Some(i) => client_sent[i] = true,
+            None => {
+                check_token(name, "header name")?;
+                put(out, name, value)?;
+            }
         }
     }
     // Added only now, after filtering: Connection cannot name them away
     // (CVE-2022-31813), but a client value dropped by Connection stays dropped.
-    for (name, value) in ours {
+    for ((name, value), client_sent) in ours.into_iter().zip(client_sent) {
         let Some(value) = value else { continue };
         check_value(value, name)?;
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        for (n, v) in head.headers.clone() {
+        // The client's values first, in order (looked for only when it
+        // sent some).
+        let client_values = head.headers.clone().into_iter();
+        for (n, v) in client_values.take_while(|_| client_sent) {
             if n.eq_ignore_ascii_case(name) && passes(n) {
                 check_value(v, name)?;
                 out.extend_from_slice(v);
@@ -174,10 +184,10 @@ fn invalid(what: &str) -> RequestHeadError {
     }
 }
 
-/// RFC 9110 token: the only bytes allowed in a method or header name.
+/// RFC 9110 token: the only bytes allowed in a method or header name
+/// (the core's byte table: one load per byte).
 fn check_token(s: &str, what: &str) -> Result<(), RequestHeadError> {
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if s.is_empty() || !s.bytes().all(tchar) {
+    if !modproxy_http1::fields::valid_name(s.as_bytes()) {
         return Err(invalid(what));
     }
     Ok(())
