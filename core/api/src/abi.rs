@@ -305,6 +305,25 @@ pub mod field {
 
 pub type HeaderVisitor = extern "C" fn(ud: *mut c_void, name: AbiStr, value: AbiStr);
 
+/// One field of an [`AbiFieldList`]: byte offsets into its text, the name
+/// from `start` to `name_end`, the value from there to `end`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AbiFieldSpan {
+    pub start: u32,
+    pub name_end: u32,
+    pub end: u32,
+}
+
+/// A request's fields lent whole (names in lower case, in order).
+/// OWNERSHIP: borrowed; valid until the request changes.
+#[repr(C)]
+pub struct AbiFieldList {
+    pub text: AbiStr,
+    pub spans: *const AbiFieldSpan,
+    pub count: usize,
+}
+
 /// Services the host gives modules: the runtime (spawn, timers, TCP), the
 /// request accessors and registration. A module never calls tokio itself:
 /// its own copy of tokio has no reactor (DESIGN.md, fact 1).
@@ -425,6 +444,11 @@ pub struct HostApi {
     /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
     /// did not ask for an upgrade or the head sent was not a 101.
     pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
+
+    // --- appended later ---
+    /// Lends a header map whole: one call instead of a visitor callback
+    /// per field.
+    pub headers_lend: extern "C" fn(req: *mut c_void, map: u32, out: *mut AbiFieldList),
 }
 
 /// Flags of [`HostApi::tls_connect_new`].
@@ -479,6 +503,8 @@ const fn layout_hash() -> u64 {
         size_of::<AbiSection>(),
         offset_of!(AbiSection, toml),
         size_of::<AbiProvider>(),
+        size_of::<AbiFieldSpan>(),
+        size_of::<AbiFieldList>(),
         size_of::<HostApi>(),
         offset_of!(HostApi, response_start),
         offset_of!(HostApi, conn_drop),

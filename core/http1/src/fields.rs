@@ -14,11 +14,15 @@ pub struct Fields {
     entries: Vec<Entry>,
 }
 
+/// A field's byte offsets in the arena: the name from `start` to
+/// `name_end`, the value from there to `end`. `repr(C)`: the server lends
+/// these to modules as they are (`modproxy_api::abi::AbiFieldSpan`).
+#[repr(C)]
 #[derive(Clone, Copy)]
-struct Entry {
-    start: u32,
-    name_end: u32,
-    end: u32,
+pub struct Entry {
+    pub start: u32,
+    pub name_end: u32,
+    pub end: u32,
 }
 
 /// A span of the arena holding text that is not a field (the request
@@ -88,6 +92,11 @@ impl Fields {
 
     pub fn contains(&self, name: &[u8]) -> bool {
         self.get(name).is_some()
+    }
+
+    /// The arena and the fields' offsets in it, to lend both at once.
+    pub fn raw_parts(&self) -> (&[u8], &[Entry]) {
+        (&self.text, &self.entries)
     }
 
     /// (name, value) in order; names in lower case.

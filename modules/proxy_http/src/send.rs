@@ -9,10 +9,9 @@ use crate::codec::{
 use crate::target::Target;
 use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
+use modproxy_api::sdk::FieldList;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
-use std::cell::RefCell;
-use std::ops::Range;
 
 /// What the exchange needs to know about the request, decided up front.
 pub struct Plan {
@@ -31,17 +30,13 @@ pub struct Plan {
 
 /// Builds the plan; `Err` is a log line (the client's request is at fault).
 pub fn plan(req: &Request, target: &Target<'_>, flags: u32, close: bool) -> Result<Plan, String> {
-    SCRATCH.with_borrow_mut(|headers| {
-        headers.collect(req);
-        let plan = build(req, headers, target, flags, close);
-        headers.release();
-        plan
-    })
+    let headers = ClientHeaders::of(req.headers(Headers::Request));
+    build(req, &headers, target, flags, close)
 }
 
 fn build(
     req: &Request,
-    headers: &ClientHeaders,
+    headers: &ClientHeaders<'_>,
     target: &Target<'_>,
     flags: u32,
     close: bool,
@@ -97,13 +92,7 @@ fn build(
     })
 }
 
-thread_local! {
-    /// The client's headers while a plan is built, reused from request to
-    /// request on this thread: `plan` never awaits, so one suffices.
-    static SCRATCH: RefCell<ClientHeaders> = RefCell::new(ClientHeaders::default());
-}
-
-/// The headers `plan` reads itself, found while copying them all.
+/// The headers `plan` reads itself, found in one pass over them all.
 #[derive(Clone, Copy)]
 enum Known {
     TransferEncoding,
@@ -116,7 +105,7 @@ enum Known {
 impl Known {
     const COUNT: usize = 5;
 
-    /// Any case, as `Request::header` matches (`for_each_header` gives
+    /// Any case, as `Request::header` matches (`Request::headers` gives
     /// names lower-case, but that is the host's to keep).
     fn of(name: &str) -> Option<Known> {
         let (known, wanted) = match name.len() {
@@ -131,61 +120,31 @@ impl Known {
     }
 }
 
-/// The client's headers copied into two buffers: `for_each_header` lends
-/// them only for the duration of each callback, and one arena beats a
-/// `String` pair per header.
-#[derive(Default)]
-struct ClientHeaders {
-    names: String,
-    values: Vec<u8>,
-    index: Vec<(Range<usize>, Range<usize>)>,
-    /// The first field of each [`Known`] header, as an `index` position.
-    known: [Option<usize>; Known::COUNT],
+/// The client's headers as the core lends them, with the first value of
+/// each [`Known`] one found in a single pass.
+struct ClientHeaders<'a> {
+    list: FieldList<'a>,
+    known: [Option<&'a [u8]>; Known::COUNT],
 }
 
-/// Beyond these, a scratch buffer that grew for one large request is freed.
-const KEEP_NAMES: usize = 4 * 1024;
-const KEEP_VALUES: usize = 16 * 1024;
-
-impl ClientHeaders {
-    fn collect(&mut self, req: &Request) {
-        self.names.clear();
-        self.values.clear();
-        self.index.clear();
-        self.known = [None; Known::COUNT];
-        req.for_each_header(Headers::Request, |name, value| {
-            let n = self.names.len()..self.names.len() + name.len();
-            let v = self.values.len()..self.values.len() + value.len();
-            self.names.push_str(name);
-            self.values.extend_from_slice(value);
+impl<'a> ClientHeaders<'a> {
+    fn of(list: FieldList<'a>) -> ClientHeaders<'a> {
+        let mut known = [None; Known::COUNT];
+        for (name, value) in list.iter() {
             if let Some(k) = Known::of(name) {
-                self.known[k as usize].get_or_insert(self.index.len());
+                known[k as usize].get_or_insert(value);
             }
-            self.index.push((n, v));
-        });
-    }
-
-    /// Frees what one unusually large request made the buffers grow to.
-    fn release(&mut self) {
-        if self.names.capacity() > KEEP_NAMES || self.values.capacity() > KEEP_VALUES {
-            *self = ClientHeaders::default();
         }
+        ClientHeaders { list, known }
     }
 
     /// The first value of header `k`, as `Request::header` would give it.
-    fn first(&self, k: Known) -> Option<&[u8]> {
-        let i = self.known[k as usize]?;
-        let (_, v) = self.index.get(i)?;
-        self.values.get(v.clone())
+    fn first(&self, k: Known) -> Option<&'a [u8]> {
+        self.known[k as usize]
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
-        self.index.iter().map(|(n, v)| {
-            (
-                self.names.get(n.clone()).unwrap_or(""),
-                self.values.get(v.clone()).unwrap_or(b""),
-            )
-        })
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
+        self.list.iter()
     }
 }
 

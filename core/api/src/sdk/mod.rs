@@ -10,7 +10,7 @@ pub mod request;
 
 pub use host::{log, module_name, Level};
 pub use module::{Module, Registrar, Section, Status};
-pub use request::{Headers, Request};
+pub use request::{FieldList, Headers, Request};
 
 use crate::abi::io;
 

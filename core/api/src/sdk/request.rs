@@ -93,6 +93,27 @@ impl Request {
     pub fn header_str(&self, map: Headers, name: &str) -> Option<&str> {
         self.header(map, name).and_then(crate::abi::utf8)
     }
+    /// Every header (name lower-case, value) in order, lent whole: no
+    /// callback per field. Valid until the request changes, which needs
+    /// `&mut self`.
+    pub fn headers(&self, map: Headers) -> FieldList<'_> {
+        let mut out = abi::AbiFieldList {
+            text: AbiStr::EMPTY,
+            spans: std::ptr::null(),
+            count: 0,
+        };
+        (host().headers_lend)(self.raw, map as u32, &mut out);
+        // SAFETY: the host lends the map's text and its spans until the
+        // request changes, which needs `&mut self`.
+        let text = unsafe { out.text.as_bytes() };
+        let spans = if out.spans.is_null() || out.count == 0 {
+            &[][..]
+        } else {
+            // SAFETY: as above; `count` spans start at `spans`.
+            unsafe { std::slice::from_raw_parts(out.spans, out.count) }
+        };
+        FieldList { text, spans }
+    }
     /// Calls `f` with every header (name lower-case, value) in order.
     pub fn for_each_header(&self, map: Headers, mut f: impl FnMut(&str, &[u8])) {
         let mut visit = Visit {
@@ -224,5 +245,31 @@ extern "C" fn visit_trampoline(ud: *mut c_void, name: AbiStr, value: AbiStr) {
         let f = &mut visit.f;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, value)));
         visit.panic = result.err();
+    }
+}
+
+/// A header map lent by the host ([`Request::headers`]).
+#[derive(Clone, Copy)]
+pub struct FieldList<'a> {
+    text: &'a [u8],
+    spans: &'a [abi::AbiFieldSpan],
+}
+
+impl<'a> FieldList<'a> {
+    /// (name, value) in order. Offsets out of range (never from this
+    /// host) give empty strings rather than a panic.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
+        let text = self.text;
+        self.spans.iter().map(move |s| {
+            let (start, name_end, end) = (s.start as usize, s.name_end as usize, s.end as usize);
+            let name = text.get(start..name_end).and_then(crate::abi::utf8);
+            (name.unwrap_or(""), text.get(name_end..end).unwrap_or(b""))
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 }

@@ -25,9 +25,9 @@ use crate::http::fields::{valid_name, valid_value, Fields};
 use crate::log::{self, Level};
 use bytes::Bytes;
 use modproxy_api::abi::{
-    self, code, field, headers as hmap, io, AbiChunk, AbiFuture, AbiProvider, AbiSection, AbiStr,
-    AbiWaker, HandlerHookFn, HeaderVisitor, HookKind, HostApi, PostConfigFn, RequestHookFn,
-    SectionFn,
+    self, code, field, headers as hmap, io, AbiChunk, AbiFieldList, AbiFieldSpan, AbiFuture,
+    AbiProvider, AbiSection, AbiStr, AbiWaker, HandlerHookFn, HeaderVisitor, HookKind, HostApi,
+    PostConfigFn, RequestHookFn, SectionFn,
 };
 use modproxy_api::future::Imported;
 use std::ffi::c_void;
@@ -78,6 +78,7 @@ pub static HOST_API: HostApi = HostApi {
     metrics_render: super::operate::metrics_render,
     tls_connect_new,
     upgrade_take,
+    headers_lend,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.

@@ -57,6 +57,25 @@ pub(super) extern "C" fn header_get(
     }
 }
 
+// The fields' offsets are lent as they are kept: the two types must agree.
+const _: () = assert!(
+    std::mem::size_of::<crate::http::fields::Entry>() == std::mem::size_of::<AbiFieldSpan>()
+        && std::mem::align_of::<crate::http::fields::Entry>()
+            == std::mem::align_of::<AbiFieldSpan>()
+);
+
+pub(super) extern "C" fn headers_lend(raw: *mut c_void, which: u32, out: *mut AbiFieldList) {
+    let (text, entries) = map(req(raw), which).raw_parts();
+    let list = AbiFieldList {
+        text: AbiStr::new(text),
+        // Same layout (`repr(C)`, three u32; checked above).
+        spans: entries.as_ptr().cast::<AbiFieldSpan>(),
+        count: entries.len(),
+    };
+    // SAFETY: `out` is writable, owned by the caller.
+    unsafe { out.write(list) };
+}
+
 pub(super) extern "C" fn headers_visit(
     raw: *mut c_void,
     which: u32,
