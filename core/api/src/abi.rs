@@ -366,8 +366,8 @@ pub struct HostApi {
     pub req_vhost: extern "C" fn(req: *mut c_void) -> u32,
     pub header_get:
         extern "C" fn(req: *mut c_void, map: u32, name: AbiStr, out: *mut AbiStr) -> bool,
-    pub headers_visit:
-        extern "C" fn(req: *mut c_void, map: u32, visitor: HeaderVisitor, ud: *mut c_void),
+    /// Lends a header map whole: its text and every field's offsets.
+    pub headers_lend: extern "C" fn(req: *mut c_void, map: u32, out: *mut AbiFieldList),
     pub header_change:
         extern "C" fn(req: *mut c_void, map: u32, mode: u32, name: AbiStr, value: AbiStr) -> i32,
     pub note_get: extern "C" fn(req: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool,
@@ -444,11 +444,6 @@ pub struct HostApi {
     /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
     /// did not ask for an upgrade or the head sent was not a 101.
     pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
-
-    // --- appended later ---
-    /// Lends a header map whole: one call instead of a visitor callback
-    /// per field.
-    pub headers_lend: extern "C" fn(req: *mut c_void, map: u32, out: *mut AbiFieldList),
 }
 
 /// Flags of [`HostApi::tls_connect_new`].

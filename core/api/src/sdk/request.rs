@@ -114,22 +114,11 @@ impl Request {
         };
         FieldList { text, spans }
     }
-    /// Calls `f` with every header (name lower-case, value) in order.
+    /// Calls `f` with every header (name lower-case, value) in order: a
+    /// walk over [`Request::headers`].
     pub fn for_each_header(&self, map: Headers, mut f: impl FnMut(&str, &[u8])) {
-        let mut visit = Visit {
-            f: &mut f,
-            panic: None,
-        };
-        (host().headers_visit)(
-            self.raw,
-            map as u32,
-            visit_trampoline,
-            &mut visit as *mut Visit as *mut c_void,
-        );
-        // A panic in `f` was stopped before the host's frames; resume it here,
-        // on our side, where the hook's own catch_unwind will take it.
-        if let Some(payload) = visit.panic {
-            std::panic::resume_unwind(payload);
+        for (name, value) in self.headers(map).iter() {
+            f(name, value);
         }
     }
     pub fn set_header(&mut self, map: Headers, name: &str, value: &[u8]) {
@@ -227,27 +216,6 @@ impl Request {
     }
 }
 
-struct Visit<'a> {
-    f: &'a mut dyn FnMut(&str, &[u8]),
-    panic: Option<Box<dyn std::any::Any + Send>>,
-}
-
-extern "C" fn visit_trampoline(ud: *mut c_void, name: AbiStr, value: AbiStr) {
-    // SAFETY: `ud` is the `Visit` passed by for_each_header, alive during
-    // headers_visit; name and value are valid for this call.
-    let visit = unsafe { &mut *(ud as *mut Visit) };
-    // SAFETY: as above.
-    let (name, value) = unsafe { (name.as_bytes(), value.as_bytes()) };
-    if visit.panic.is_some() {
-        return;
-    }
-    if let Some(name) = crate::abi::utf8(name) {
-        let f = &mut visit.f;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, value)));
-        visit.panic = result.err();
-    }
-}
-
 /// A header map lent by the host ([`Request::headers`]).
 #[derive(Clone, Copy)]
 pub struct FieldList<'a> {
@@ -265,11 +233,5 @@ impl<'a> FieldList<'a> {
             let name = text.get(start..name_end).and_then(crate::abi::utf8);
             (name.unwrap_or(""), text.get(name_end..end).unwrap_or(b""))
         })
-    }
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
     }
 }

@@ -26,8 +26,8 @@ use crate::log::{self, Level};
 use bytes::Bytes;
 use modproxy_api::abi::{
     self, code, field, headers as hmap, io, AbiChunk, AbiFieldList, AbiFieldSpan, AbiFuture,
-    AbiProvider, AbiSection, AbiStr, AbiWaker, HandlerHookFn, HeaderVisitor, HookKind, HostApi,
-    PostConfigFn, RequestHookFn, SectionFn,
+    AbiProvider, AbiSection, AbiStr, AbiWaker, HandlerHookFn, HookKind, HostApi, PostConfigFn,
+    RequestHookFn, SectionFn,
 };
 use modproxy_api::future::Imported;
 use std::ffi::c_void;
@@ -50,7 +50,7 @@ pub static HOST_API: HostApi = HostApi {
     req_field,
     req_vhost,
     header_get,
-    headers_visit,
+    headers_lend,
     header_change,
     note_get,
     note_set,
@@ -78,7 +78,6 @@ pub static HOST_API: HostApi = HostApi {
     metrics_render: super::operate::metrics_render,
     tls_connect_new,
     upgrade_take,
-    headers_lend,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.

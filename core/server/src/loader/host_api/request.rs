@@ -76,17 +76,6 @@ pub(super) extern "C" fn headers_lend(raw: *mut c_void, which: u32, out: *mut Ab
     unsafe { out.write(list) };
 }
 
-pub(super) extern "C" fn headers_visit(
-    raw: *mut c_void,
-    which: u32,
-    visitor: HeaderVisitor,
-    ud: *mut c_void,
-) {
-    for (name, value) in map(req(raw), which).iter() {
-        visitor(ud, AbiStr::new(name), AbiStr::new(value));
-    }
-}
-
 pub(super) extern "C" fn header_change(
     raw: *mut c_void,
     which: u32,
