@@ -2,22 +2,22 @@
 //! (which owns the connection while it is served) needs no generics, and
 //! what a module gets after a `101 Switching Protocols`.
 
+use super::client_tcp::ClientTcp;
 use bytes::{Buf, BytesMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 pub enum ClientIo {
-    Tcp(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tcp(ClientTcp),
+    Tls(Box<tokio_rustls::server::TlsStream<ClientTcp>>),
 }
 
 impl ClientIo {
     /// The plain socket, where waiting for readability says a request
     /// may be there (TLS may hold decrypted bytes the socket no longer
     /// shows, so it has none).
-    pub fn plain(&self) -> Option<&TcpStream> {
+    pub fn plain(&mut self) -> Option<&mut ClientTcp> {
         match self {
             ClientIo::Tcp(s) => Some(s),
             ClientIo::Tls(_) => None,

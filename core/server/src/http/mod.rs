@@ -10,6 +10,7 @@
 //! are, and an idle connection holds no buffer (docs/performance.md).
 
 pub mod client_io;
+pub mod client_tcp;
 pub mod outbox;
 pub mod request_body;
 

@@ -8,6 +8,7 @@
 //! ends is answered 408, as Apache does; an idle connection closes
 //! silently.
 
+use super::first_read::{self, HEAD_READ};
 use super::idle::{self, Held, Parked};
 use super::pipeline::{self, Site};
 use super::respond::send;
@@ -24,10 +25,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// The first read for a request head asks for this much (nginx's
-/// client_header_buffer_size); a longer head grows the buffer.
-const HEAD_READ: usize = 1024;
-
 /// How often an idle connection that cannot park (TLS) looks whether
 /// the server is stopping.
 const STOP_CHECK: Duration = Duration::from_secs(1);
@@ -43,7 +40,7 @@ pub async fn serve(
 ) {
     let mut wire = Wire::new(io);
     if let ClientIo::Tcp(tcp) = &wire.io {
-        read_arrived(tcp, &mut wire.buf);
+        first_read::read_arrived(tcp, &mut wire.buf);
     }
     let mut out = Outbox::default();
     // One timer for the connection's life, moved for each wait rather
@@ -103,7 +100,7 @@ async fn next_head(
     shared: &Shared,
 ) -> Next {
     let limits = &shared.limits;
-    let parkable = wire.io.plain().is_some() && idle::available();
+    let parkable = matches!(wire.io, ClientIo::Tcp(_)) && idle::available();
     // Set when the first wait begins: a head already in the buffer (a
     // pipelined request, or one read on accept) needs no timer at all.
     let mut deadline = None;
@@ -178,17 +175,6 @@ fn arm(timer: Pin<&mut tokio::time::Sleep>, keepalive: Duration, parkable: bool)
     };
     timer.reset((now + first).min(deadline));
     deadline
-}
-
-/// Reads what a new connection has already sent. By the time a
-/// connection is accepted its request has usually arrived; reading it at
-/// once saves a round through the reactor (and the head timer) before
-/// the first request. Nothing there yet, or an error: the normal wait
-/// that follows finds out.
-fn read_arrived(tcp: &tokio::net::TcpStream, buf: &mut BytesMut) {
-    buf.resize(HEAD_READ, 0);
-    let read = std::io::Read::read(&mut &*socket2::SockRef::from(tcp), buf);
-    buf.truncate(read.unwrap_or(0));
 }
 
 /// The head timer fired: at the keep-alive deadline the wait is over

@@ -17,6 +17,7 @@ use super::connection;
 use super::pipeline::Site;
 use super::Shared;
 use crate::http::client_io::ClientIo;
+use crate::http::client_tcp::ClientTcp;
 use crate::log;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::cell::RefCell;
@@ -153,9 +154,10 @@ fn resume(parked: Parked, shared: &Arc<Shared>) {
     let Parked {
         stream, site, held, ..
     } = parked;
-    let client = stream.peer_addr();
-    match (tokio::net::TcpStream::from_std(stream), client) {
-        (Ok(stream), Ok(client)) => {
+    match stream.peer_addr() {
+        Ok(client) => {
+            // Unregistered again: the read that woke it will not block.
+            let stream = ClientTcp::fresh(stream);
             let conn = super::conn_info(&stream, client, &site);
             tokio::spawn(Box::pin(connection::serve(
                 ClientIo::Tcp(stream),
@@ -165,9 +167,7 @@ fn resume(parked: Parked, shared: &Arc<Shared>) {
                 held,
             )));
         }
-        (Err(e), _) | (_, Err(e)) => {
-            log::debug(&format!("a parked connection could not resume: {e}"))
-        }
+        Err(e) => log::debug(&format!("a parked connection could not resume: {e}")),
     }
 }
 

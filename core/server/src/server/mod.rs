@@ -5,6 +5,7 @@
 mod connection;
 pub mod control;
 mod finish;
+mod first_read;
 pub mod handoff;
 mod idle;
 mod listen;
@@ -15,6 +16,7 @@ pub mod tunnels;
 mod vhosts;
 
 use crate::http::client_io::ClientIo;
+use crate::http::client_tcp::ClientTcp;
 use crate::loader::registry::Registry;
 use crate::loader::request::ConnInfo;
 use crate::log;
@@ -229,10 +231,7 @@ async fn worker(shared: Arc<Shared>) {
             shared.accept_loops_stopped.send_modify(|n| *n += 1);
             continue;
         };
-        let listener = match listener
-            .try_clone()
-            .and_then(tokio::net::TcpListener::from_std)
-        {
+        let listener = match Listener::new(listener) {
             Ok(l) => l,
             Err(e) => {
                 log::error(&format!("a worker cannot use its listening socket: {e}"));
@@ -346,9 +345,55 @@ struct ConnLimits {
     max_buf: usize,
 }
 
+/// A worker's listening socket. Connections are accepted with a plain
+/// non-blocking `accept`, so that they start unregistered (`ClientTcp`);
+/// the reactor only says when to try again.
+///
+/// tokio's `TcpListener` cannot be used for that: it has no wait for
+/// readiness without accepting, and it registers every socket it
+/// accepts. So a second descriptor of the listening socket is registered
+/// through a `TcpStream`, used for nothing but its readiness (the safe
+/// way to wait on an arbitrary socket; `AsyncFd` needs `unsafe`).
+struct Listener {
+    readiness: tokio::net::TcpStream,
+    accept: mio::net::TcpListener,
+}
+
+impl Listener {
+    fn new(listener: &TcpListener) -> std::io::Result<Listener> {
+        let watched = std::os::fd::OwnedFd::from(listener.try_clone()?);
+        Ok(Listener {
+            readiness: tokio::net::TcpStream::from_std(std::net::TcpStream::from(watched))?,
+            accept: mio::net::TcpListener::from_std(listener.try_clone()?),
+        })
+    }
+
+    async fn accept(&self) -> std::io::Result<(ClientTcp, SocketAddr)> {
+        loop {
+            self.readiness.readable().await?;
+            // A `WouldBlock` here clears the readiness, as tokio's own
+            // accept does, so the next wait is for a new connection.
+            match self
+                .readiness
+                .try_io(tokio::io::Interest::READABLE, || self.accept.accept())
+            {
+                Ok((stream, client)) => {
+                    // tokio's accept counts against the task's budget,
+                    // so that a flood of connections cannot starve the
+                    // ones accepted; this one does too.
+                    tokio::task::consume_budget().await;
+                    return Ok((ClientTcp::fresh(stream.into()), client));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// Accepts until told to stop, then counts itself out.
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     site: Arc<Site>,
     shared: Arc<Shared>,
     drain: mpsc::Sender<()>,
@@ -358,7 +403,7 @@ async fn accept_loop(
 }
 
 async fn accept_until_stopped(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     site: Arc<Site>,
     shared: Arc<Shared>,
     drain: mpsc::Sender<()>,
@@ -425,11 +470,7 @@ async fn accept_until_stopped(
 }
 
 /// What requests may ask about their connection.
-pub(super) fn conn_info(
-    stream: &tokio::net::TcpStream,
-    client: SocketAddr,
-    site: &Site,
-) -> Arc<ConnInfo> {
+pub(super) fn conn_info(stream: &ClientTcp, client: SocketAddr, site: &Site) -> Arc<ConnInfo> {
     // A listener on one address needs no getsockname per connection.
     let local = if site.addr.ip().is_unspecified() {
         stream.local_addr().unwrap_or(client)

@@ -1,0 +1,182 @@
+//! A client's TCP socket, registered with the reactor only once it has
+//! to wait.
+//!
+//! On a busy server many one-request connections never wait: the request
+//! has arrived by the time the connection is accepted (`first_read`), and
+//! the response fits in the socket's send buffer. Such a socket is read,
+//! written and closed as a plain non-blocking socket, and never costs the
+//! `epoll_ctl` calls (add, then delete before close) or tokio's
+//! registration and deregistration. The first read or write that would
+//! block registers it and waits there as any tokio socket does.
+//! Registering after a `WouldBlock` loses nothing: epoll reports a socket
+//! that is already ready when it is added.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub enum ClientTcp {
+    /// Not yet known to the reactor: every call goes straight to the socket.
+    Fresh(std::net::TcpStream),
+    Registered(TcpStream),
+    /// Registration failed; the socket is closed.
+    Lost,
+}
+
+impl ClientTcp {
+    /// A non-blocking socket, not registered.
+    pub fn fresh(stream: std::net::TcpStream) -> ClientTcp {
+        ClientTcp::Fresh(stream)
+    }
+
+    /// The socket in the reactor, registering it on first use.
+    pub fn registered(&mut self) -> io::Result<&mut TcpStream> {
+        if matches!(self, ClientTcp::Fresh(_)) {
+            if let ClientTcp::Fresh(stream) = std::mem::replace(self, ClientTcp::Lost) {
+                *self = ClientTcp::Registered(TcpStream::from_std(stream)?);
+            }
+        }
+        match self {
+            ClientTcp::Registered(stream) => Ok(stream),
+            _ => Err(lost()),
+        }
+    }
+
+    /// Waits until the socket has something to read (or is closed).
+    pub async fn readable(&mut self) -> io::Result<()> {
+        self.registered()?.readable().await
+    }
+
+    /// The socket as a plain one, leaving the reactor if it was in it.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        match self {
+            ClientTcp::Fresh(stream) => Ok(stream),
+            ClientTcp::Registered(stream) => stream.into_std(),
+            ClientTcp::Lost => Err(lost()),
+        }
+    }
+
+    /// Reads without waiting: what has arrived, `WouldBlock` if nothing.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientTcp::Fresh(stream) => (&*stream).read(buf),
+            ClientTcp::Registered(stream) => stream.try_read(buf),
+            ClientTcp::Lost => Err(lost()),
+        }
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match self {
+            ClientTcp::Fresh(stream) => stream.set_nodelay(on),
+            ClientTcp::Registered(stream) => stream.set_nodelay(on),
+            ClientTcp::Lost => Err(lost()),
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            ClientTcp::Fresh(stream) => stream.local_addr(),
+            ClientTcp::Registered(stream) => stream.local_addr(),
+            ClientTcp::Lost => Err(lost()),
+        }
+    }
+
+    /// Runs `op` on the fresh socket; if it would block, registers the
+    /// socket and runs `wait` on it instead, which does the same through
+    /// the reactor. `arg` goes to whichever runs.
+    fn poll_io<A, T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        arg: A,
+        op: impl FnOnce(&std::net::TcpStream, &mut A) -> io::Result<T>,
+        wait: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>, A) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let mut arg = arg;
+        if let ClientTcp::Fresh(stream) = self {
+            match op(stream, &mut arg) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+        match self.registered() {
+            Ok(stream) => wait(Pin::new(stream), cx, arg),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+fn lost() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the client's socket could not be registered with the reactor and was closed",
+    )
+}
+
+impl AsyncRead for ClientTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_io(
+            cx,
+            buf,
+            |stream, buf| {
+                // Safe code reads into initialised memory only, so the
+                // unfilled part is zeroed first. Few reads happen before
+                // a socket has to wait and is registered.
+                let n = (&*stream).read(buf.initialize_unfilled())?;
+                buf.advance(n);
+                Ok(())
+            },
+            |stream, cx, buf| stream.poll_read(cx, buf),
+        )
+    }
+}
+
+impl AsyncWrite for ClientTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(
+            cx,
+            data,
+            |stream, data| (&*stream).write(data),
+            |stream, cx, data| stream.poll_write(cx, data),
+        )
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(
+            cx,
+            bufs,
+            |stream, bufs| (&*stream).write_vectored(bufs),
+            |stream, cx, bufs| stream.poll_write_vectored(cx, bufs),
+        )
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientTcp::Fresh(stream) => Poll::Ready(stream.shutdown(Shutdown::Write)),
+            ClientTcp::Registered(stream) => Pin::new(stream).poll_shutdown(cx),
+            ClientTcp::Lost => Poll::Ready(Err(lost())),
+        }
+    }
+}
