@@ -42,7 +42,12 @@ pub fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
 /// Decides, for one message, whether a received header must be dropped.
 #[derive(Debug, Default, Clone)]
 pub struct HopFilter<'a> {
+    /// The tokens that name a header not on the fixed list: rare, so the
+    /// usual `Connection: close` or `keep-alive` allocates nothing.
     named: Vec<&'a str>,
+    /// `close` was among the tokens (a field named Close is reserved by
+    /// RFC 9110 §7.6.1 for this reason).
+    close: bool,
 }
 
 impl<'a> HopFilter<'a> {
@@ -52,23 +57,27 @@ impl<'a> HopFilter<'a> {
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
-        let named = headers
+        let mut filter = HopFilter::default();
+        let tokens = headers
             .into_iter()
             .filter(|(n, _)| eq_lower(n, "connection"))
             .filter_map(|(_, v)| modproxy_api::abi::utf8(v))
-            .flat_map(connection_tokens)
-            .collect();
-        HopFilter { named }
+            .flat_map(connection_tokens);
+        for token in tokens {
+            if eq_lower(token, "close") {
+                filter.close = true;
+            } else if !is_hop_by_hop(token) {
+                filter.named.push(token);
+            }
+        }
+        filter
     }
 
     /// True if `name` is hop-by-hop or named in this message's `Connection`.
     pub fn should_drop(&self, name: &str) -> bool {
-        is_hop_by_hop(name) || self.named.iter().any(|t| t.eq_ignore_ascii_case(name))
-    }
-
-    /// True if `Connection` carried `token` (e.g. `close`, `keep-alive`).
-    pub fn has_token(&self, token: &str) -> bool {
-        self.named.iter().any(|t| t.eq_ignore_ascii_case(token))
+        is_hop_by_hop(name)
+            || (self.close && eq_lower(name, "close"))
+            || self.named.iter().any(|t| t.eq_ignore_ascii_case(name))
     }
 }
 
@@ -114,7 +123,9 @@ mod tests {
         ];
         let f = HopFilter::from_headers(headers);
         assert!(f.should_drop("x-a") && f.should_drop("X-B") && f.should_drop("TE"));
-        assert!(!f.should_drop("Host"));
-        assert!(f.has_token("Close") && !f.has_token("keep-alive"));
+        assert!(!f.should_drop("Host") && !f.should_drop("X-C"));
+        // `close` names a field too (reserved for that reason); `keep-alive`
+        // is on the fixed list anyway.
+        assert!(f.should_drop("Close") && f.should_drop("Keep-Alive"));
     }
 }
