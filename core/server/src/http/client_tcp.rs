@@ -33,16 +33,24 @@ impl ClientTcp {
     }
 
     /// The socket in the reactor, registering it on first use.
+    #[inline]
     pub fn registered(&mut self) -> io::Result<&mut TcpStream> {
-        if matches!(self, ClientTcp::Fresh(_)) {
-            if let ClientTcp::Fresh(stream) = std::mem::replace(self, ClientTcp::Lost) {
-                *self = ClientTcp::Registered(TcpStream::from_std(stream)?);
-            }
+        if let ClientTcp::Fresh(_) = self {
+            self.register()?;
         }
         match self {
             ClientTcp::Registered(stream) => Ok(stream),
             _ => Err(lost()),
         }
+    }
+
+    /// Once per connection at most, so kept out of line.
+    #[cold]
+    fn register(&mut self) -> io::Result<()> {
+        if let ClientTcp::Fresh(stream) = std::mem::replace(self, ClientTcp::Lost) {
+            *self = ClientTcp::Registered(TcpStream::from_std(stream)?);
+        }
+        Ok(())
     }
 
     /// Waits until the socket has something to read (or is closed).
@@ -87,6 +95,7 @@ impl ClientTcp {
     /// Runs `op` on the fresh socket; if it would block, registers the
     /// socket and runs `wait` on it instead, which does the same through
     /// the reactor. `arg` goes to whichever runs.
+    #[inline]
     fn poll_io<A, T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -116,6 +125,7 @@ fn lost() -> io::Error {
 }
 
 impl AsyncRead for ClientTcp {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -138,6 +148,7 @@ impl AsyncRead for ClientTcp {
 }
 
 impl AsyncWrite for ClientTcp {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -151,6 +162,7 @@ impl AsyncWrite for ClientTcp {
         )
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
