@@ -1,8 +1,8 @@
 //! One client connection: read a request head, run the request through
 //! the pipeline, have `respond` write the response, and go round again
-//! while keep-alive allows. Between requests a plain connection waits for
-//! readability holding no buffer, and after `idle::PARK_AFTER` it leaves
-//! its task for the idle lot.
+//! while keep-alive allows. Between requests a plain connection waits in
+//! its next read, and after `idle::PARK_AFTER` it leaves its task (and
+//! its buffers) for the idle lot.
 //!
 //! A head that has started but is not complete when KeepAliveTimeout
 //! ends is answered 408, as Apache does; an idle connection closes
@@ -122,7 +122,19 @@ async fn next_head(
             *deadline.get_or_insert_with(|| arm(timer.as_mut(), limits.keepalive, parkable));
         let idle = wire.buf.is_empty();
         if idle {
-            // Nothing of a request yet: hold no buffer while waiting.
+            // Nothing has arrived, so a read now would find nothing: a
+            // socket not yet in the reactor joins it before it waits.
+            if let Some(tcp) = wire.io.plain() {
+                if tcp.registered().is_err() {
+                    return Next::Closed;
+                }
+            }
+        }
+        // A connection that will park after PARK_AFTER keeps its buffers
+        // until then (parking drops them): a busy keep-alive connection
+        // reuses them and waits in the read itself. One that cannot park
+        // may wait the whole keep-alive timeout, holding no buffer.
+        if idle && !parkable {
             wire.buf = BytesMut::new();
             out.release();
             if let Some(tcp) = wire.io.plain() {
