@@ -44,8 +44,9 @@ pub async fn serve(
     }
     let mut out = Outbox::default();
     // One timer for the connection's life, moved for each wait rather
-    // than made anew.
-    let mut timer = pin!(tokio::time::sleep(Duration::ZERO));
+    // than made anew. It is set when a wait begins (`arm`); until then
+    // it holds a deadline long past, which costs no clock read.
+    let mut timer = pin!(tokio::time::sleep_until(shared.started));
     loop {
         let head = match next_head(&mut wire, &mut out, timer.as_mut(), &shared).await {
             Next::Head(head) => head,

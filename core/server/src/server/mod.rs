@@ -132,6 +132,9 @@ struct Shared {
     handing_off: std::sync::atomic::AtomicBool,
     /// `limits.tunnel_grace`.
     tunnel_grace: Duration,
+    /// When this server started: a deadline long past, for a timer that
+    /// is made before it is first set (making one for "now" reads the clock).
+    started: tokio::time::Instant,
 }
 
 impl Shared {
@@ -187,6 +190,7 @@ impl Shared {
             accept_loops_stopped: watch::channel(0).0,
             handing_off: std::sync::atomic::AtomicBool::new(false),
             tunnel_grace: settings.limits.tunnel_grace,
+            started: tokio::time::Instant::now(),
         })
     }
 
