@@ -58,16 +58,28 @@ impl<'a> HopFilter<'a> {
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
         let mut filter = HopFilter::default();
-        let tokens = headers
+        for (_, value) in headers
             .into_iter()
             .filter(|(n, _)| eq_lower(n, "connection"))
-            .filter_map(|(_, v)| modproxy_api::abi::utf8(v))
-            .flat_map(connection_tokens);
-        for token in tokens {
-            if eq_lower(token, "close") {
+        {
+            // The usual values, one token each, need no tokenising;
+            // `keep-alive` is on the fixed list already.
+            if modproxy_http1::eq_lower(value, b"keep-alive") {
+                continue;
+            }
+            if modproxy_http1::eq_lower(value, b"close") {
                 filter.close = true;
-            } else if !is_hop_by_hop(token) {
-                filter.named.push(token);
+                continue;
+            }
+            let Some(value) = modproxy_api::abi::utf8(value) else {
+                continue;
+            };
+            for token in connection_tokens(value) {
+                if eq_lower(token, "close") {
+                    filter.close = true;
+                } else if !is_hop_by_hop(token) {
+                    filter.named.push(token);
+                }
             }
         }
         filter
@@ -111,6 +123,23 @@ mod tests {
     fn tokens_trimmed_and_empties_skipped() {
         let got: Vec<_> = connection_tokens(" close ,, X-Foo,\tkeep-alive ").collect();
         assert_eq!(got, ["close", "X-Foo", "keep-alive"]);
+    }
+
+    #[test]
+    fn a_lone_close_or_keep_alive_is_read_as_its_token() {
+        let headers: [(&str, &[u8]); 3] = [
+            ("Connection", b"Close"),
+            ("Close", b"x"),
+            ("Connection", b"KEEP-ALIVE"),
+        ];
+        let f = HopFilter::from_headers(headers);
+        assert!(f.should_drop("close") && f.should_drop("Keep-Alive"));
+        assert!(!f.should_drop("X-A"));
+        let f = HopFilter::from_headers([("Connection", &b"keep-alive"[..])]);
+        assert!(
+            !f.should_drop("close"),
+            "no close token, no Close field dropped"
+        );
     }
 
     #[test]

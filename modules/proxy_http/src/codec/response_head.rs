@@ -287,14 +287,27 @@ fn connection_header<'a>(
     fields: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> ConnectionTokens {
     let mut tokens = ConnectionTokens::default();
-    let values = fields
-        .filter(|(n, _)| eq_lower(n, "connection"))
-        .filter_map(|(_, v)| modproxy_api::abi::utf8(v));
-    for token in values.flat_map(connection_tokens) {
-        tokens.close |= eq_lower(token, "close");
-        tokens.keep_alive |= eq_lower(token, "keep-alive");
-        if !is_hop_by_hop(token) {
-            headers.mark_hop(token);
+    for (_, value) in fields.filter(|(n, _)| eq_lower(n, "connection")) {
+        // The usual values, one token each, need no tokenising.
+        if modproxy_http1::eq_lower(value, b"keep-alive") {
+            tokens.keep_alive = true;
+            continue;
+        }
+        if modproxy_http1::eq_lower(value, b"close") {
+            tokens.close = true;
+            // A field named Close is reserved for this reason (RFC 9110 §7.6.1).
+            headers.mark_hop("close");
+            continue;
+        }
+        let Some(value) = modproxy_api::abi::utf8(value) else {
+            continue;
+        };
+        for token in connection_tokens(value) {
+            tokens.close |= eq_lower(token, "close");
+            tokens.keep_alive |= eq_lower(token, "keep-alive");
+            if !is_hop_by_hop(token) {
+                headers.mark_hop(token);
+            }
         }
     }
     tokens
@@ -464,6 +477,21 @@ mod tests {
         assert!(!close(
             "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         ));
+        // A value that is the token alone, in any case, is read the same way.
+        assert!(close(
+            "HTTP/1.1 200 OK\r\nConnection: CLOSE\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(!close(
+            "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let raw = b"HTTP/1.1 200 OK\r\nClose: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let (head, _) = parse(raw).unwrap().unwrap();
+        let passed: Vec<_> = head.headers.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(
+            passed,
+            ["Content-Length"],
+            "a field named Close stops here too"
+        );
     }
 
     #[test]
