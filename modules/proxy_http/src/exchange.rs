@@ -71,7 +71,7 @@ pub async fn run(
     let mut outcome = ExchangeOutcome::default();
     let (worker, url, params) = (ex.worker(), ex.target(), ex.params());
     let fail = |why: String| log(Level::Error, format_args!("proxy_http: {worker}: {why}"));
-    let target = match Target::parse(url) {
+    let target = match Target::parse_cached(url) {
         Ok(t) => t,
         Err(e) => {
             fail(format!("invalid target URL {url:?}: {e}"));

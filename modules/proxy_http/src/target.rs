@@ -4,8 +4,10 @@
 
 use crate::codec::eq_lower;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 const DEFAULT_PORT: u16 = 80;
 const DEFAULT_TLS_PORT: u16 = 443;
@@ -21,6 +23,10 @@ pub struct Target<'a> {
     ipv6: bool,
     /// `https://`: the connection is TLS, the default port 443.
     pub tls: bool,
+    /// Where the host starts in the URL, and where the origin
+    /// (`scheme://authority`) ends.
+    host_at: usize,
+    origin_len: usize,
 }
 
 /// Why a target URL was refused; the text goes to the error log.
@@ -54,13 +60,35 @@ impl<'a> Target<'a> {
         }
         let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
         let (host, ipv6, port) = split_authority(authority, default_port)?;
+        let scheme_len = url.len() - rest.len();
         Ok(Target {
             host,
             port,
             path_and_query: origin_form(tail),
             ipv6,
             tls,
+            host_at: scheme_len + usize::from(ipv6),
+            origin_len: scheme_len + authority.len(),
         })
+    }
+
+    /// [`Target::parse`], remembering the last origins this thread
+    /// parsed: requests go to the same few backends (a balancer's
+    /// members), and an origin's checks (scheme, host characters, port
+    /// digits) need not run again for it.
+    pub fn parse_cached(url: &'a str) -> Result<Target<'a>, BadTarget> {
+        let known = RECENT_ORIGINS.with_borrow(|recent| recent.iter().find_map(|o| o.target(url)));
+        if let Some(target) = known {
+            return Ok(target);
+        }
+        let target = Target::parse(url)?;
+        RECENT_ORIGINS.with_borrow_mut(|recent| {
+            if recent.len() == RECENT_MAX {
+                recent.remove(0);
+            }
+            recent.push(Origin::of(url, &target));
+        });
+        Ok(target)
     }
 
     /// `host:port` for the connect, IPv6 in brackets.
@@ -85,6 +113,52 @@ impl<'a> Target<'a> {
             (false, true) => self.host.to_owned(),
             _ => self.connect_addr(),
         }
+    }
+}
+
+/// How many origins [`Target::parse_cached`] remembers per thread.
+const RECENT_MAX: usize = 8;
+
+thread_local! {
+    static RECENT_ORIGINS: RefCell<Vec<Origin>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An origin that parsed, as its text and the parts taken from it.
+struct Origin {
+    text: String,
+    host: Range<usize>,
+    port: u16,
+    ipv6: bool,
+    tls: bool,
+}
+
+impl Origin {
+    fn of(url: &str, t: &Target<'_>) -> Origin {
+        Origin {
+            text: url[..t.origin_len].to_owned(),
+            host: t.host_at..t.host_at + t.host.len(),
+            port: t.port,
+            ipv6: t.ipv6,
+            tls: t.tls,
+        }
+    }
+
+    /// `url` parsed, if it starts with exactly this origin.
+    fn target<'a>(&self, url: &'a str) -> Option<Target<'a>> {
+        let tail = url.strip_prefix(self.text.as_str())?;
+        // `http://b:80` is not the origin of `http://b:8080/`.
+        if !(tail.is_empty() || tail.starts_with(['/', '?', '#'])) {
+            return None;
+        }
+        Some(Target {
+            host: &url[self.host.clone()],
+            port: self.port,
+            path_and_query: origin_form(tail),
+            ipv6: self.ipv6,
+            tls: self.tls,
+            host_at: self.host.start,
+            origin_len: self.text.len(),
+        })
     }
 }
 
@@ -166,6 +240,32 @@ mod tests {
             t.connect_addr(),
             t.host_header(),
         )
+    }
+
+    #[test]
+    fn the_cached_parse_is_the_parse() {
+        let urls = [
+            "http://b:80/x",
+            "http://b:80/y?q#f",
+            "http://b:8080/y",
+            "http://b:80",
+            "http://b:80?q",
+            "http://b:80@evil/",
+            "https://b:80/",
+            "http://[::1]:8080/a",
+            "http://[::1]:8080/b",
+            "http://[::1]:80801/",
+            "HTTP://B/x",
+            "http://b:80/z",
+        ];
+        // More origins than are remembered, twice: the oldest give way.
+        let many: Vec<String> = (0..2 * RECENT_MAX)
+            .map(|i| format!("http://b{}:80/x", i % (RECENT_MAX + 2)))
+            .collect();
+        let urls = urls.iter().copied().chain(many.iter().map(String::as_str));
+        for url in urls {
+            assert_eq!(Target::parse_cached(url), Target::parse(url), "{url}");
+        }
     }
 
     #[test]
