@@ -123,8 +123,9 @@ async fn next_head(
             *deadline.get_or_insert_with(|| arm(timer.as_mut(), limits.keepalive, parkable));
         let idle = wire.buf.is_empty();
         if idle {
-            // Nothing has arrived, so a read now would find nothing: a
-            // socket not yet in the reactor joins it before it waits.
+            // Nothing has arrived yet, so a read now would most likely
+            // find nothing: a socket not yet in the reactor joins it
+            // before it waits (epoll reports what arrived meanwhile).
             if let Some(tcp) = wire.io.plain() {
                 if tcp.registered().is_err() {
                     return Next::Closed;

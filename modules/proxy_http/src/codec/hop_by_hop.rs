@@ -35,8 +35,30 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// The comma-separated tokens of one `Connection` value, trimmed, empties skipped.
-pub fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
+fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Calls `f` with every token of the `Connection` fields among `fields`.
+/// A value that is just `close` or `keep-alive`, the usual ones, is that
+/// token without tokenising; a value that is not UTF-8 cannot name a
+/// valid header, so it adds nothing.
+pub fn for_each_connection_token<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    mut f: impl FnMut(&'a str),
+) {
+    for (_, value) in fields
+        .into_iter()
+        .filter(|(n, _)| eq_lower(n, "connection"))
+    {
+        if modproxy_http1::eq_lower(value, b"keep-alive") {
+            f("keep-alive");
+        } else if modproxy_http1::eq_lower(value, b"close") {
+            f("close");
+        } else if let Some(value) = modproxy_api::abi::utf8(value) {
+            connection_tokens(value).for_each(&mut f);
+        }
+    }
 }
 
 /// Decides, for one message, whether a received header must be dropped.
@@ -52,36 +74,18 @@ pub struct HopFilter<'a> {
 
 impl<'a> HopFilter<'a> {
     /// Collects the tokens of every `Connection` header among `headers`.
-    /// A value that is not UTF-8 cannot name a valid header, so it adds nothing.
     pub fn from_headers<I>(headers: I) -> Self
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
         let mut filter = HopFilter::default();
-        for (_, value) in headers
-            .into_iter()
-            .filter(|(n, _)| eq_lower(n, "connection"))
-        {
-            // The usual values, one token each, need no tokenising;
-            // `keep-alive` is on the fixed list already.
-            if modproxy_http1::eq_lower(value, b"keep-alive") {
-                continue;
-            }
-            if modproxy_http1::eq_lower(value, b"close") {
+        for_each_connection_token(headers, |token| {
+            if eq_lower(token, "close") {
                 filter.close = true;
-                continue;
+            } else if !is_hop_by_hop(token) {
+                filter.named.push(token);
             }
-            let Some(value) = modproxy_api::abi::utf8(value) else {
-                continue;
-            };
-            for token in connection_tokens(value) {
-                if eq_lower(token, "close") {
-                    filter.close = true;
-                } else if !is_hop_by_hop(token) {
-                    filter.named.push(token);
-                }
-            }
-        }
+        });
         filter
     }
 

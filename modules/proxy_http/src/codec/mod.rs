@@ -8,7 +8,7 @@ pub mod request_head;
 pub mod response_head;
 
 pub use chunked::{chunk_header, ChunkError, ChunkedDecoder, Decoded, LAST_CHUNK};
-pub use hop_by_hop::{connection_tokens, eq_lower, is_hop_by_hop, HopFilter};
+pub use hop_by_hop::{eq_lower, is_hop_by_hop, HopFilter};
 pub use request_head::{write_request_head, BodyFraming, Forwarded, RequestHead};
 pub use response_head::{
     parse_response_head, response_framing, HeadError, ResponseFraming, ResponseHead,

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use super::hop_by_hop::{connection_tokens, eq_lower, is_hop_by_hop};
+use super::hop_by_hop::{eq_lower, for_each_connection_token, is_hop_by_hop};
 
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,29 +287,13 @@ fn connection_header<'a>(
     fields: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> ConnectionTokens {
     let mut tokens = ConnectionTokens::default();
-    for (_, value) in fields.filter(|(n, _)| eq_lower(n, "connection")) {
-        // The usual values, one token each, need no tokenising.
-        if modproxy_http1::eq_lower(value, b"keep-alive") {
-            tokens.keep_alive = true;
-            continue;
+    for_each_connection_token(fields, |token| {
+        tokens.close |= eq_lower(token, "close");
+        tokens.keep_alive |= eq_lower(token, "keep-alive");
+        if !is_hop_by_hop(token) {
+            headers.mark_hop(token);
         }
-        if modproxy_http1::eq_lower(value, b"close") {
-            tokens.close = true;
-            // A field named Close is reserved for this reason (RFC 9110 §7.6.1).
-            headers.mark_hop("close");
-            continue;
-        }
-        let Some(value) = modproxy_api::abi::utf8(value) else {
-            continue;
-        };
-        for token in connection_tokens(value) {
-            tokens.close |= eq_lower(token, "close");
-            tokens.keep_alive |= eq_lower(token, "keep-alive");
-            if !is_hop_by_hop(token) {
-                headers.mark_hop(token);
-            }
-        }
-    }
+    });
     tokens
 }
 
