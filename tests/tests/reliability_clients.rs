@@ -320,6 +320,26 @@ fn slowloris_heads_and_slow_bodies_time_out() {
     assert_eq!(healthy.status, 200);
 }
 
+/// The kernel holds a connection that has sent nothing until its first
+/// bytes arrive or `limits.defer_accept` (1 s) has passed. A client slow to
+/// send is answered either way.
+#[test]
+fn a_client_slow_to_send_its_request_is_answered() {
+    let backend = echo();
+    let p = proxy(&backend);
+    for wait in [Duration::from_millis(300), Duration::from_millis(1500)] {
+        let mut c = Conn::open(p.port).unwrap();
+        std::thread::sleep(wait);
+        c.send(b"GET /app/ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = c.read_response(false).unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"GET /private/app/ok"[..]),
+            "after {wait:?}"
+        );
+    }
+}
+
 #[test]
 fn ten_thousand_idle_connections_are_bounded_and_cost_no_crash() {
     let backend = echo();

@@ -44,6 +44,10 @@ pub struct Limits {
     /// How long a stopping or replaced server keeps open tunnels
     /// (WebSockets) after its HTTP connections drained.
     pub tunnel_grace: Duration,
+    /// TCP_DEFER_ACCEPT on the listening sockets (Apache's `AcceptFilter
+    /// http data`, nginx's `listen … deferred`): a connection is accepted
+    /// once its first bytes arrive, or after this long. Zero turns it off.
+    pub defer_accept: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +117,7 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
             "keepalive_timeout",
             "max_connections",
             "tunnel_grace",
+            "defer_accept",
         ],
     );
     Limits {
@@ -124,6 +129,7 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
         keepalive_timeout: Duration::from_secs(r.uint(t, "keepalive_timeout", 5, 0)),
         max_connections: r.uint(t, "max_connections", 10000, 1) as usize,
         tunnel_grace: Duration::from_secs(r.uint(t, "tunnel_grace", 300, 0)),
+        defer_accept: Duration::from_secs(r.uint(t, "defer_accept", 1, 0)),
     }
 }
 
@@ -193,7 +199,7 @@ mod tests {
         assert_eq!(s.log.access_log, None);
         let expected = [
             "m.toml: workers: -1 is too small (use a whole number of at least 0)",
-            "m.toml: limits.timout: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace)",
+            "m.toml: limits.timout: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
             "m.toml: limits.timeout: 0 is too small (use a whole number of at least 1)",
             "m.toml: log.level: unknown value \"loud\" (use one of error, warn, info, debug)",
             "m.toml: log.access_format: expected a string, found integer (write access_format as a string)",

@@ -5,12 +5,18 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 /// Environment variable naming the address of each inherited socket, in fd order.
 pub const LISTEN_ADDRS_ENV: &str = "MODPROXY_LISTEN_ADDRS";
 
-/// Sockets for every address in `wanted`: inherited where possible.
-pub fn open(wanted: &[SocketAddr]) -> Result<Vec<(SocketAddr, TcpListener)>, String> {
+/// Sockets for every address in `wanted`: inherited where possible, and
+/// set to accept a connection only once its request starts arriving (or
+/// `defer_accept` has passed; zero accepts at once).
+pub fn open(
+    wanted: &[SocketAddr],
+    defer_accept: Duration,
+) -> Result<Vec<(SocketAddr, TcpListener)>, String> {
     let mut inherited = take_inherited();
     let mut out = Vec::new();
     for addr in wanted {
@@ -21,6 +27,13 @@ pub fn open(wanted: &[SocketAddr]) -> Result<Vec<(SocketAddr, TcpListener)>, Str
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the socket for {addr} non-blocking: {e}"))?;
+        // An inherited socket keeps the previous server's setting otherwise.
+        super::defer_accept::set(&listener, defer_accept).map_err(|e| {
+            format!(
+                "cannot set TCP_DEFER_ACCEPT on the socket for {addr}: {e}; \
+                 set limits.defer_accept = 0 to listen without it"
+            )
+        })?;
         out.push((*addr, listener));
     }
     Ok(out)

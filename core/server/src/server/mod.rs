@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod control;
+mod defer_accept;
 mod finish;
 mod first_read;
 pub mod handoff;
@@ -54,7 +55,7 @@ enum Exit {
 /// also handles signals and the control socket.
 pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
     let addrs = listen_addrs(&loaded);
-    let listeners = match listen::open(&addrs) {
+    let listeners = match listen::open(&addrs, loaded.config.server.limits.defer_accept) {
         Ok(l) => l,
         Err(e) => {
             handoff::report_failure(std::slice::from_ref(&e));
