@@ -1,19 +1,51 @@
-# Shared by the bench scripts: build the `dist` profile (LTO) and make a
-# server root whose descriptors point at those libraries.
-#   dist_root DIR  -> DIR/mods-available, DIR/mods-enabled (the four modules)
+# Shared by the bench scripts: build the `dist` profile (LTO, and PGO when
+# llvm-profdata is at hand) and make server roots configured like the peers.
+#   build_dist                 -> target/dist: modproxy and the four modules
+#   dist_root DIR [LIBDIR]     -> DIR/mods-available, DIR/mods-enabled (the four modules)
+#   example2_config DIR PORT WORKERS MEMBER_PORT MEMBER_PORT
+#                              -> DIR/modproxy.toml: the tutorial's Example 2
 DIST_MODULES=(proxy proxy_http proxy_balancer lbmethod_byrequests)
+DIST_PACKAGES=(-p modproxy)
+for m in "${DIST_MODULES[@]}"; do DIST_PACKAGES+=(-p "mod_$m"); done
 
+# PGO=0 builds without profile-guided optimisation (bench/pgo.sh).
 build_dist() {
-  local pkgs=(-p modproxy)
-  for m in "${DIST_MODULES[@]}"; do pkgs+=(-p "mod_$m"); done
-  cargo build --profile dist "${pkgs[@]}" >&2
+  if [ "${PGO:-1}" = 0 ]; then
+    cargo build --profile dist "${DIST_PACKAGES[@]}" >&2
+  else
+    bash bench/pgo.sh >&2
+  fi
 }
 
 dist_root() {
-  local root=$1 m
+  local root=$1 libdir=${2:-$PWD/target/dist} m
   mkdir -p "$root/mods-available" "$root/mods-enabled"
   for m in "${DIST_MODULES[@]}"; do
-    sed "s|^library = .*|library = \"$PWD/target/dist/libmod_$m.so\"|" "mods-available/$m.toml" > "$root/mods-available/$m.toml"
-    ln -s "../mods-available/$m.toml" "$root/mods-enabled/$m.toml"
+    sed "s|^library = .*|library = \"$libdir/libmod_$m.so\"|" "mods-available/$m.toml" > "$root/mods-available/$m.toml"
+    ln -sf "../mods-available/$m.toml" "$root/mods-enabled/$m.toml"
   done
+}
+
+example2_config() {
+  local root=$1 port=$2 workers=$3 a=$4 b=$5
+  cat > "$root/modproxy.toml" <<CONF
+workers = $workers
+[log]
+access_log = "off"
+error_log = "$root/error.log"
+[limits]
+max_connections = 20000
+
+[[vhost]]
+listen = "127.0.0.1:$port"
+
+[vhost.proxy]
+preserve_host = true
+pass = [{ path = "/", url = "balancer://mycluster/" }]
+pass_reverse = [{ path = "/", url = "balancer://mycluster/" }]
+
+[[vhost.proxy.balancer]]
+name = "mycluster"
+members = [{ url = "http://127.0.0.1:$a" }, { url = "http://127.0.0.1:$b" }]
+CONF
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench/peers.sh with modproxy beside nginx, HAProxy and
-# Apache: builds the `dist` profile (release with LTO), makes a server root configured like the peers
-# (the tutorial's Example 2 on 127.0.0.1:9000 over 8080/8081, all four
-# modules, one worker thread, no access log) and passes its command line.
+# Apache: builds the `dist` profile (release with LTO and PGO), makes a
+# server root configured like the peers (the tutorial's Example 2 on
+# 127.0.0.1:9000 over 8080/8081, all four modules, one worker thread, no
+# access log) and passes its command line.
 #
 # usage: bench/run.sh [WORKERS=1] [peers.sh options...]
 set -euo pipefail
@@ -12,26 +13,7 @@ source bench/lib.sh
 build_dist
 ROOT=$(mktemp -d -t modproxy-bench.XXXXXX)
 dist_root "$ROOT"
-cat > "$ROOT/modproxy.toml" <<CONF
-workers = $WORKERS
-[log]
-access_log = "off"
-error_log = "$ROOT/error.log"
-[limits]
-max_connections = 20000
-
-[[vhost]]
-listen = "127.0.0.1:9000"
-
-[vhost.proxy]
-preserve_host = true
-pass = [{ path = "/", url = "balancer://mycluster/" }]
-pass_reverse = [{ path = "/", url = "balancer://mycluster/" }]
-
-[[vhost.proxy.balancer]]
-name = "mycluster"
-members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
-CONF
+example2_config "$ROOT" 9000 "$WORKERS" 8080 8081
 echo "server root: $ROOT" >&2
 PEERS=${PEERS:-../shared/bench/peers.sh}
 exec bash "$PEERS" --ours "exec $PWD/target/dist/modproxy -d $ROOT run" "$@"

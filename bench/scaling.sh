@@ -43,20 +43,7 @@ HZ=$(getconf CLK_TCK)
 printf '%-8s %-12s %12s %9s %11s\n' workers proxy-cores req/s p99 cpu-us/req
 for n in $(seq 1 "$MAX"); do
   ROOT="$W/root$n"; dist_root "$ROOT"
-  cat > "$ROOT/modproxy.toml" <<CONF
-workers = $n
-[log]
-access_log = "off"
-error_log = "$ROOT/error.log"
-[[vhost]]
-listen = "127.0.0.1:9000"
-[vhost.proxy]
-preserve_host = true
-pass = [{ path = "/", url = "balancer://mycluster/" }]
-[[vhost.proxy.balancer]]
-name = "mycluster"
-members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
-CONF
+  example2_config "$ROOT" 9000 "$n" 8080 8081
   taskset -c "0-$((n - 1))" target/dist/modproxy -d "$ROOT" run & pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:9000/ && break; sleep 0.1; done
   t0=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")

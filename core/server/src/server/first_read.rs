@@ -1,9 +1,10 @@
 //! The read a new connection gets at accept, before it waits for anything.
 //!
-//! On a busy server a connection's request has arrived by the time it is
-//! accepted: reading it at once saves the wait for readability, and a
-//! connection that then answers without waiting is never registered with
-//! the reactor at all (`ClientTcp`). On a server with time to spare the
+//! With `TCP_DEFER_ACCEPT` (`limits.defer_accept`), or on a busy server, a
+//! connection's request has arrived by the time it is accepted: reading it
+//! at once saves the wait for readability, and a connection that then
+//! answers without waiting is never registered with the reactor at all
+//! (`ClientTcp`). Without the option, on a server with time to spare, the
 //! accept comes first, woken by the client's handshake, and the request a
 //! few microseconds later: the read finds nothing, and is a system call
 //! wasted on every connection.
