@@ -38,12 +38,9 @@ nix::getsockopt_impl!(
     nix::sys::socket::sockopt::GetUsize
 );
 
-/// Sets the timeout in whole seconds (rounded up); zero turns it off.
+/// Sets the timeout, in whole seconds; zero turns the option off.
 pub fn set(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
-    let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    let seconds = usize::try_from(seconds)
-        .unwrap_or(usize::MAX)
-        .min(i32::MAX as usize);
+    let seconds = timeout.as_secs().min(i32::MAX as u64) as usize;
     nix::sys::socket::setsockopt(listener, DeferAccept, &seconds).map_err(std::io::Error::from)
 }
 
@@ -61,8 +58,8 @@ mod tests {
     fn the_option_is_set_and_cleared_on_the_socket() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         set(&listener, Duration::from_secs(1)).unwrap();
-        // The kernel keeps a count of SYN-ACK retransmits and reports it
-        // back in seconds: 1 s is one retransmit, 1 s.
+        // The kernel stores the timeout as a count of SYN-ACK
+        // retransmits and converts it back: 1 s reads as 1 s.
         assert_eq!(deferred(&listener), 1);
         set(&listener, Duration::ZERO).unwrap();
         assert_eq!(deferred(&listener), 0);

@@ -27,13 +27,17 @@ pub fn open(
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the socket for {addr} non-blocking: {e}"))?;
-        // An inherited socket keeps the previous server's setting otherwise.
-        super::defer_accept::set(&listener, defer_accept).map_err(|e| {
-            format!(
-                "cannot set TCP_DEFER_ACCEPT on the socket for {addr}: {e}; \
-                 set limits.defer_accept = 0 to listen without it"
-            )
-        })?;
+        // Set even to zero: an inherited socket keeps the previous
+        // server's setting otherwise. Failing to clear it is no error.
+        match super::defer_accept::set(&listener, defer_accept) {
+            Err(e) if !defer_accept.is_zero() => {
+                return Err(format!(
+                    "cannot set TCP_DEFER_ACCEPT on the socket for {addr}: {e}; \
+                     set limits.defer_accept = 0 to listen without it"
+                ))
+            }
+            _ => {}
+        }
         out.push((*addr, listener));
     }
     Ok(out)
