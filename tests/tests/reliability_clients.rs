@@ -340,6 +340,37 @@ fn a_client_slow_to_send_its_request_is_answered() {
     }
 }
 
+/// How long a connection that never sends anything stays open, with
+/// `keepalive_timeout = 1` and the given `defer_accept`.
+fn silent_connection_lifetime(defer_accept: u64) -> Duration {
+    let backend = echo();
+    let p = Proxied::with(
+        &format!("pass = [{{ path = \"/\", url = \"{}/\" }}]", backend.url()),
+        &format!("[limits]\nkeepalive_timeout = 1\ndefer_accept = {defer_accept}\n"),
+    );
+    let t = Instant::now();
+    let mut silent = Conn::open(p.port).unwrap();
+    assert!(silent.closed_within(Duration::from_secs(5)), "never closed");
+    t.elapsed()
+}
+
+/// `defer_accept = 0` accepts at once, so a silent client is closed at
+/// the keep-alive timeout; by default the kernel holds it for the first
+/// second, and the keep-alive timeout starts only then.
+#[test]
+fn defer_accept_holds_a_silent_client_for_its_timeout_and_zero_turns_it_off() {
+    let off = silent_connection_lifetime(0);
+    let on = silent_connection_lifetime(1);
+    assert!(
+        off < Duration::from_millis(1500),
+        "defer_accept = 0: closed after {off:?}"
+    );
+    assert!(
+        on >= Duration::from_millis(1800),
+        "defer_accept = 1: closed after {on:?}"
+    );
+}
+
 #[test]
 fn ten_thousand_idle_connections_are_bounded_and_cost_no_crash() {
     let backend = echo();
