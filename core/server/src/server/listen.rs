@@ -28,15 +28,20 @@ pub fn open(
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the socket for {addr} non-blocking: {e}"))?;
         // Set even to zero: an inherited socket keeps the previous
-        // server's setting otherwise. Failing to clear it is no error.
-        match super::defer_accept::set(&listener, defer_accept) {
-            Err(e) if !defer_accept.is_zero() => {
-                return Err(format!(
-                    "cannot set TCP_DEFER_ACCEPT on the socket for {addr}: {e}; \
-                     set limits.defer_accept = 0 to listen without it"
-                ))
+        // server's setting otherwise. As with Apache and nginx, failing
+        // costs only the optimisation, not the listener.
+        if let Err(e) = super::defer_accept::set(&listener, defer_accept) {
+            if !defer_accept.is_zero() {
+                crate::log::write(
+                    crate::log::Level::Warn,
+                    "core",
+                    &format!(
+                        "cannot set TCP_DEFER_ACCEPT on the socket for {addr}: {e}; \
+                         connections are accepted as they open \
+                         (limits.defer_accept = 0 silences this)"
+                    ),
+                );
             }
-            _ => {}
         }
         out.push((*addr, listener));
     }
