@@ -135,6 +135,52 @@ fn a_pooled_connection_the_backend_closed_while_idle_is_not_used() {
     );
 }
 
+/// A backend that sends bytes past its `Content-Length` body (with the
+/// body's end, or just after it) leaves a connection that must not be
+/// reused: the next request goes to a fresh one and gets its own answer.
+#[test]
+fn a_connection_with_bytes_past_the_body_is_not_reused() {
+    let backend = Scripted::start(|mut peer| {
+        while let Some(req) = peer.request() {
+            if req.target == "/ok" {
+                peer.respond(200, &[], format!("conn {}", peer.index).as_bytes());
+                continue;
+            }
+            // The body in two pieces, so that its end comes in a read of
+            // its own; the junk follows in the same write, or after it.
+            peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n");
+            peer.send(&[b'a'; 10_000]);
+            std::thread::sleep(Duration::from_millis(50));
+            if req.target == "/junk-with-end" {
+                peer.send(&[[b'b'; 10_000].as_slice(), b"HTTP/1.1 200 OK\r\n\r\n"].concat());
+            } else {
+                peer.send(&[b'b'; 10_000]);
+                std::thread::sleep(Duration::from_millis(50));
+                peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\njunk");
+            }
+        }
+    });
+    let p = proxy_to(&backend.url(), "");
+    for (i, path) in ["/junk-with-end", "/junk-after-end"].iter().enumerate() {
+        let r = get(p.port, path, &[]).unwrap();
+        assert_eq!(
+            (r.status, r.body.len()),
+            (200, 20_000),
+            "{path}: {}",
+            p.log()
+        );
+        assert!(r.body.ends_with(b"b"), "{path}: the body, without the junk");
+        std::thread::sleep(Duration::from_millis(100));
+        let next = get(p.port, "/ok", &[]).unwrap();
+        assert_eq!(
+            (next.status, next.text()),
+            (200, format!("conn {}", i + 1)),
+            "after {path}: a fresh connection\n{}",
+            p.log()
+        );
+    }
+}
+
 #[test]
 fn disable_reuse_opens_a_connection_per_request_and_asks_the_backend_to_close_it() {
     let backend = Backend::text("ok");

@@ -16,6 +16,17 @@ pub const HEAD_READ: usize = 8 * 1024;
 /// Reads while streaming a body: the bound on what we hold per exchange.
 pub const BODY_READ: usize = 64 * 1024;
 
+/// How much to ask for while `left` bytes of a `Content-Length` body are
+/// still to come: one byte more, up to [`BODY_READ`]. The read that brings
+/// the body's end then comes back short, which tells the reactor the
+/// socket is drained, so [`looks_closed`] need not probe it with a system
+/// call before the connection is reused. A byte past the body is one the
+/// backend sent unasked: it stays in the buffer, and a connection with a
+/// non-empty buffer is not reused.
+pub fn body_want(left: u64) -> usize {
+    usize::try_from(left.saturating_add(1)).map_or(BODY_READ, |l| l.min(BODY_READ))
+}
+
 /// A keep-alive connection waiting in the pool, with the read buffer it
 /// had: the next exchange on it reads into the same memory instead of
 /// allocating a new buffer.

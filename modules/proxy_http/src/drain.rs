@@ -2,7 +2,7 @@
 //! with the backend's error page, so that the connection can go back to the
 //! pool instead of being closed.
 
-use crate::backend::{Backend, BODY_READ};
+use crate::backend::{body_want, Backend, BODY_READ};
 use crate::codec::{ChunkedDecoder, ResponseFraming};
 use bytes::Buf;
 
@@ -31,7 +31,7 @@ async fn length(b: &mut Backend, mut left: u64) -> bool {
         if left == 0 {
             return true;
         }
-        let want = usize::try_from(left).map_or(BODY_READ, |l| l.min(BODY_READ));
+        let want = body_want(left);
         if !matches!(b.fill_timed(want).await, Ok(n) if n > 0) {
             return false;
         }

@@ -3,7 +3,7 @@
 //! its framing checked to the last byte, so a truncated body never ends
 //! like a complete one.
 
-use crate::backend::{Backend, BODY_READ, HEAD_READ};
+use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ};
 use crate::codec::{eq_lower, parse_response_head, ChunkedDecoder, ResponseFraming, ResponseHead};
 use bytes::Buf;
 use modproxy_api::sdk::IoError;
@@ -166,8 +166,8 @@ fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
     }
 }
 
-/// Exactly `left` bytes. Reads never ask for more than what is left, so
-/// bytes of a next response stay in the socket.
+/// Exactly `left` bytes. A byte past them stays in the buffer, and the
+/// caller does not reuse the connection (see [`body_want`]).
 async fn length_body(req: &mut Request, b: &mut Backend, mut left: u64) -> Result<(), RelayError> {
     loop {
         let have = usize::try_from(left).map_or(b.buf.len(), |l| l.min(b.buf.len()));
@@ -179,7 +179,7 @@ async fn length_body(req: &mut Request, b: &mut Backend, mut left: u64) -> Resul
         if left == 0 {
             return Ok(());
         }
-        let want = usize::try_from(left).map_or(BODY_READ, |l| l.min(BODY_READ));
+        let want = body_want(left);
         match b.fill_timed(want).await {
             Ok(0) => {
                 return Err(RelayError::Backend(format!(
@@ -266,6 +266,15 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_body_read_asks_one_byte_past_what_is_left() {
+        assert_eq!(body_want(1), 2);
+        assert_eq!(body_want(28_916), 28_917);
+        assert_eq!(body_want(BODY_READ as u64 - 1), BODY_READ);
+        assert_eq!(body_want(BODY_READ as u64), BODY_READ);
+        assert_eq!(body_want(u64::MAX), BODY_READ);
+    }
 
     #[test]
     fn interim_limits() {
