@@ -201,10 +201,12 @@ fn failonstatus_puts_a_member_in_error_after_relaying_its_answer() {
 #[test]
 fn a_balancer_timeout_waits_for_a_member_to_come_back() {
     let mut m = modproxy_tests::member::Member::start("back");
-    m.kill();
     let members = [member(&m.url(), "retry = 1")];
     let keys = "forcerecovery = false\ntimeout = 3";
     let (root, server) = serve(&["lbmethod_byrequests"], keys, &members);
+    // Killed only now: a port freed before the proxy chose its own could
+    // be chosen, and the balancer would then forward to itself.
+    m.kill();
     // The member refuses: it is put in error for `retry` (1 s).
     assert_eq!(picks(server.port, "/", &[], 1), ["<503>"], "{}", root.log());
     m.revive();
