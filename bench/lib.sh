@@ -4,6 +4,9 @@
 #   dist_root DIR [LIBDIR]     -> DIR/mods-available, DIR/mods-enabled (the four modules)
 #   example2_config DIR PORT WORKERS MEMBER_PORT MEMBER_PORT
 #                              -> DIR/modproxy.toml: the tutorial's Example 2
+#   backends_config DIR PORT PORT
+#                              -> DIR/backends.conf: the two nginx backends
+#                                 (`/`, files from DIR/www, POST /upload)
 DIST_MODULES=(proxy proxy_http proxy_balancer lbmethod_byrequests)
 DIST_PACKAGES=(-p modproxy)
 for m in "${DIST_MODULES[@]}"; do DIST_PACKAGES+=(-p "mod_$m"); done
@@ -47,5 +50,18 @@ pass_reverse = [{ path = "/", url = "balancer://mycluster/" }]
 [[vhost.proxy.balancer]]
 name = "mycluster"
 members = [{ url = "http://127.0.0.1:$a" }, { url = "http://127.0.0.1:$b" }]
+CONF
+}
+
+backends_config() {
+  local dir=$1 a=$2 b=$3
+  cat > "$dir/backends.conf" <<CONF
+worker_processes 1; daemon off; pid $dir/be.pid; error_log $dir/be.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
+  server { listen 127.0.0.1:$a reuseport; root $dir/www; location = / { return 200 "Hello world!"; }
+    location = /upload { return 200 "ok"; } }
+  server { listen 127.0.0.1:$b reuseport; root $dir/www; location = / { return 200 "Howdy world!"; }
+    location = /upload { return 200 "ok"; } } }
 CONF
 }

@@ -38,16 +38,8 @@ trap cleanup EXIT
 mkdir -p "$W/www"
 head -c 102400 /dev/urandom > "$W/www/100k.bin"
 head -c 1048576 /dev/zero > "$W/1m.bin"
-cat > "$W/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $W/nginx.pid; error_log $W/nginx.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
-  server { listen 127.0.0.1:18080; root $W/www; location = / { return 200 "Hello world!"; }
-    location = /upload { return 200 "ok"; } }
-  server { listen 127.0.0.1:18081; root $W/www; location = / { return 200 "Howdy world!"; }
-    location = /upload { return 200 "ok"; } } }
-CONF
-nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
+backends_config "$W" 18080 18081
+nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
 dist_root "$W/root" "$PWD/target/pgo/dist"
 example2_config "$W/root" 19000 1 18080 18081

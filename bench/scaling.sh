@@ -30,13 +30,7 @@ load_cpus() { # the cores not given to modproxy, or the last one
   if [ "$n" -lt "$CORES" ]; then echo "$n-$((CORES - 1))"; else echo "$((CORES - 1))"; fi
 }
 
-cat > "$W/backends.conf" <<CONF
-worker_processes 1; daemon off; pid $W/be.pid; error_log $W/be.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:8080 reuseport; location = / { return 200 "Hello world!"; } }
-  server { listen 127.0.0.1:8081 reuseport; location = / { return 200 "Howdy world!"; } } }
-CONF
+backends_config "$W" 8080 8081
 taskset -c "$(load_cpus 1)" nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
 HZ=$(getconf CLK_TCK)

@@ -33,13 +33,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
 mkdir -p "$W/www"
 head -c 76800 /dev/urandom | base64 -w 0 > "$W/www/100k.txt"
 chmod -R a+rX "$W"
-cat > "$W/backends.conf" <<CONF
-worker_processes 1; daemon off; pid $W/be.pid; error_log $W/be.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:8080 reuseport; root $W/www; location = / { return 200 "Hello world!"; } }
-  server { listen 127.0.0.1:8081 reuseport; root $W/www; location = / { return 200 "Howdy world!"; } } }
-CONF
+backends_config "$W" 8080 8081
 taskset -c 1 nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
 cat > "$W/nginx.conf" <<CONF
