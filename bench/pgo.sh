@@ -38,6 +38,8 @@ trap cleanup EXIT
 mkdir -p "$W/www"
 head -c 102400 /dev/urandom > "$W/www/100k.bin"
 head -c 1048576 /dev/zero > "$W/1m.bin"
+# nginx's workers (not root) serve the files: mktemp's directory is private.
+chmod -R a+rX "$W"
 backends_config "$W" 18080 18081
 nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
