@@ -444,6 +444,24 @@ pub struct HostApi {
     /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
     /// did not ask for an upgrade or the head sent was not a 101.
     pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
+
+    // --- appended after the first release ---
+    /// Whether an idle connection can carry a new request, asked of the
+    /// socket itself with a non-blocking peek (one system call), never of
+    /// the reactor's cached readiness, which can lag behind what the
+    /// kernel already holds. One of [`idle_state`]'s values.
+    pub conn_idle_state: extern "C" fn(conn: *mut c_void) -> i32,
+}
+
+/// What [`HostApi::conn_idle_state`] found on an idle connection.
+pub mod idle_state {
+    /// Open, and nothing waiting to be read: safe to reuse.
+    pub const QUIET: i32 = 0;
+    /// Bytes arrived that no request asked for: never reuse.
+    pub const UNREAD: i32 = 1;
+    /// Closed or broken by the peer, or not a connection the host can
+    /// look into (a tunnel's client side): never reuse.
+    pub const CLOSED: i32 = 2;
 }
 
 /// Flags of [`HostApi::tls_connect_new`].
@@ -508,6 +526,7 @@ const fn layout_hash() -> u64 {
         offset_of!(HostApi, metrics_render),
         offset_of!(HostApi, tls_connect_new),
         offset_of!(HostApi, upgrade_take),
+        offset_of!(HostApi, conn_idle_state),
         size_of::<ModuleHeader>(),
         offset_of!(ModuleHeader, init),
         size_of::<crate::lb::LbMember>(),

@@ -7,8 +7,6 @@ use crate::deadline::Deadline;
 use bytes::BytesMut;
 use modproxy_api::sdk::net::TcpConn;
 use modproxy_api::sdk::IoError;
-use std::future::poll_fn;
-use std::task::Poll;
 use std::time::Duration;
 
 /// Reads while waiting for a head: most heads (and small bodies) fit.
@@ -17,12 +15,10 @@ pub const HEAD_READ: usize = 8 * 1024;
 pub const BODY_READ: usize = 64 * 1024;
 
 /// How much to ask for while `left` bytes of a `Content-Length` body are
-/// still to come: one byte more, up to [`BODY_READ`]. The read that brings
-/// the body's end then comes back short, which tells the reactor the
-/// socket is drained, so [`looks_closed`] need not probe it with a system
-/// call before the connection is reused. A byte past the body is one the
-/// backend sent unasked: it stays in the buffer, and a connection with a
-/// non-empty buffer is not reused.
+/// still to come: one byte more, up to [`BODY_READ`]. A byte past the body
+/// that arrived with its end is then caught for free: it stays in the
+/// buffer, and a connection with a non-empty buffer is not reused. (What
+/// arrives later is caught by the peek before reuse, in `exchange`.)
 pub fn body_want(left: u64) -> usize {
     usize::try_from(left.saturating_add(1)).map_or(BODY_READ, |l| l.min(BODY_READ))
 }
@@ -32,6 +28,9 @@ pub fn body_want(left: u64) -> usize {
 /// allocating a new buffer.
 pub struct Idle {
     pub conn: TcpConn,
+    /// The response it last carried, for the log if the backend sends
+    /// anything after it.
+    pub last: Answered,
     buf: BytesMut,
     /// Its host timer, kept for the next exchange as well.
     deadline: Deadline,
@@ -42,8 +41,27 @@ impl Idle {
     pub fn new(conn: TcpConn) -> Idle {
         Idle {
             conn,
+            last: Answered::default(),
             buf: BytesMut::new(),
             deadline: Deadline::default(),
+        }
+    }
+}
+
+/// A response as the log names it when the backend sends bytes after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub status: u16,
+    /// The request was HEAD, so the response had no body whatever it said.
+    pub head: bool,
+}
+
+impl std::fmt::Display for Answered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.status, self.head) {
+            (0, _) => f.write_str("its response"),
+            (status, true) => write!(f, "its {status} response to a HEAD request"),
+            (status, false) => write!(f, "its {status} response"),
         }
     }
 }
@@ -78,9 +96,9 @@ impl Backend {
         }
     }
 
-    /// The connection for the pool, once its response was read exactly to
-    /// its end (so the buffer holds nothing of it).
-    pub fn into_idle(self) -> Idle {
+    /// The connection for the pool, once its response (`last`) was read
+    /// exactly to its end (so the buffer holds nothing of it).
+    pub fn into_idle(self, last: Answered) -> Idle {
         let mut buf = self.buf;
         buf.clear();
         if buf.capacity() > KEEP_BUF {
@@ -88,6 +106,7 @@ impl Backend {
         }
         Idle {
             conn: self.conn,
+            last,
             buf,
             deadline: self.deadline,
         }
@@ -132,18 +151,4 @@ impl Backend {
         self.received += n as u64;
         Ok(n)
     }
-}
-
-/// True when an idle connection is already unusable: the backend closed
-/// it, reset it, or sent bytes nobody asked for. Never waits, and a quiet
-/// connection costs no system call: only one the reactor saw readable is
-/// probed with a read. This narrows the keep-alive race; the retry in
-/// `exchange` covers what is left of it.
-pub async fn looks_closed(conn: &mut TcpConn) -> bool {
-    let readable = poll_fn(|cx| Poll::Ready(conn.poll_readable(cx).is_ready())).await;
-    if !readable {
-        return false;
-    }
-    let mut probe = [0u8; 1];
-    poll_fn(|cx| Poll::Ready(conn.poll_read(cx, &mut probe).is_ready())).await
 }

@@ -7,7 +7,7 @@
 //! for a URL it cannot parse; nothing else here blames the client except
 //! its own body breaking off.
 
-use crate::backend::{looks_closed, Backend, Idle};
+use crate::backend::{Answered, Backend, Idle};
 use crate::codec::{BodyFraming, ResponseHead};
 use crate::drain;
 use crate::pool::{Limits, Pool};
@@ -17,7 +17,7 @@ use crate::target::Target;
 use modproxy_api::proxy::{
     exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome, WorkerParams,
 };
-use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::sdk::net::{timeout, IdleState, TcpConn};
 use modproxy_api::{log, IoError, Level, Request};
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,16 @@ enum Step {
         status: u16,
         reusable: bool,
     },
-    /// The connection broke before the backend said anything. On a pooled
-    /// connection that is the keep-alive race; otherwise it ends with `code`.
-    Broken { code: i32, why: String },
+    /// The connection broke before a valid response head: closed, reset,
+    /// or garbage. On a pooled connection that is the keep-alive race (or
+    /// stray bytes that came after the peek), retried once on a fresh
+    /// connection; otherwise it ends with `code`.
+    Broken {
+        code: i32,
+        why: String,
+        /// How loudly to log a retry: the race is routine, garbage is not.
+        retry_level: Level,
+    },
 }
 
 /// Runs the exchange and returns its code with the outcome to report.
@@ -98,7 +105,7 @@ pub async fn run(
     };
     let mut progress = BodyProgress::default();
     let mut pooled = if reuse {
-        take_live(pool, worker, limits).await
+        take_live(pool, &ctx, limits)
     } else {
         None
     };
@@ -118,16 +125,16 @@ pub async fn run(
         outcome.bytes_sent += b.sent;
         outcome.bytes_received += b.received;
         match step {
-            Step::Broken { why, .. }
-                if b.reused && ctx.plan.idempotent && progress.can_replay() =>
-            {
+            Step::Broken {
+                why, retry_level, ..
+            } if b.reused && ctx.plan.idempotent && progress.can_replay() => {
                 // `pooled` is now None: the retry gets a fresh connection, once.
                 ctx.log(
-                    Level::Debug,
+                    retry_level,
                     format_args!("pooled connection unusable ({why}); retrying on a new one"),
                 );
             }
-            Step::Broken { code, why } => {
+            Step::Broken { code, why, .. } => {
                 ctx.log(Level::Error, why);
                 return (code, outcome);
             }
@@ -138,7 +145,11 @@ pub async fn run(
             } => {
                 outcome.status = status;
                 if reuse && reusable {
-                    pool.put(worker, b.into_idle(), limits, Instant::now);
+                    let last = Answered {
+                        status,
+                        head: ctx.plan.is_head,
+                    };
+                    pool.put(worker, b.into_idle(last), limits, Instant::now);
                 }
                 return (code, outcome);
             }
@@ -181,14 +192,29 @@ async fn connect(
     TcpConn::connect_tls(addr, target.host, verify, ca_file, wait).await
 }
 
-/// The newest pooled connection that is still open, if any.
-async fn take_live(pool: &Pool<Idle>, worker: &str, limits: Limits) -> Option<Idle> {
+/// The newest pooled connection that is open and quiet, if any. Each is
+/// asked right here, of its socket, not of cached readiness: bytes that
+/// reached us after the last response (a backend splitting its answer)
+/// must never be read as the next client's.
+fn take_live(pool: &Pool<Idle>, ctx: &Ctx<'_>, limits: Limits) -> Option<Idle> {
     loop {
-        let mut idle = pool.take(worker, limits, Instant::now)?;
-        if !looks_closed(&mut idle.conn).await {
-            return Some(idle);
+        let mut idle = pool.take(ctx.worker, limits, Instant::now)?;
+        match idle.conn.idle_state() {
+            IdleState::Quiet => return Some(idle),
+            IdleState::Unread => ctx.log(Level::Warn, stray_bytes(idle.last, None)),
+            IdleState::Closed => {}
         }
     }
+}
+
+/// The log line for bytes a backend sent after a complete response
+/// (`count`, when known): the connection is closed, never reused.
+fn stray_bytes(after: Answered, count: Option<usize>) -> String {
+    let what = count.map_or("bytes".to_owned(), |n| format!("{n} bytes"));
+    format!(
+        "backend sent {what} after {after} that no request asked for (a bug in the \
+         application, or response splitting); closed the connection instead of reusing it"
+    )
 }
 
 /// One try on one connection: head, body, response.
@@ -204,6 +230,7 @@ async fn attempt(
         return Step::Broken {
             code: code::CONNECT_FAILED,
             why: format!("sending the request head failed: {e}"),
+            retry_level: Level::Debug,
         };
     }
     let mut interim = 0;
@@ -227,7 +254,7 @@ async fn attempt(
             {
                 Err(_) | Ok(Ok(Got::Continue)) => {}
                 Ok(Ok(Got::Final(head))) => early = Some(head),
-                Ok(Err(fail)) => return head_failed(ctx, fail),
+                Ok(Err(fail)) => return head_failed(ctx, b, fail),
             }
         }
         if early.is_none() {
@@ -290,6 +317,7 @@ async fn attempt(
         // The core answers with its own page: the backend's is discarded,
         // read to its end when small so the connection can be pooled.
         let reusable = keep && drain::drain(b, head.framing).await;
+        log_surplus(ctx, b, status);
         ctx.log(
             Level::Info,
             format_args!(
@@ -303,11 +331,14 @@ async fn attempt(
         };
     }
     match relay::relay(req, b, head, plan.via.as_deref()).await {
-        Ok(clean) => Step::Done {
-            code: code::OK,
-            status,
-            reusable: keep && clean,
-        },
+        Ok(clean) => {
+            log_surplus(ctx, b, status);
+            Step::Done {
+                code: code::OK,
+                status,
+                reusable: keep && clean,
+            }
+        }
         Err(RelayError::Client(e)) => {
             ctx.log(
                 Level::Info,
@@ -330,6 +361,18 @@ async fn attempt(
     }
 }
 
+/// Bytes already read past a complete response: they keep the connection
+/// out of the pool (see `relay`), and are logged once, here.
+fn log_surplus(ctx: &Ctx<'_>, b: &Backend, status: u16) {
+    if !b.buf.is_empty() {
+        let after = Answered {
+            status,
+            head: ctx.plan.is_head,
+        };
+        ctx.log(Level::Warn, stray_bytes(after, Some(b.buf.len())));
+    }
+}
+
 /// The final head within `wait`; `Ok(None)` when none came in time.
 async fn read_final(
     ctx: &Ctx<'_>,
@@ -347,19 +390,29 @@ async fn read_final(
         // Cannot happen with stop_at_continue off; refuse rather than panic.
         Some(Ok(Got::Continue)) => Err(head_failed(
             ctx,
+            b,
             HeadFail::Bad("unexpected 100 Continue".to_owned()),
         )),
-        Some(Err(fail)) => Err(head_failed(ctx, fail)),
+        Some(Err(fail)) => Err(head_failed(ctx, b, fail)),
         None => Ok(None),
     }
 }
 
-/// Only a silent close may be the keep-alive race; a bad head is final.
-fn head_failed(ctx: &Ctx<'_>, fail: HeadFail) -> Step {
+/// A silent close may be the keep-alive race. A bad head on a pooled
+/// connection may be stray bytes of an earlier response that arrived after
+/// the peek: both are worth one more try on a fresh connection. A bad head
+/// on a fresh connection is the backend's, and final.
+fn head_failed(ctx: &Ctx<'_>, b: &Backend, fail: HeadFail) -> Step {
     match fail {
         HeadFail::ClosedEarly => Step::Broken {
             code: code::BAD_RESPONSE,
             why: "backend closed the connection without responding".to_owned(),
+            retry_level: Level::Debug,
+        },
+        HeadFail::Bad(why) if b.reused => Step::Broken {
+            code: code::BAD_RESPONSE,
+            why: format!("no valid response head on a reused connection: {why}"),
+            retry_level: Level::Warn,
         },
         HeadFail::Bad(why) => done(ctx, code::BAD_RESPONSE, why),
     }

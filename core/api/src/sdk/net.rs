@@ -15,6 +15,17 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// A TCP connection owned by the host's reactor.
+/// What [`TcpConn::idle_state`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleState {
+    /// Open, nothing waiting: safe to reuse.
+    Quiet,
+    /// Bytes arrived that no request asked for: never reuse.
+    Unread,
+    /// Closed or reset by the peer: never reuse.
+    Closed,
+}
+
 pub struct TcpConn {
     raw: *mut c_void,
 }
@@ -158,6 +169,17 @@ impl TcpConn {
         match crate::waker::lend(cx, |w| (host().conn_poll_readable)(self.raw, w)) {
             abi::io::PENDING => Poll::Pending,
             _ => Poll::Ready(()),
+        }
+    }
+    /// Whether this idle connection can carry a new request: asks the
+    /// socket itself (one system call), so bytes the backend sent after
+    /// its last response are seen even before the reactor reported them.
+    /// Call it right before reusing a pooled connection.
+    pub fn idle_state(&mut self) -> IdleState {
+        match (host().conn_idle_state)(self.raw) {
+            abi::idle_state::QUIET => IdleState::Quiet,
+            abi::idle_state::UNREAD => IdleState::Unread,
+            _ => IdleState::Closed,
         }
     }
     /// Half-closes the sending side (poll form, for two-way copies).

@@ -182,6 +182,25 @@ pub(super) extern "C" fn conn_poll_readable(raw: *mut c_void, waker: *const AbiW
     }
 }
 
+/// One non-blocking `MSG_PEEK` on the TCP socket underneath, so bytes the
+/// kernel holds count even before the reactor has reported them. For TLS
+/// the socket shows every record the backend sent after its response; any
+/// plaintext rustls had already decrypted was read into the module's
+/// buffer with the response, where the module sees it.
+pub(super) extern "C" fn conn_idle_state(raw: *mut c_void) -> i32 {
+    let conn = stream(raw);
+    let Some(tcp) = conn.tcp() else {
+        return abi::idle_state::CLOSED;
+    };
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(tcp).peek(&mut probe) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => abi::idle_state::QUIET,
+        Ok(n) if n > 0 => abi::idle_state::UNREAD,
+        // 0 is the peer's FIN; an error (a reset) breaks it as surely.
+        _ => abi::idle_state::CLOSED,
+    }
+}
+
 pub(super) extern "C" fn tls_connect_new(
     addr: AbiStr,
     server_name: AbiStr,
