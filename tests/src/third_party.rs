@@ -16,12 +16,18 @@ pub fn target() -> PathBuf {
 /// workspace uses are already downloaded), online if that fails. Returns
 /// the path of `lib{crate_name}.so`.
 pub fn build(dir: &Path, crate_name: &str) -> PathBuf {
+    build_into(dir, crate_name, &target())
+}
+
+/// [`build`] into a target directory of its own: for a crate whose
+/// library name another one shares, or that links another modproxy-api.
+pub fn build_into(dir: &Path, crate_name: &str, target: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let run = |offline: bool| {
         let mut c = Command::new(&cargo);
         c.current_dir(dir)
             .args(["build", "--release", "--quiet"])
-            .env("CARGO_TARGET_DIR", target());
+            .env("CARGO_TARGET_DIR", target);
         if offline {
             c.arg("--offline");
         }
@@ -37,7 +43,7 @@ pub fn build(dir: &Path, crate_name: &str) -> PathBuf {
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let lib = target().join("release").join(format!("lib{crate_name}.so"));
+    let lib = target.join("release").join(format!("lib{crate_name}.so"));
     assert!(lib.exists(), "{} was not built", lib.display());
     lib
 }

@@ -37,10 +37,41 @@ fn a_module_built_against_another_abi_version_is_refused() {
     for out in [&test, &run] {
         assert!(out.contains("module wrong_abi"), "{out}");
         assert!(
-            out.contains("version 999") && out.contains("version 1"),
+            out.contains("ABI 999.0") && out.contains("speaks ABI 1."),
             "{out}"
         );
         assert!(out.contains("rebuild"), "says what to do: {out}");
+    }
+}
+
+#[test]
+fn a_module_built_for_a_newer_minor_is_refused_naming_what_it_needs() {
+    // `modproxy version` ends in "(module ABI MAJOR.MINOR)".
+    let version = std::process::Command::new(modproxy_tests::modproxy())
+        .arg("version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let host = version
+        .trim()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    let (major, minor) = host.split_once('.').unwrap();
+    let next = format!("{major}.{}", minor.parse::<u32>().unwrap() + 1);
+    let (test, run) = refused("future_minor", "");
+    for out in [&test, &run] {
+        let needs = format!(
+            "module future_minor: needs module ABI {next}, but this server speaks ABI {host}"
+        );
+        assert!(out.contains(&needs), "{out}");
+        assert!(out.contains("upgrade modproxy"), "says what to do: {out}");
+        assert_eq!(
+            out.lines().filter(|l| l.contains("future_minor")).count(),
+            1,
+            "{out}"
+        );
     }
 }
 

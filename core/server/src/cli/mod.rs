@@ -61,7 +61,7 @@ pub fn main() -> i32 {
             println!(
                 "modproxy {} (module ABI {})",
                 env!("CARGO_PKG_VERSION"),
-                modproxy_api::abi::ABI_VERSION
+                modproxy_api::abi::AbiVersion::CURRENT
             );
             0
         }

@@ -7,7 +7,7 @@
 
 use libloading::os::unix::{Library, Symbol};
 use modproxy_api::abi::{
-    AbiStr, ModuleEntryFn, ModuleHeader, ABI_VERSION, ENTRY_SYMBOL, LAYOUT_HASH, MAGIC,
+    layout_hash_for, AbiStr, AbiVersion, ModuleEntryFn, ModuleHeader, ENTRY_SYMBOL, MAGIC,
 };
 use std::path::Path;
 
@@ -16,6 +16,8 @@ pub struct Opened {
     pub header: &'static ModuleHeader,
     pub name: String,
     pub version: String,
+    /// The ABI it was built for: this server's, or an older minor.
+    pub abi: AbiVersion,
 }
 
 /// Opens `library` for module `module` and validates it. Errors are one
@@ -58,20 +60,11 @@ pub fn open(module: &str, library: &Path) -> Result<Opened, String> {
         ));
     }
     // SAFETY: the magic matched, and `abi_version` follows it in every version.
-    let abi_version = unsafe { std::ptr::addr_of!((*header_ptr).abi_version).read() };
-    if abi_version != ABI_VERSION {
-        return Err(format!(
-            "module {module}: built for module ABI version {abi_version}, but this server speaks version {ABI_VERSION}; rebuild the module against this modproxy-api"
-        ));
-    }
-    // SAFETY: same ABI version, so the whole header has our layout.
+    let raw = unsafe { std::ptr::addr_of!((*header_ptr).abi_version).read() };
+    let abi = check_version(module, AbiVersion::decode(raw))?;
+    // SAFETY: same major, so the header has the layout every minor shares.
     let header: &'static ModuleHeader = unsafe { &*header_ptr };
-    if header.layout_hash != LAYOUT_HASH {
-        return Err(format!(
-            "module {module}: ABI layout hash {:#x} differs from the server's {LAYOUT_HASH:#x} (same version, different types); rebuild the module against this modproxy-api",
-            header.layout_hash
-        ));
-    }
+    check_layout(module, abi, header.layout_hash)?;
     let name = text(header.name);
     if name != module {
         return Err(format!(
@@ -82,7 +75,37 @@ pub fn open(module: &str, library: &Path) -> Result<Opened, String> {
         header,
         name,
         version: text(header.version),
+        abi,
     })
+}
+
+/// The versioning policy of `modproxy_api::abi::version`: the same major,
+/// and a minor no newer than ours.
+fn check_version(module: &str, abi: AbiVersion) -> Result<AbiVersion, String> {
+    let host = AbiVersion::CURRENT;
+    if abi.major != host.major {
+        return Err(format!(
+            "module {module}: built for module ABI {abi}, but this server speaks ABI {host} (another major version, whose layout differs); rebuild the module against this server's modproxy-api"
+        ));
+    }
+    if abi.minor > host.minor {
+        return Err(format!(
+            "module {module}: needs module ABI {abi}, but this server speaks ABI {host}, which lacks what ABI {abi} added; upgrade modproxy, or rebuild the module against this server's modproxy-api"
+        ));
+    }
+    Ok(abi)
+}
+
+/// The module's layout hash must be the one its minor has here: anything
+/// else means it was built from a modified modproxy-api.
+fn check_layout(module: &str, abi: AbiVersion, found: u64) -> Result<(), String> {
+    match layout_hash_for(abi.minor) {
+        Some(expected) if expected == found => Ok(()),
+        expected => Err(format!(
+            "module {module}: ABI layout hash {found:#x} differs from ABI {abi}'s {:#x} (same version, different types: built from a modified modproxy-api?); rebuild the module against this server's modproxy-api",
+            expected.unwrap_or_default()
+        )),
+    }
 }
 
 fn text(s: AbiStr) -> String {

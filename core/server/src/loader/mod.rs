@@ -32,7 +32,7 @@ pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
         registry.modules.push(ModuleInfo {
             name: opened.name,
             version: opened.version,
-            abi_version: opened.header.abi_version,
+            abi_version: opened.abi,
         });
         let mut reg = host_api::RegCtx {
             registry: &mut registry,

@@ -38,7 +38,7 @@ pub struct Claim {
 pub struct ModuleInfo {
     pub name: String,
     pub version: String,
-    pub abi_version: u32,
+    pub abi_version: modproxy_api::abi::AbiVersion,
 }
 
 #[derive(Default)]

@@ -1,0 +1,168 @@
+//! The ABI's version and layout hash, and the rule that lets a module
+//! built for an older minor keep loading after the ABI grows.
+//!
+//! Policy (enforced by the loader, core/server/src/loader/dl.rs):
+//! - **major**: changes when an existing item changes its layout or
+//!   meaning. A module of another major is refused.
+//! - **minor**: grows when items are appended (a host service at the end
+//!   of [`HostApi`], a field at the end of a size-prefixed table, a new
+//!   hook kind). A module built for this minor or an older one loads and
+//!   runs: it sees only the prefix it was built with. A module that needs
+//!   a newer minor than the host has is refused, naming what it needs.
+//! - **layout hash**: covers only what a module of that minor can see.
+//!   [`layout_hash_for`]`(m)` hashes the facts of minors `0..=m`, so the
+//!   host can check the layout of every older minor it serves.
+//!
+//! Appending in minor N: add its facts as a new entry of [`FACTS`]; in the
+//! entry of the minor that last ended the grown item, replace its
+//! `size_of` with the `offset_of` of the first appended field (that is
+//! where the older prefix ends). The pinned hashes in the tests must not
+//! change: a change there means an existing minor's layout moved, which
+//! is a new major.
+
+use super::*;
+use crate::lb::{LbMember, LbMethodV1};
+use crate::metrics::MetricsV1;
+use crate::proxy::{BalancerV1, MemberPick, ProxyExchange, SchemeHandlerV1, WorkerParams};
+use std::mem::{align_of, offset_of, size_of};
+
+/// A major and a minor version, as the header carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbiVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl AbiVersion {
+    /// The version this build of the API speaks.
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 1 };
+
+    /// Major in the low 16 bits, minor in the high ones: modules built
+    /// before minors existed wrote plain 1, which decodes as 1.0.
+    pub const fn encode(self) -> u32 {
+        self.major as u32 | (self.minor as u32) << 16
+    }
+    pub const fn decode(raw: u32) -> AbiVersion {
+        AbiVersion {
+            major: (raw & 0xffff) as u16,
+            minor: (raw >> 16) as u16,
+        }
+    }
+}
+
+impl std::fmt::Display for AbiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What a module's header says it was built for.
+pub const ABI_VERSION: u32 = AbiVersion::CURRENT.encode();
+
+/// The sizes, alignments and offsets a module of each minor relies on,
+/// minor 0 first.
+const FACTS: &[&[usize]] = &[
+    // 1.0: the first release (commit 5987492).
+    &[
+        size_of::<AbiStr>(),
+        align_of::<AbiStr>(),
+        size_of::<AbiChunk>(),
+        offset_of!(AbiChunk, drop_fn),
+        size_of::<AbiWaker>(),
+        size_of::<AbiWakerVTable>(),
+        size_of::<AbiFuture>(),
+        offset_of!(AbiFuture, drop_fn),
+        size_of::<AbiSection>(),
+        offset_of!(AbiSection, toml),
+        size_of::<AbiProvider>(),
+        size_of::<AbiFieldSpan>(),
+        size_of::<AbiFieldList>(),
+        // HostApi as 1.0 ended: where 1.1's first service begins.
+        offset_of!(HostApi, conn_idle_state),
+        offset_of!(HostApi, response_start),
+        offset_of!(HostApi, conn_drop),
+        offset_of!(HostApi, conn_set_keepalive),
+        offset_of!(HostApi, conn_poll_readable),
+        offset_of!(HostApi, metrics_render),
+        offset_of!(HostApi, tls_connect_new),
+        offset_of!(HostApi, upgrade_take),
+        size_of::<ModuleHeader>(),
+        offset_of!(ModuleHeader, init),
+        size_of::<LbMember>(),
+        offset_of!(LbMember, elected),
+        size_of::<ProxyExchange>(),
+        offset_of!(ProxyExchange, outcome),
+        size_of::<WorkerParams>(),
+        offset_of!(WorkerParams, tls_ca_file),
+        size_of::<MemberPick>(),
+        size_of::<SchemeHandlerV1>(),
+        size_of::<BalancerV1>(),
+        size_of::<LbMethodV1>(),
+        size_of::<MetricsV1>(),
+        HookKind::ALL.len(),
+    ],
+    // 1.1: HostApi::conn_idle_state.
+    &[offset_of!(HostApi, conn_idle_state), size_of::<HostApi>()],
+];
+
+/// The layout hash of `minor` (of the current major): FNV-1a over the
+/// facts of minors `0..=minor`; `None` for a minor this build does not
+/// know.
+pub const fn layout_hash_for(minor: u16) -> Option<u64> {
+    if minor as usize >= FACTS.len() {
+        return None;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut m = 0;
+    while m <= minor as usize {
+        let facts = FACTS[m];
+        let mut i = 0;
+        while i < facts.len() {
+            let mut v = facts[i] as u64;
+            let mut b = 0;
+            while b < 8 {
+                hash ^= v & 0xff;
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+                v >>= 8;
+                b += 1;
+            }
+            i += 1;
+        }
+        m += 1;
+    }
+    Some(hash)
+}
+
+/// The hash a module built with this API writes into its header.
+pub const LAYOUT_HASH: u64 = match layout_hash_for(AbiVersion::CURRENT.minor) {
+    Some(h) => h,
+    None => panic!("AbiVersion::CURRENT.minor has no entry in FACTS"),
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_round_trip_and_old_headers_read_as_1_0() {
+        let v = AbiVersion { major: 1, minor: 7 };
+        assert_eq!(AbiVersion::decode(v.encode()), v);
+        assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.1");
+    }
+
+    #[test]
+    fn every_minor_up_to_the_current_one_has_facts() {
+        assert_eq!(FACTS.len(), AbiVersion::CURRENT.minor as usize + 1);
+        assert!(layout_hash_for(AbiVersion::CURRENT.minor + 1).is_none());
+    }
+
+    /// The layout of a released minor never moves: 1.0's hash is the one
+    /// modules built at commit 5987492 carry (the fixture in
+    /// tests/fixtures/abi_1_0 is such a module).
+    #[test]
+    fn released_minors_keep_their_hash() {
+        assert_eq!(layout_hash_for(0), Some(HASH_1_0));
+    }
+    const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
+}
