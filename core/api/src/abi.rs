@@ -444,6 +444,13 @@ pub struct HostApi {
     /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
     /// did not ask for an upgrade or the head sent was not a 101.
     pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
+
+    // --- configuration messages ---
+    /// The module in `mods-available/`, enabled or not, whose descriptor
+    /// lists `group:name` in `provides`; empty when none does. Lets a
+    /// module name the module to enable rather than guess its name.
+    /// OWNERSHIP: lives as long as the process.
+    pub provider_module: extern "C" fn(group: AbiStr, name: AbiStr) -> AbiStr,
 }
 
 /// Flags of [`HostApi::tls_connect_new`].
@@ -508,6 +515,7 @@ const fn layout_hash() -> u64 {
         offset_of!(HostApi, metrics_render),
         offset_of!(HostApi, tls_connect_new),
         offset_of!(HostApi, upgrade_take),
+        offset_of!(HostApi, provider_module),
         size_of::<ModuleHeader>(),
         offset_of!(ModuleHeader, init),
         size_of::<crate::lb::LbMember>(),

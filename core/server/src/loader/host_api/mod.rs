@@ -78,6 +78,7 @@ pub static HOST_API: HostApi = HostApi {
     metrics_render: super::operate::metrics_render,
     tls_connect_new,
     upgrade_take,
+    provider_module: super::operate::provider_module,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
