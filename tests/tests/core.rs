@@ -136,6 +136,44 @@ fn modules_lists_what_each_enabled_module_registered() {
     );
 }
 
+#[test]
+fn modules_columns_align_whatever_the_lengths_and_descriptions_have_their_own() {
+    let root = ServerRoot::new();
+    root.enable(&["lbmethod_byrequests", "proxy_http"]);
+    let long = "a_third_party_module_with_a_rather_long_name";
+    root.write(
+        &format!("mods-available/{long}.toml"),
+        "description = \"Says hello\"\nlibrary = \"nowhere.so\"\n",
+    );
+    let out = root.cli(&["modules"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().next().unwrap();
+    let columns = [
+        "ENABLED",
+        "VERSION",
+        "ABI",
+        "HOOKS",
+        "PROVIDERS",
+        "DESCRIPTION",
+    ];
+    let starts: Vec<usize> = columns.iter().map(|c| header.find(c).unwrap()).collect();
+    for line in text.lines().skip(1) {
+        for (column, at) in columns.iter().zip(&starts) {
+            let (before, cell) = line.split_at(*at);
+            assert!(
+                before.ends_with("  ") && !cell.starts_with(' '),
+                "{column} does not start at {at} in {line:?}:\n{text}"
+            );
+        }
+    }
+    let disabled = text.lines().find(|l| l.starts_with(long)).unwrap();
+    assert_eq!(&disabled[starts[5]..], "Says hello", "{text}");
+    assert!(
+        disabled[starts[4]..].starts_with("- "),
+        "no provider: {text}"
+    );
+}
+
 /// Requests in a loop until stopped; counts successes and failures.
 struct Load {
     stop: Arc<AtomicBool>,

@@ -1,12 +1,15 @@
 //! WebSocket tunnels through proxy_wstunnel to a real echo backend: text,
 //! binary, ping/pong, close and 1 MiB messages over `ws://` targets and
 //! `upgrade = "websocket"` on an http:// pass; upgrades refused (400)
-//! where not configured; 1,000 tunnels open at once.
+//! where not configured; 1,000 tunnels open at once; open tunnels hold
+//! their `limits.max_connections` slots until they close.
 
 #[path = "support/ws.rs"]
 mod ws;
 
 use modproxy_tests::{free_port, get, Server, ServerRoot};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 use ws::EchoBackend;
@@ -144,5 +147,59 @@ fn a_thousand_tunnels_at_once() {
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn open_tunnels_count_against_max_connections_until_they_close() {
+    let echo = EchoBackend::start();
+    let (root, _server, port) = proxy(
+        &format!(
+            "{{ path = \"/ws/\", url = \"ws://127.0.0.1:{}/\" }}",
+            echo.port
+        ),
+        "[limits]\nmax_connections = 2\n",
+    );
+    let mut a = ws::connect(port, "/ws/a").unwrap_or_else(|e| panic!("{e}\n{}", root.log()));
+    let mut b = ws::connect(port, "/ws/b").unwrap();
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws::round_trip(ws, Message::text("up")), Message::text("up"));
+    }
+    // Both slots are the tunnels': a third client waits in the backlog, as
+    // at the limit with any connections (reliability_clients.rs, 3d).
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third
+        .write_all(b"GET /plain HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let waited = third.read(&mut [0u8; 1]);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "served while both tunnels held their slots: {waited:?}"
+    );
+    // A tunnel that closes gives its slot back: the third is answered.
+    let closed = Instant::now();
+    drop(a);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 404"),
+        "{answer}\n{}",
+        root.log()
+    );
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closed.elapsed()
+    );
+    // The other tunnel still works.
+    assert_eq!(
+        ws::round_trip(&mut b, Message::text("still")),
+        Message::text("still")
     );
 }

@@ -10,6 +10,7 @@
 //!   documented API for third-party load-balancing methods.
 //! - [`metrics`]: the `metrics` provider through which a module adds its
 //!   lines to the server's Prometheus text.
+//! - [`suggest`]: "did you mean …?" for configuration errors.
 //!
 //! Not for: running a server. This crate has no tokio (a module's own tokio
 //! has no reactor: it must use the host's, through [`sdk::net`]).
@@ -23,6 +24,7 @@ pub mod lb;
 pub mod metrics;
 pub mod proxy;
 pub mod sdk;
+pub mod suggest;
 pub mod waker;
 
 pub use bytes::Bytes;

@@ -10,6 +10,11 @@ use std::ffi::c_void;
 use std::future::Future;
 
 pub const SCHEME_GROUP: &str = "proxy_scheme";
+
+/// A scheme as users write it in URLs (`http` as `http://`), for messages.
+pub fn show_scheme(scheme: &str) -> String {
+    format!("{scheme}://")
+}
 pub const BALANCER_GROUP: &str = "proxy_balancer";
 pub const BALANCER_NAME: &str = "balancer";
 

@@ -3,10 +3,11 @@
 //! with what to do.
 
 use crate::config::{CookieEntry, ProxyConfig, Unknown, Via, WorkerKeys, WORKER_KEYS};
-use crate::paths::split_origin;
+use crate::paths::{match_prefix, split_origin};
 use crate::vhost::{Backend, Matcher, Reverse, Rule, VhostProxy};
 use crate::worker::Workers;
 use modproxy_api::proxy::{exchange_flags, worker_flags, StaticText, WorkerParams};
+use modproxy_api::suggest::did_you_mean;
 use regex::bytes::RegexBuilder;
 use std::time::Duration;
 
@@ -23,8 +24,11 @@ struct Compiler<'a> {
 }
 
 /// Compiles `c`; `at` is `file: vhost[N].proxy`. Rule states come from
-/// `workers`, so rules naming the same backend share one.
-pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy, String> {
+/// `workers`, so rules naming the same backend share one. Returns what
+/// compiled and every problem; with problems the server does not start,
+/// but post_config still checks the rules' schemes and balancers, so their
+/// problems are reported in the same pass.
+pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> (VhostProxy, Vec<String>) {
     let timeout_ms = c.timeout.unwrap_or(DEFAULT_TIMEOUT_S).saturating_mul(1000);
     let defaults = WorkerParams {
         timeout_ms,
@@ -43,7 +47,7 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy
     let mut rules = Vec::new();
     for (i, e) in c.pass.into_iter().enumerate() {
         let name = format!("pass[{i}]");
-        k.unknown(&name, &e.unknown, "path, url");
+        k.unknown(&name, &e.unknown, &["path", "url"]);
         if !e.path.starts_with('/') {
             k.errors.push(format!(
                 "{at}.{name}.path: {:?} must start with /: write the URL path to proxy",
@@ -54,7 +58,7 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy
     }
     for (i, e) in c.pass_match.into_iter().enumerate() {
         let name = format!("pass_match[{i}]");
-        k.unknown(&name, &e.unknown, "regex, url");
+        k.unknown(&name, &e.unknown, &["regex", "url"]);
         // Unicode off: `\d`, `\w` and `(?i)` stay ASCII, which is what a percent-encoded path holds.
         match RegexBuilder::new(&e.regex).unicode(false).build() {
             Ok(re) => rules.push(k.rule(name, Matcher::Regex(re), &e.url, &e.worker)),
@@ -71,11 +75,8 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy
         .collect();
     let cookie_domains = k.cookies("pass_reverse_cookie_domain", c.pass_reverse_cookie_domain);
     let cookie_paths = k.cookies("pass_reverse_cookie_path", c.pass_reverse_cookie_path);
-    if !k.errors.is_empty() {
-        return Err(k.errors.join("\n"));
-    }
     let flag = |on: bool, f: u32| if on { f } else { 0 };
-    Ok(VhostProxy {
+    let vhost = VhostProxy {
         rules,
         reverse,
         cookie_domains,
@@ -88,7 +89,36 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> Result<VhostProxy
         forward: c.forward,
         forward_at: format!("{at}.forward"),
         defaults,
-    })
+    };
+    (vhost, k.errors)
+}
+
+/// Warnings for `pass` rules an earlier rule always takes first: the
+/// later prefix lies under the earlier one (`/x` after `/`), so no path
+/// can reach it. Apache warns of overlapping ProxyPass order the same way.
+/// Exclusions (`url = "!"`) count: they take paths too.
+pub fn shadowed(rules: &[Rule], at: &str) -> Vec<String> {
+    let prefixes: Vec<(&str, &str)> = rules
+        .iter()
+        .filter_map(|r| match &r.matcher {
+            Matcher::Prefix(p) => Some((r.name.as_str(), p.as_str())),
+            Matcher::Regex(_) => None,
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    for (j, (later, path)) in prefixes.iter().enumerate() {
+        // A prefix read as a path: if the earlier one matches it, it
+        // matches every path under it too.
+        let first = prefixes[..j]
+            .iter()
+            .find(|(_, earlier)| match_prefix(earlier, path).is_some());
+        if let Some((earlier, earlier_path)) = first {
+            warnings.push(format!(
+                "{at}.{later}: path {path:?} is never reached: {earlier} (path {earlier_path:?}) comes first and matches every path under it; put the longer prefix first (move {later} above {earlier})"
+            ));
+        }
+    }
+    warnings
 }
 
 impl Compiler<'_> {
@@ -228,12 +258,18 @@ impl Compiler<'_> {
             .collect()
     }
 
-    fn unknown(&mut self, name: &str, unknown: &Unknown, own: &str) {
+    fn unknown(&mut self, name: &str, unknown: &Unknown, own: &[&str]) {
+        let valid: Vec<&str> = own.iter().chain(WORKER_KEYS).copied().collect();
         for key in unknown.keys() {
             let at = self.at;
-            self.errors.push(format!(
-                "{at}.{name}.{key}: unknown key: valid keys are {own}, {WORKER_KEYS}"
-            ));
+            let list = valid.join(", ");
+            self.errors
+                .push(match did_you_mean(key, valid.iter().copied()) {
+                    Some(hint) => {
+                        format!("{at}.{name}.{key}: unknown key: {hint} (valid keys are {list})")
+                    }
+                    None => format!("{at}.{name}.{key}: unknown key: valid keys are {list}"),
+                });
         }
     }
 }

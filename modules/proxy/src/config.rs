@@ -90,8 +90,18 @@ pub struct WorkerKeys {
     pub upgrade: Option<String>,
 }
 
-pub const WORKER_KEYS: &str =
-    "timeout, connection_timeout, retry, max, ttl, keepalive, disable_reuse, tls_verify, tls_ca_file, upgrade";
+pub const WORKER_KEYS: &[&str] = &[
+    "timeout",
+    "connection_timeout",
+    "retry",
+    "max",
+    "ttl",
+    "keepalive",
+    "disable_reuse",
+    "tls_verify",
+    "tls_ca_file",
+    "upgrade",
+];
 
 /// Unknown keys in an entry are collected rather than refused by serde, so
 /// the error can name the entry (`pass[1].tmeout`), which serde cannot.

@@ -26,7 +26,7 @@ mod worker;
 use config::ProxyConfig;
 use modproxy_api::abi::{order, HookKind};
 use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
-use modproxy_api::{Module, Registrar, Section};
+use modproxy_api::{log, Level, Module, Registrar, Section};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use vhost::VhostProxy;
 use wiring::Providers;
@@ -87,13 +87,22 @@ fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
             "{at}: proxy settings belong to a virtual host: move them under [vhost.proxy]"
         ));
     };
-    let compiled = Arc::new(compile::compile(s.value, &at, &m.workers)?);
+    let (compiled, errors) = compile::compile(s.value, &at, &m.workers);
+    for warning in compile::shadowed(&compiled.rules, &at) {
+        log(Level::Warn, warning);
+    }
+    // Kept even with errors (the server will not start): post_config then
+    // checks its rules' schemes and balancers in the same pass.
     let mut vhosts = m.vhosts.write().unwrap_or_else(PoisonError::into_inner);
     if vhosts.len() <= index {
         vhosts.resize(index + 1, None);
     }
-    vhosts[index] = Some(compiled);
-    Ok(())
+    vhosts[index] = Some(Arc::new(compiled));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 impl Proxy {

@@ -7,7 +7,42 @@ use modproxy_api::proxy::{exchange_flags, worker_flags};
 
 fn compile(toml_text: &str) -> Result<VhostProxy, String> {
     let config: ProxyConfig = toml::from_str(toml_text).map_err(|e| e.message().to_string())?;
-    crate::compile::compile(config, "site.toml: vhost[0].proxy", &Workers::default())
+    match crate::compile::compile(config, "site.toml: vhost[0].proxy", &Workers::default()) {
+        (v, errors) if errors.is_empty() => Ok(v),
+        (_, errors) => Err(errors.join("\n")),
+    }
+}
+
+fn shadowed(toml_text: &str) -> Vec<String> {
+    crate::compile::shadowed(&compile(toml_text).unwrap().rules, "s.toml: vhost[0].proxy")
+}
+
+#[test]
+fn a_rule_under_an_earlier_prefix_is_reported_as_never_reached() {
+    let w = shadowed(
+        r#"pass = [{ path = "/", url = "http://b/" }, { path = "/x", url = "http://c/" }]"#,
+    );
+    assert_eq!(w, ["s.toml: vhost[0].proxy.pass[1]: path \"/x\" is never reached: pass[0] (path \"/\") comes first and matches every path under it; put the longer prefix first (move pass[1] above pass[0])"]);
+    // Exclusions take paths too, and a trailing slash matches under it.
+    let w = shadowed(
+        r#"pass = [{ path = "/a", url = "!" }, { path = "/a/b/", url = "http://c/" }, { path = "/ab", url = "http://c/" }]"#,
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("pass[1]: path \"/a/b/\"") && w[0].contains("pass[0] (path \"/a\")"),
+        "{w:?}"
+    );
+    // `/a/` does not match `/a` itself, so `/a` after it is still reached.
+    assert!(shadowed(
+        r#"pass = [{ path = "/a/", url = "http://b/" }, { path = "/a", url = "http://c/" }]"#
+    )
+    .is_empty());
+    // Longest first, as the docs say, warns of nothing; nor does the worked example.
+    assert!(shadowed(
+        r#"pass = [{ path = "/x", url = "http://b/" }, { path = "/", url = "http://c/" }]"#
+    )
+    .is_empty());
+    assert!(shadowed(SITE).is_empty());
 }
 
 fn route(v: &VhostProxy, path: &str, query: &str) -> Option<(String, String)> {
@@ -139,7 +174,7 @@ fn vhost_keys_set_defaults_and_flags() {
 #[test]
 fn errors_name_the_key_and_the_fix() {
     let e = compile("pass = [{ path = \"/\", url = \"http://b/\" }, { path = \"/x\", url = \"http://b/\", tmeout = 3 }]").unwrap_err();
-    assert!(e.starts_with("site.toml: vhost[0].proxy.pass[1].tmeout: unknown key: valid keys are path, url, timeout"), "{e}");
+    assert!(e.starts_with("site.toml: vhost[0].proxy.pass[1].tmeout: unknown key: did you mean timeout? (valid keys are path, url, timeout"), "{e}");
     let e = compile("pass = [{ path = \"x\", url = \"b:80\" }]").unwrap_err();
     assert!(
         e.contains("vhost[0].proxy.pass[0].path: \"x\" must start with /"),

@@ -5,7 +5,8 @@
 use crate::vhost::Backend;
 use crate::Proxy;
 use modproxy_api::hash::ConfigMap;
-use modproxy_api::proxy::{worker_flags, BalancerHandle, SchemeHandle};
+use modproxy_api::proxy::{show_scheme, worker_flags, BalancerHandle, SchemeHandle, SCHEME_GROUP};
+use modproxy_api::sdk::provider;
 
 /// The handles found, cached for the request path.
 #[derive(Default)]
@@ -78,15 +79,10 @@ fn need_scheme(found: &mut Providers, at: &str, url: &str, errors: &mut Vec<Stri
         Some(h) => {
             found.schemes.insert(scheme, h);
         }
-        None if scheme == "http" || scheme == "https" => errors.push(format!(
-            "{at}: url {url} needs module proxy_http, which is not enabled: run `modproxy enmod proxy_http`"
-        )),
-        None if scheme == "ws" || scheme == "wss" => errors.push(format!(
-            "{at}: url {url} needs module proxy_wstunnel, which is not enabled: run `modproxy enmod proxy_wstunnel`"
-        )),
-        None => errors.push(format!(
-            "{at}: url {url}: no enabled module proxies {scheme}:// URLs: use http:// (proxy_http) or balancer:// (proxy_balancer)"
-        )),
+        None => {
+            let why = provider::missing(SCHEME_GROUP, "scheme", &scheme, show_scheme);
+            errors.push(format!("{at}: url {url}: {why}"));
+        }
     }
 }
 

@@ -6,8 +6,9 @@ use crate::config::Policy;
 use crate::manager::state::{apply_set, restore, BalancerView, MemberSet, MemberView, Settings};
 use crate::pick::{choose, Refusal};
 use crate::table::Table;
-use modproxy_api::lb::{InstanceError, LbMethodInstance};
+use modproxy_api::lb::{self, InstanceError, LbMethodInstance};
 use modproxy_api::proxy::{pick, ExchangeOutcome, Picked};
+use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -31,15 +32,19 @@ struct State {
     method_name: String,
 }
 
+/// `at.lbmethod`: no loaded module provides lbmethod `name`, and what to do.
+pub fn lbmethod_missing(at: &str, name: &str) -> String {
+    let why = provider::missing(lb::GROUP, "lbmethod", name, str::to_string);
+    format!("{at}.lbmethod: {why}")
+}
+
 impl Cluster {
     /// Attaches the lbmethod the policy names, which must be loaded now
     /// (Apache: an unknown lbmethod is a config error).
     pub fn new(policy: Policy, table: Table, at: &str) -> Result<Cluster, String> {
         let name = &policy.lbmethod;
         let method = LbMethodInstance::new(name, &policy.name).map_err(|e| match e {
-            InstanceError::NotLoaded => {
-                format!("{at}.lbmethod: lbmethod {name} is not loaded: run `modproxy enmod lbmethod_{name}`")
-            }
+            InstanceError::NotLoaded => lbmethod_missing(at, name),
             InstanceError::StateFailed => format!(
                 "{at}.lbmethod: lbmethod {name} failed to set up its state for this balancer (see its log line); fix or disable that module"
             ),

@@ -106,30 +106,45 @@ pub struct Policy {
 
 impl BalancerConfig {
     /// Checks the entry; `at` (`file: key[i]`) starts every error message.
-    /// `now` starts the retry clock of members configured `+E`.
-    pub fn check(self, at: &str, now: Instant) -> Result<(Policy, Table), String> {
+    /// `now` starts the retry clock of members configured `+E`. Returns the
+    /// policy and the members that passed, with every problem found (a
+    /// balancer with problems is never served; the rest still lets later
+    /// checks, such as member schemes, run in the same pass).
+    pub fn check(self, at: &str, now: Instant) -> Checked {
+        let mut problems = Vec::new();
+        let urls = self
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(j, m)| Some((j, member_url(&m.url).ok()?)))
+            .collect();
         let ok_name = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
         if self.name.is_empty() || !self.name.chars().all(ok_name) {
-            return Err(format!(
+            problems.push(format!(
                 "{at}.name: `{}` cannot follow balancer://: use letters, digits, '-', '_' and '.'",
                 self.name
             ));
         }
         if self.members.is_empty() {
-            return Err(format!("{at}.members: balancer `{}` has no members: add at least one {{ url = \"http://host:port\" }}", self.name));
+            problems.push(format!("{at}.members: balancer `{}` has no members: add at least one {{ url = \"http://host:port\" }}", self.name));
         }
         if let Some(s) = self.failonstatus.iter().find(|s| !(100..=599).contains(*s)) {
-            return Err(format!("{at}.failonstatus: {s} is not an HTTP status: list codes from 100 to 599, e.g. [500, 503]"));
+            problems.push(format!("{at}.failonstatus: {s} is not an HTTP status: list codes from 100 to 599, e.g. [500, 503]"));
         }
-        let sticky =
-            Sticky::parse(&self.sticky_session).map_err(|e| format!("{at}.sticky_session: {e}"))?;
+        let sticky = Sticky::parse(&self.sticky_session)
+            .map_err(|e| problems.push(format!("{at}.sticky_session: {e}")))
+            .unwrap_or_default();
         let mut table = Table::default();
         for (j, m) in self.members.into_iter().enumerate() {
-            let (member, meta) = m.check(&format!("{at}.members[{j}]"), now)?;
-            table.members.push(member);
-            table.meta.push(meta);
+            match m.check(&format!("{at}.members[{j}]"), now) {
+                Ok((member, meta)) => {
+                    table.members.push(member);
+                    table.meta.push(meta);
+                }
+                Err(e) => problems.extend(e),
+            }
         }
-        let failovers = u32::try_from(table.members.len() - 1).unwrap_or(u32::MAX);
+        let failovers = u32::try_from(table.members.len().saturating_sub(1)).unwrap_or(u32::MAX);
         let policy = Policy {
             name: self.name,
             lbmethod: self.lbmethod,
@@ -145,20 +160,42 @@ impl BalancerConfig {
             forcerecovery: self.forcerecovery,
             timeout: Duration::from_secs(self.timeout),
         };
-        Ok((policy, table))
+        Checked {
+            policy,
+            table,
+            problems,
+            urls,
+        }
     }
 }
 
+/// What checking one balancer entry found.
+pub struct Checked {
+    pub policy: Policy,
+    /// The members that passed their checks.
+    pub table: Table,
+    pub problems: Vec<String>,
+    /// Every member URL that parses, whatever else is wrong with its
+    /// member, with the member's index in the entry.
+    pub urls: Vec<(usize, String)>,
+}
+
 impl MemberConfig {
-    fn check(self, at: &str, now: Instant) -> Result<(LbMember, MemberMeta), String> {
+    /// The member, or every problem with it.
+    fn check(self, at: &str, now: Instant) -> Result<(LbMember, MemberMeta), Vec<String>> {
+        let mut problems = Vec::new();
         if !(1..=100).contains(&self.loadfactor) {
-            return Err(format!(
+            problems.push(format!(
                 "{at}.loadfactor: {} is out of range: use a weight from 1 to 100",
                 self.loadfactor
             ));
         }
-        let status = parse_status(&self.status).map_err(|e| format!("{at}.status: {e}"))?;
-        let url = member_url(&self.url).map_err(|e| format!("{at}.url: {e}"))?;
+        let status =
+            parse_status(&self.status).map_err(|e| problems.push(format!("{at}.status: {e}")));
+        let url = member_url(&self.url).map_err(|e| problems.push(format!("{at}.url: {e}")));
+        let (Ok(status), Ok(url), true) = (status, url, problems.is_empty()) else {
+            return Err(problems);
+        };
         let mut worker = 0;
         if self.keepalive {
             worker |= worker_flags::TCP_KEEPALIVE;
@@ -236,9 +273,42 @@ mod tests {
             balancer: Vec<BalancerConfig>,
         }
         let mut w: Wrap = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        w.balancer
+        let checked = w
+            .balancer
             .remove(0)
-            .check("site.toml: vhost[0].proxy.balancer[0]", Instant::now())
+            .check("site.toml: vhost[0].proxy.balancer[0]", Instant::now());
+        match checked.problems.is_empty() {
+            true => Ok((checked.policy, checked.table)),
+            false => Err(checked.problems.join("\n")),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_balancer_is_reported_at_once() {
+        let e = parse(
+            r#"[[balancer]]
+            name = "a b"
+            failonstatus = [5000]
+            members = [{ url = "http://a:1", loadfactor = 0, status = "+Q" }, { url = "a:1" }, { url = "http://b:2" }]"#,
+        )
+        .unwrap_err();
+        let at = "site.toml: vhost[0].proxy.balancer[0]";
+        let expected = [
+            format!("{at}.name: `a b` cannot follow balancer://: use letters, digits, '-', '_' and '.'"),
+            format!("{at}.failonstatus: 5000 is not an HTTP status: list codes from 100 to 599, e.g. [500, 503]"),
+            format!("{at}.members[0].loadfactor: 0 is out of range: use a weight from 1 to 100"),
+        ];
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines[..3], expected, "{e}");
+        assert!(
+            lines[3].starts_with(&format!("{at}.members[0].status: `+Q`")),
+            "{e}"
+        );
+        assert!(
+            lines[4].starts_with(&format!("{at}.members[1].url: `a:1` is not a URL")),
+            "{e}"
+        );
+        assert_eq!(lines.len(), 5, "{e}");
     }
 
     #[test]

@@ -25,9 +25,11 @@ use config::BalancerConfig;
 use manager::{Manager, ManagerConfig};
 use modproxy_api::abi::{order, HookKind};
 use modproxy_api::hash::ConfigMap;
+use modproxy_api::lb;
 use modproxy_api::metrics::register_metrics;
 use modproxy_api::proxy::{
-    pick as pick_code, register_balancer, Balancer, ExchangeOutcome, Picked, SCHEME_GROUP,
+    pick as pick_code, register_balancer, show_scheme, Balancer, ExchangeOutcome, Picked,
+    SCHEME_GROUP,
 };
 use modproxy_api::sdk::provider;
 use modproxy_api::{Module, Registrar, Request, Section};
@@ -38,6 +40,8 @@ use std::time::{Duration, Instant};
 /// server-wide, as `balancer://NAME` in any ProxyPass may name them).
 pub struct ProxyBalancer {
     clusters: RwLock<ConfigMap<String, Arc<Cluster>>>,
+    /// Balancers whose config had problems (the server will not start).
+    unbuilt: RwLock<ConfigMap<String, Unbuilt>>,
     manager: Manager,
 }
 
@@ -47,6 +51,7 @@ impl Module for ProxyBalancer {
     fn init() -> Result<Self, String> {
         Ok(ProxyBalancer {
             clusters: RwLock::default(),
+            unbuilt: RwLock::default(),
             manager: Manager::default(),
         })
     }
@@ -91,31 +96,43 @@ impl ProxyBalancer {
     }
 
     /// Builds each balancer of one virtual host's section; reports every
-    /// bad entry, not only the first.
+    /// problem of every entry, not only the first. A balancer with problems
+    /// is remembered as unbuilt, so that `pass` rules naming it and its
+    /// member schemes are still checked in the same pass.
     fn configure(&self, section: Section<Vec<BalancerConfig>>) -> Result<(), String> {
         let now = Instant::now();
         let mut errors = Vec::new();
-        let mut clusters = self
-            .clusters
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
         for (i, entry) in section.value.into_iter().enumerate() {
             let at = format!("{}: {}[{i}]", section.file, section.key);
-            let built = entry
-                .check(&at, now)
-                .and_then(|(policy, table)| Cluster::new(policy, table, &at));
-            match built {
-                Ok(c) => match clusters.get(&c.policy.name) {
-                    Some(first) => errors.push(format!(
-                        "{at}.name: balancer `{}` is already defined at {}: names are server-wide, rename one",
-                        c.policy.name, first.defined_at
-                    )),
-                    None => {
-                        clusters.insert(c.policy.name.clone(), Arc::new(c));
-                    }
-                },
-                Err(e) => errors.push(e),
+            let checked = entry.check(&at, now);
+            let name = checked.policy.name.clone();
+            if let Some(first) = self.defined_at(&name) {
+                errors.push(format!(
+                    "{at}.name: balancer `{name}` is already defined at {first}: names are server-wide, rename one"
+                ));
+                continue;
             }
+            let mut problems = checked.problems;
+            if problems.is_empty() {
+                match Cluster::new(checked.policy, checked.table, &at) {
+                    Ok(c) => {
+                        self.write_clusters().insert(name, Arc::new(c));
+                        continue;
+                    }
+                    Err(e) => problems.push(e),
+                }
+            } else if !provider::exists(lb::GROUP, &checked.policy.lbmethod) {
+                problems.push(cluster::lbmethod_missing(&at, &checked.policy.lbmethod));
+            }
+            errors.extend(problems);
+            let unbuilt = Unbuilt {
+                defined_at: at,
+                urls: checked.urls,
+            };
+            self.unbuilt
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name, unbuilt);
         }
         if errors.is_empty() {
             Ok(())
@@ -124,18 +141,44 @@ impl ProxyBalancer {
         }
     }
 
+    fn write_clusters(&self) -> std::sync::RwLockWriteGuard<'_, ConfigMap<String, Arc<Cluster>>> {
+        self.clusters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where balancer `name` was defined, built or not.
+    fn defined_at(&self, name: &str) -> Option<String> {
+        if let Some(c) = self.cluster(name) {
+            return Some(c.defined_at.clone());
+        }
+        let unbuilt = self.unbuilt.read().unwrap_or_else(PoisonError::into_inner);
+        unbuilt.get(name).map(|u| u.defined_at.clone())
+    }
+
     /// Every member's scheme needs a loaded scheme handler, or each request
-    /// to it would fail at run time instead of now.
+    /// to it would fail at run time instead of now. Unbuilt balancers are
+    /// checked too, so their scheme typos show up with their other problems.
     fn check_schemes(&self) -> Result<(), String> {
         let clusters = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let unbuilt = self.unbuilt.read().unwrap_or_else(PoisonError::into_inner);
+        let built = clusters.values().map(|c| {
+            let urls = c.urls.iter().map(|u| u.to_string()).enumerate().collect();
+            (&c.policy.name, &c.defined_at, urls)
+        });
+        let all = built.chain(
+            unbuilt
+                .iter()
+                .map(|(n, u)| (n, &u.defined_at, u.urls.clone())),
+        );
         let mut errors: Vec<String> = Vec::new();
-        for c in clusters.values() {
-            for url in &c.urls {
+        for (name, at, urls) in all {
+            for (j, url) in &urls {
                 let scheme = url.split("://").next().unwrap_or("");
                 if !provider::exists(SCHEME_GROUP, scheme) {
+                    let why = provider::missing(SCHEME_GROUP, "scheme", scheme, show_scheme);
                     errors.push(format!(
-                        "{}: balancer://{} member {url}: no module handles {scheme}://: run `modproxy enmod proxy_{scheme}`",
-                        c.defined_at, c.policy.name
+                        "{at}.members[{j}].url: balancer://{name} member {url}: {why}"
                     ));
                 }
             }
@@ -149,9 +192,18 @@ impl ProxyBalancer {
     }
 }
 
+/// A balancer whose entry had problems: never served, but known by name
+/// (so `pass` rules naming it are not reported as naming nothing) and by
+/// its member URLs (so their schemes are checked in the same pass).
+struct Unbuilt {
+    defined_at: String,
+    /// Member index and URL, for the members whose URL parsed.
+    urls: Vec<(usize, String)>,
+}
+
 impl Balancer for ProxyBalancer {
     fn exists(&self, name: &str) -> bool {
-        self.cluster(name).is_some()
+        self.defined_at(name).is_some()
     }
 
     fn max_attempts(&self, name: &str) -> u32 {

@@ -452,6 +452,11 @@ pub struct HostApi {
     /// the reactor's cached readiness, which can lag behind what the
     /// kernel already holds. One of [`idle_state`]'s values.
     pub conn_idle_state: extern "C" fn(conn: *mut c_void) -> i32,
+    /// The module in `mods-available/`, enabled or not, whose descriptor
+    /// lists `group:name` in `provides`; empty when none does. Lets a
+    /// module name the module to enable rather than guess its name.
+    /// OWNERSHIP: lives as long as the process.
+    pub provider_module: extern "C" fn(group: AbiStr, name: AbiStr) -> AbiStr,
 }
 
 /// What [`HostApi::conn_idle_state`] found on an idle connection.

@@ -101,8 +101,12 @@ const FACTS: &[&[usize]] = &[
         size_of::<MetricsV1>(),
         HookKind::ALL.len(),
     ],
-    // 1.1: HostApi::conn_idle_state.
-    &[offset_of!(HostApi, conn_idle_state), size_of::<HostApi>()],
+    // 1.1: HostApi::conn_idle_state and provider_module.
+    &[
+        offset_of!(HostApi, conn_idle_state),
+        offset_of!(HostApi, provider_module),
+        size_of::<HostApi>(),
+    ],
 ];
 
 /// The layout hash of `minor` (of the current major): FNV-1a over the

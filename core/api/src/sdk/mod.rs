@@ -7,6 +7,7 @@ pub mod module;
 pub mod net;
 pub mod provider;
 pub mod request;
+pub mod section;
 
 pub use host::{log, module_name, Level};
 pub use module::{Module, Registrar, Section, Status};

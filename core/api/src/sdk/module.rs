@@ -258,13 +258,6 @@ extern "C" fn post_config_shim<M: Module>(slot: *const c_void, errors: *mut c_vo
     })
 }
 
-/// TOML cannot hold a bare array or value at the top, so sections travel
-/// as `value = ...`.
-#[derive(serde::Deserialize)]
-struct Wrapped<T> {
-    value: T,
-}
-
 extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
     slot: *const c_void,
     section: *const AbiSection,
@@ -284,28 +277,35 @@ extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
                 raw.toml.to_str_lossy(),
             )
         };
-        let value = match toml::from_str::<Wrapped<T>>(&text) {
-            Ok(w) => w.value,
-            Err(e) => {
-                let msg = e.message().to_string();
-                write_error(errors, &format!("{file}: {key}: {msg}"));
-                return code::ERROR;
-            }
+        // TOML cannot hold a bare array or value at the top, so sections
+        // travel as `value = ...`.
+        let value = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("value"))
+            .unwrap_or(toml::Value::Table(toml::Table::new()));
+        // Every problem serde finds is reported, and what could be read
+        // still goes to the module, so its own checks run in the same pass.
+        let (value, problems) = super::section::read::<T>(&format!("{file}: {key}"), value);
+        problems.iter().for_each(|p| write_error(errors, p));
+        let Some(value) = value else {
+            return code::ERROR;
         };
-        let vhost = usize::try_from(raw.vhost).ok();
         let section = Section {
             path: path.into_owned(),
-            vhost,
+            vhost: usize::try_from(raw.vhost).ok(),
             file: file.into_owned(),
             key: key.into_owned(),
             value,
         };
-        match (slot.f)(slot.module, section) {
-            Ok(()) => code::OK,
-            Err(msg) => {
-                write_error(errors, &msg);
-                code::ERROR
-            }
+        let verdict = (slot.f)(slot.module, section);
+        if let Err(msg) = &verdict {
+            write_error(errors, msg);
+        }
+        if verdict.is_ok() && problems.is_empty() {
+            code::OK
+        } else {
+            code::ERROR
         }
     })
 }

@@ -41,3 +41,20 @@ pub fn names(group: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The module (enabled or not) whose descriptor says it provides
+/// `(group, name)`, for messages such as "run `modproxy enmod …`".
+pub fn offered_by(group: &str, name: &str) -> Option<String> {
+    let module =
+        (host().provider_module)(AbiStr::new(group.as_bytes()), AbiStr::new(name.as_bytes()));
+    // SAFETY: the host keeps the names it returns alive for the process.
+    let module = unsafe { module.to_str_lossy() };
+    (!module.is_empty()).then(|| module.into_owned())
+}
+
+/// [`crate::suggest::missing_provider`] for `(group, name)`, with the names
+/// loaded in `group` and the module that offers it.
+pub fn missing(group: &str, what: &str, name: &str, show: fn(&str) -> String) -> String {
+    let module = offered_by(group, name);
+    crate::suggest::missing_provider(what, name, &names(group), module.as_deref(), show)
+}

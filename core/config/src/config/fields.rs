@@ -1,5 +1,6 @@
 //! Typed reads of core keys that record every problem and fall back to the default, so one run reports them all.
 use crate::error::ConfigError;
+use modproxy_api::suggest::did_you_mean;
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -102,11 +103,11 @@ impl<'a> Reader<'a> {
             Some((_, value)) => *value,
             None => {
                 let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
-                self.error(
-                    key,
-                    format!("unknown value {word:?}"),
-                    format!("use one of {}", words.join(", ")),
-                );
+                let fix = match did_you_mean(word, words.iter().copied()) {
+                    Some(hint) => format!("{hint} Use one of {}", words.join(", ")),
+                    None => format!("use one of {}", words.join(", ")),
+                };
+                self.error(key, format!("unknown value {word:?}"), fix);
                 default
             }
         }
@@ -115,14 +116,12 @@ impl<'a> Reader<'a> {
     /// For tables the core owns entirely, where an unknown key is almost certainly a typo.
     pub fn no_other_keys(&mut self, table: &Table, allowed: &[&str]) {
         for key in table.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.error(
-                key,
-                "unknown setting",
-                format!(
-                    "check the spelling; known settings are {}",
-                    allowed.join(", ")
-                ),
-            );
+            let known = allowed.join(", ");
+            let fix = match did_you_mean(key, allowed.iter().copied()) {
+                Some(hint) => format!("{hint} Known settings are {known}"),
+                None => format!("check the spelling; known settings are {known}"),
+            };
+            self.error(key, "unknown setting", fix);
         }
     }
 

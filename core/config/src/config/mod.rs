@@ -35,8 +35,21 @@ pub struct ModuleTable {
 /// Reads `config_path` (relative paths are relative to `server_root`) and the files its `include`
 /// patterns match. Every problem found is returned, not just the first.
 pub fn load(server_root: &Path, config_path: &Path) -> Result<Config, Vec<ConfigError>> {
+    match load_partial(server_root, config_path) {
+        (Some(config), errors) if errors.is_empty() => Ok(config),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// [`load`], keeping what could be read despite the problems, so later checks (the modules'
+/// sections) can run in the same pass and report theirs too. `None` when the main file itself
+/// cannot be read or parsed.
+pub fn load_partial(server_root: &Path, config_path: &Path) -> (Option<Config>, Vec<ConfigError>) {
     let main = server_root.join(config_path);
-    let table = read_table(&main).map_err(|e| vec![e])?;
+    let table = match read_table(&main) {
+        Ok(table) => table,
+        Err(e) => return (None, vec![e]),
+    };
     let mut errors = Vec::new();
     let server = server::parse(
         &table,
@@ -73,11 +86,7 @@ pub fn load(server_root: &Path, config_path: &Path) -> Result<Config, Vec<Config
             }
         }
     }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(errors)
-    }
+    (Some(config), errors)
 }
 
 impl Config {
@@ -198,6 +207,10 @@ mod tests {
                 && errors[2].ends_with("(fix the TOML syntax there)"),
             "{errors:?}"
         );
+        // What could be read is kept, for the modules' checks to run on.
+        let (partial, errors) = load_partial(dir.path(), Path::new("modproxy.toml"));
+        let partial = partial.expect("the main file parses");
+        assert_eq!((partial.vhosts.len(), errors.len()), (2, 3));
     }
 
     #[test]

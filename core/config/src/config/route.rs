@@ -2,6 +2,7 @@
 use super::Config;
 use crate::descriptor::{module_owning, Descriptor};
 use crate::error::ConfigError;
+use modproxy_api::suggest::did_you_mean;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -39,12 +40,13 @@ pub fn module_defaults(descriptor: &Descriptor) -> Option<Section> {
 /// Example: with claims `vhost.proxy` → proxy and `vhost.proxy.balancer` → proxy_balancer, the
 /// table `[vhost.proxy]` goes to proxy without its `balancer` key, and that key's value (the
 /// `[[vhost.proxy.balancer]]` array) goes to proxy_balancer as a section of its own.
-/// `descriptors` (all available) let an unclaimed table name the module to enable.
+/// `descriptors` (all available) let an unclaimed table name the module to enable. Returns the
+/// sections that found their module and a problem for each table that did not.
 pub fn route_sections(
     config: &Config,
     claims: &[(String, String)],
     descriptors: &[Descriptor],
-) -> Result<Vec<Section>, Vec<ConfigError>> {
+) -> (Vec<Section>, Vec<ConfigError>) {
     let claims = claims
         .iter()
         .map(|(p, m)| (p.as_str(), m.as_str()))
@@ -82,11 +84,7 @@ pub fn route_sections(
             );
         }
     }
-    if router.errors.is_empty() {
-        Ok(router.sections)
-    } else {
-        Err(router.errors)
-    }
+    (router.sections, router.errors)
 }
 
 struct Place<'a> {
@@ -174,7 +172,10 @@ impl Router<'_> {
         } else {
             known.join(", ")
         };
-        let fix = format!("check the spelling; sections modules can claim here: {listing}");
+        let fix = match did_you_mean(path, known.iter().copied()) {
+            Some(hint) => format!("{hint} Sections modules can claim here: {listing}"),
+            None => format!("check the spelling; sections modules can claim here: {listing}"),
+        };
         ConfigError::new(
             at.file,
             key_path,
@@ -228,8 +229,10 @@ members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
             .map(|(p, m)| (p.to_string(), m.to_string()))
             .collect();
         let descriptors = crate::available(dir.path()).unwrap();
-        route_sections(&config, &claims, &descriptors)
-            .map_err(|es| es.iter().map(|e| e.to_string()).collect())
+        match route_sections(&config, &claims, &descriptors) {
+            (sections, errors) if errors.is_empty() => Ok(sections),
+            (_, errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
+        }
     }
 
     #[test]
@@ -295,7 +298,9 @@ members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
         )
         .unwrap_err();
         assert!(
-            errors[0].contains("sections modules can claim here: vhost.proxy)"),
+            errors[0].contains(
+                "(did you mean vhost.proxy? Sections modules can claim here: vhost.proxy)"
+            ),
             "{errors:?}"
         );
     }

@@ -194,12 +194,13 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_reported_with_its_fix() {
-        let src = "workers = -1\n[limits]\ntimeout = 0\ntimout = 3\n[log]\nlevel = \"loud\"\naccess_log = \"off\"\naccess_format = 1\n";
+        let src = "workers = -1\n[limits]\ntimeout = 0\ntimout = 3\nmaxconns = 1\n[log]\nlevel = \"loud\"\naccess_log = \"off\"\naccess_format = 1\n";
         let (s, errors) = parse_str(src);
         assert_eq!(s.log.access_log, None);
         let expected = [
             "m.toml: workers: -1 is too small (use a whole number of at least 0)",
-            "m.toml: limits.timout: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
+            "m.toml: limits.maxconns: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
+            "m.toml: limits.timout: unknown setting (did you mean timeout? Known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
             "m.toml: limits.timeout: 0 is too small (use a whole number of at least 1)",
             "m.toml: log.level: unknown value \"loud\" (use one of error, warn, info, debug)",
             "m.toml: log.access_format: expected a string, found integer (write access_format as a string)",

@@ -65,30 +65,106 @@ pub fn list(paths: &Paths) -> i32 {
             return 1;
         }
     };
-    println!(
-        "{:<22} {:<8} {:<8} {:<4} {:<48} PROVIDERS",
-        "MODULE", "ENABLED", "VERSION", "ABI", "HOOKS"
-    );
+    let mut rows = vec![[
+        "MODULE",
+        "ENABLED",
+        "VERSION",
+        "ABI",
+        "HOOKS",
+        "PROVIDERS",
+        "DESCRIPTION",
+    ]
+    .map(String::from)
+    .to_vec()];
     for d in &available {
-        match registry.modules.iter().position(|m| m.name == d.name) {
+        let row = match registry.modules.iter().position(|m| m.name == d.name) {
             Some(i) => {
                 let m = &registry.modules[i];
                 let (hooks, providers) = registry.describe(i);
-                println!(
-                    "{:<22} {:<8} {:<8} {:<4} {:<48} {}",
-                    d.name,
-                    "yes",
-                    m.version,
-                    m.abi_version,
-                    hooks.join(","),
-                    providers.join(",")
-                );
+                [
+                    d.name.clone(),
+                    "yes".into(),
+                    m.version.clone(),
+                    m.abi_version.to_string(),
+                    or_dash(hooks.join(",")),
+                    or_dash(providers.join(",")),
+                    d.description.clone(),
+                ]
             }
-            None => println!(
-                "{:<22} {:<8} {:<8} {:<4} {:<48} {}",
-                d.name, "no", "-", "-", "-", d.description
-            ),
-        }
+            None => [
+                d.name.clone(),
+                "no".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                d.description.clone(),
+            ],
+        };
+        rows.push(row.to_vec());
     }
+    print!("{}", columns(&rows));
     0
+}
+
+fn or_dash(list: String) -> String {
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list
+    }
+}
+
+/// The rows as aligned columns: each as wide as its longest cell, two
+/// spaces apart, whatever the names' lengths; the last is not padded.
+fn columns(rows: &[Vec<String>]) -> String {
+    let count = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns;
+
+    #[test]
+    fn columns_are_as_wide_as_their_longest_cell() {
+        let rows: Vec<Vec<String>> = [
+            ["MODULE", "HOOKS", "DESCRIPTION"],
+            ["a_very_long_module_name", "-", "x"],
+            [
+                "p",
+                "post_config,translate_name,handler,response_headers",
+                "y",
+            ],
+        ]
+        .iter()
+        .map(|r| r.map(String::from).to_vec())
+        .collect();
+        let text = columns(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |line: &str, word: &str| line.find(word).unwrap();
+        assert_eq!(at(lines[0], "HOOKS"), at(lines[2], "post_config"));
+        assert_eq!(at(lines[0], "DESCRIPTION"), at(lines[1], "x"));
+        assert_eq!(at(lines[1], "x"), at(lines[2], "y"));
+        assert_eq!(at(lines[0], "HOOKS"), "a_very_long_module_name  ".len());
+    }
 }

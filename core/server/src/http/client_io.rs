@@ -7,6 +7,7 @@ use bytes::{Buf, BytesMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
 
 pub enum ClientIo {
     Tcp(ClientTcp),
@@ -59,14 +60,16 @@ impl Wire {
 }
 
 /// A client connection taken over after a 101: the unread bytes first,
-/// then the socket.
+/// then the socket. It keeps the connection's MaxConnections slot until
+/// it is dropped, when the tunnel closes.
 pub struct Upgraded {
     wire: Wire,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Upgraded {
-    pub fn new(wire: Wire) -> Upgraded {
-        Upgraded { wire }
+    pub fn new(wire: Wire, slot: Option<OwnedSemaphorePermit>) -> Upgraded {
+        Upgraded { wire, _slot: slot }
     }
 }
 

@@ -55,12 +55,16 @@ pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
 
 /// Routes the configuration's module sections to their modules, then runs
 /// post_config. Needs the frozen registry, so modules can look up providers.
+/// Every stage runs whatever the one before found, so one pass reports
+/// every problem: a table no module claims, each module's sections, and
+/// the wiring post_config checks (schemes, balancers, lbmethods).
 pub fn configure(
     registry: &'static Registry,
     config: &Config,
     available: &[Descriptor],
     enabled: &[Descriptor],
 ) -> Result<(), Vec<String>> {
+    operate::set_available(available);
     let claims: Vec<(String, String)> = registry
         .claims
         .iter()
@@ -70,11 +74,9 @@ pub fn configure(
         .iter()
         .filter_map(modproxy_config::module_defaults)
         .collect();
-    match modproxy_config::route_sections(config, &claims, available) {
-        Ok(routed) => sections.extend(routed),
-        Err(errs) => return Err(errs.iter().map(ToString::to_string).collect()),
-    }
-    let mut errors = Vec::new();
+    let (routed, unclaimed) = modproxy_config::route_sections(config, &claims, available);
+    sections.extend(routed);
+    let mut errors: Vec<String> = unclaimed.iter().map(ToString::to_string).collect();
     for s in &sections {
         let Some(claim) = registry
             .claims
@@ -88,9 +90,6 @@ pub fn configure(
         if let Err(e) = host_api::call_section(claim, &s.path, s.vhost, &file, &s.key, &text) {
             errors.extend(e);
         }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
     }
     for hook in registry.hooks(HookKind::PostConfig) {
         if let Err(e) = host_api::call_post_config(hook) {

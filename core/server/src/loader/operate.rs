@@ -1,7 +1,7 @@
 //! Host services for operating the server (appended to the `HostApi`
-//! table): the server's paths, listing a provider group, the Prometheus
-//! text with every module's `metrics` lines, and `modproxy status`'s
-//! balancer table from the balancer provider.
+//! table): the server's paths, listing a provider group, which available
+//! module provides what, the Prometheus text with every module's `metrics`
+//! lines, and `modproxy status`'s balancer table from the balancer provider.
 
 use super::registry::{frozen, Registry};
 use modproxy_api::abi::{server_file as which_file, AbiStr, HeaderVisitor};
@@ -31,6 +31,28 @@ pub extern "C" fn server_file(which: u32) -> AbiStr {
         which_file::CONFIG => AbiStr::new(files[1].as_bytes()),
         _ => AbiStr::EMPTY,
     }
+}
+
+/// `(group:name, module)` for every `provides` of every available
+/// descriptor, set once before sections are handed out.
+static PROVIDES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Records what each descriptor in `mods-available/` says it provides.
+pub fn set_available(available: &[modproxy_config::Descriptor]) {
+    let provides = available
+        .iter()
+        .flat_map(|d| d.provides.iter().map(|p| (p.clone(), d.name.clone())))
+        .collect();
+    let _ = PROVIDES.set(provides);
+}
+
+pub extern "C" fn provider_module(group: AbiStr, name: AbiStr) -> AbiStr {
+    // SAFETY: the ABI makes AbiStr arguments valid for the call.
+    let wanted = unsafe { format!("{}:{}", group.to_str_lossy(), name.to_str_lossy()) };
+    PROVIDES
+        .get()
+        .and_then(|all| all.iter().find(|(p, _)| *p == wanted))
+        .map_or(AbiStr::EMPTY, |(_, module)| AbiStr::new(module.as_bytes()))
 }
 
 fn names_in<'a>(registry: &'a Registry, group: &str) -> Vec<&'a String> {

@@ -36,7 +36,7 @@ pub async fn serve(
     conn: Arc<ConnInfo>,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    held: Held,
+    mut held: Held,
 ) {
     let mut wire = Wire::new(io);
     if let ClientIo::Tcp(tcp) = &wire.io {
@@ -74,7 +74,7 @@ pub async fn serve(
         // the request's state costs no memory while a client thinks.
         let reply = pipeline::serve(&site, &conn, head, wire).await;
         let closing = *shared.stop.borrow();
-        match send(reply, &mut out, closing).await {
+        match send(reply, &mut out, closing, &mut held.slot).await {
             Some(w) => wire = w,
             None => return,
         }

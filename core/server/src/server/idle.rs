@@ -35,7 +35,9 @@ const BATCH: usize = 64;
 /// What an open connection holds until it closes: its MaxConnections
 /// slot, and its part in the drain that a stop or restart waits for.
 pub struct Held {
-    pub _permit: OwnedSemaphorePermit,
+    /// Taken by a tunnel after a 101 (`respond::switch`): the client's
+    /// connection stays open, so it keeps counting against the limit.
+    pub slot: Option<OwnedSemaphorePermit>,
     pub _drain: mpsc::Sender<()>,
 }
 

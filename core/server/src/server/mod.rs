@@ -442,7 +442,7 @@ async fn accept_until_stopped(
         let conn = conn_info(&stream, client, &site);
         let (site, shared) = (site.clone(), shared.clone());
         let held = idle::Held {
-            _permit: permit,
+            slot: Some(permit),
             _drain: drain.clone(),
         };
         match site.tls.clone() {

@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// At most this much response body waits in the outbox before the
 /// handler is asked for more (backpressure).
@@ -28,8 +29,14 @@ const DISCARD_LIMIT: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Writes the reply; gives the connection back if it may carry another
-/// request.
-pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<Wire> {
+/// request. A 101 takes the connection's MaxConnections `slot` with it
+/// into the tunnel.
+pub async fn send(
+    mut reply: Reply,
+    out: &mut Outbox,
+    closing: bool,
+    slot: &mut Option<OwnedSemaphorePermit>,
+) -> Option<Wire> {
     let ctx = reply.finish.ctx();
     let status = ctx.status.as_u16();
     let facts = HeadFacts {
@@ -56,7 +63,7 @@ pub async fn send(mut reply: Reply, out: &mut Outbox, closing: bool) -> Option<W
         ReplyBody::Stream(future, module) => Some((future, module)),
     };
     if status == 101 {
-        return Box::pin(switch(reply, out, handler)).await;
+        return Box::pin(switch(reply, out, handler, slot.take())).await;
     }
     let ended_well = match handler {
         None => true,
@@ -204,18 +211,21 @@ async fn stream(
 /// A 101: once its head is out, the connection belongs to the module's
 /// handler, which runs the tunnel in a task of its own: a tunnel is not
 /// an HTTP connection, and a draining server waits for it only up to
-/// `limits.tunnel_grace` (see `tunnels`).
+/// `limits.tunnel_grace` (see `tunnels`). It is still a client connection,
+/// though: it holds the connection's `slot` of `limits.max_connections`
+/// until it closes.
 async fn switch(
     mut reply: Reply,
     out: &mut Outbox,
     handler: Option<(modproxy_api::future::Imported, &'static str)>,
+    slot: Option<OwnedSemaphorePermit>,
 ) -> Option<Wire> {
     let ctx = reply.finish.ctx();
     let mut wire = ctx.wire.take()?;
     out.flush(&mut wire.io).await.ok()?;
     let (mut future, _) = handler?;
     let ctx = reply.finish.ctx();
-    let upgraded = Upgraded::new(wire);
+    let upgraded = Upgraded::new(wire, slot);
     match std::mem::take(&mut ctx.upgrade) {
         UpgradeSlot::Waiting(tx) => {
             let _ = tx.send(upgraded);

@@ -79,6 +79,7 @@ pub static HOST_API: HostApi = HostApi {
     tls_connect_new,
     upgrade_take,
     conn_idle_state,
+    provider_module: super::operate::provider_module,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.
