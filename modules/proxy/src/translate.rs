@@ -21,7 +21,7 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     }
     let path = req.path();
     if !path.starts_with('/') {
-        return Status::Declined; // `OPTIONS *`
+        return Status::Declined; // `*`: the core answers it before any hook
     }
     if let Some(why) = dot_segment(path) {
         log(
