@@ -9,11 +9,15 @@ python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet --disabl
 
 # wrk drives the load tests; curl checks TLS listeners; Debian's chromium,
 # driven by playwright-core from npm, tests the balancer-manager page
-# (never a browser that playwright downloads).
+# (never a browser that playwright downloads). Apache httpd itself is the
+# reference the path tests compare with (tests/tests/proxy_paths_apache.rs):
+# apache2-bin is Debian's apache2 binary and modules without the service,
+# so installing it starts no server on port 80.
 missing=()
 for tool in wrk curl chromium npm; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+[ -x /usr/sbin/apache2 ] || missing+=(apache2-bin)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq

@@ -3,10 +3,13 @@
 //! panic, and checks the property that matters for its input:
 //!
 //! - `config`: `modproxy_config::load` on any text: errors, never a panic.
-//! - `paths`: a path that passes the dot-segment check and matches a pass
-//!   prefix maps to a backend path that stays under the backend prefix
-//!   (once decoded and normalised, as a backend would); reverse mapping
-//!   only ever yields URLs on the proxy's own base.
+//! - `paths`: the core's path normaliser, in each `allow_encoded_slashes`
+//!   mode, gives a path that normalises to itself; routed by proxy's rules
+//!   (dot-segment refusal, exclusions, pass prefixes), a path given to a
+//!   pass rule is under its prefix, its target under the backend path, and
+//!   under no earlier exclusion, however a backend reads it (`%XX` decoded,
+//!   `\` as `/`, `;params` dropped, `//` merged: all 16 combinations);
+//!   reverse mapping only ever yields URLs on the proxy's own base.
 //! - `codec`: the backend response head parser and chunked decoder never
 //!   read past their input and always make progress.
 //! - `boundary`: bytes cross the ABI as an `AbiChunk`/`AbiStr` and back
@@ -29,6 +32,7 @@ mod reverse;
 
 use mod_proxy_http::codec::chunked::ChunkedDecoder;
 use mod_proxy_http::codec::response_head::parse_response_head;
+use modproxy_http1::path::{normalize, EncodedSlashes};
 
 /// Splits fuzz input into up to `n` text fields at 0xFF bytes.
 fn fields(data: &[u8], n: usize) -> Vec<String> {
@@ -68,17 +72,28 @@ pub fn config(data: &[u8]) {
 
 pub fn paths(data: &[u8]) {
     let f = fields(data, 4);
-    // A request path as hyper hands it over: no query, no fragment.
-    let path = format!("/{}", f[0].split(['?', '#']).next().unwrap_or(""));
+    // A request path as the core's parser hands it over: no query, no
+    // fragment.
+    let raw = format!("/{}", f[0].split(['?', '#']).next().unwrap_or(""));
     let _ = paths::substitute(&f[1], |i| format!("g{i}"));
     let _ = paths::split_origin(&f[2]);
-    if paths::dot_segment(&path).is_none() {
-        if let Some(rest) = paths::match_prefix("/app/", &path) {
-            let target = paths::join("/private/app/", rest);
-            assert!(
-                stays_under(&target, "/private/app"),
-                "{path:?} escaped the prefix as {target:?}"
+    // The router holds on the core's canonical path, in each mode; on the
+    // raw path too, but for the prefix itself (`//app/x` matches `/app/`
+    // and is not under it for a backend keeping `//`: the core merges it).
+    route_is_safe(&raw, false);
+    for mode in [
+        EncodedSlashes::Off,
+        EncodedSlashes::On,
+        EncodedSlashes::NoDecode,
+    ] {
+        if let Ok(path) = normalize(&raw, mode) {
+            let again = normalize(&path, mode);
+            assert_eq!(
+                again.as_deref(),
+                Ok(&*path),
+                "{raw:?} ({mode:?}) is not stable"
             );
+            route_is_safe(&path, true);
         }
     }
     let base = "http://proxy.example";
@@ -92,29 +107,127 @@ pub fn paths(data: &[u8]) {
     );
 }
 
-/// What a backend that decodes `%2e`, `%2f`, `%5c` and `\` once and then
-/// resolves dot segments would see: still under `prefix`?
-fn stays_under(target: &str, prefix: &str) -> bool {
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    let decoded = path
-        .to_ascii_lowercase()
-        .replace("%2e", ".")
-        .replace("%2f", "/")
-        .replace("%5c", "/")
-        .replace('\\', "/");
-    let mut out: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
-        match seg.split(';').next().unwrap_or("") {
-            "" | "." => {}
-            ".." => {
-                if out.pop().is_none() {
-                    return false;
-                }
+/// The rules the harness routes with, in order: `None` excludes, `Some`
+/// is the backend path a prefix maps to.
+const RULES: &[(&str, Option<&str>)] = &[
+    ("/static", None),
+    ("/app/private", None),
+    ("/app/", Some("/private/app/")),
+    ("/", Some("/pub/")),
+];
+
+/// Routes `path` as proxy's translate_name and `VhostProxy::route` do
+/// (dot-segment refusal, then prefix rules in order, an exclusion by
+/// `excluded_by`), and checks the pick under every reading a backend may
+/// give the path: under the rule's prefix (checked for a `canonical` path),
+/// its target under the backend path, and not under any exclusion before
+/// the rule.
+fn route_is_safe(path: &str, canonical: bool) {
+    if paths::dot_segment(path).is_some() {
+        return; // 400
+    }
+    for (i, &(prefix, backend)) in RULES.iter().enumerate() {
+        let Some(base) = backend else {
+            if paths::excluded_by(prefix, path) {
+                return; // declined: the core answers 404
             }
-            _ => out.push(seg),
+            continue;
+        };
+        let Some(rest) = paths::match_prefix(prefix, path) else {
+            continue;
+        };
+        let target = paths::join(base, rest);
+        for reading in 0..16 {
+            let seen = backend_reads(path, reading);
+            let under = |p: &str| seen.as_ref().is_some_and(|s| starts_with(s, p, reading));
+            assert!(
+                !canonical || under(prefix),
+                "{path:?} read as {seen:?} ({reading:#06b}) left {prefix}"
+            );
+            let sent = backend_reads(&target, reading);
+            assert!(
+                sent.is_some_and(|s| starts_with(&s, base, reading)),
+                "{path:?} reached the backend as {target:?}, outside {base} ({reading:#06b})"
+            );
+            for &(excluded, _) in RULES[..i].iter().filter(|r| r.1.is_none()) {
+                assert!(
+                    !under(excluded),
+                    "{path:?} read as {seen:?} ({reading:#06b}) reached the excluded {excluded}"
+                );
+            }
+        }
+        return;
+    }
+}
+
+/// Bits of a reading: which liberties a backend takes with a path.
+const DECODE: u8 = 1;
+const BACKSLASH: u8 = 2;
+const PARAMS: u8 = 4;
+const COLLAPSE: u8 = 8;
+
+/// The segments a backend taking `reading`'s liberties resolves `path`
+/// to: `%XX` decoded once (any case of hex), `\` as `/`, `;params`
+/// dropped, empty segments dropped; then `.` and `..` resolved. `None`
+/// when a `..` climbs above the root.
+fn backend_reads(path: &str, reading: u8) -> Option<Vec<Vec<u8>>> {
+    let bytes = if reading & DECODE != 0 {
+        percent_decode(path.as_bytes())
+    } else {
+        path.as_bytes().to_vec()
+    };
+    let separator = |c: &u8| *c == b'/' || (reading & BACKSLASH != 0 && *c == b'\\');
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for segment in bytes.split(separator).skip(1) {
+        let segment = match reading & PARAMS {
+            0 => segment,
+            _ => segment.split(|&c| c == b';').next().unwrap_or_default(),
+        };
+        match segment {
+            b"" if reading & COLLAPSE != 0 => {}
+            b"." => {}
+            b".." => {
+                out.pop()?;
+            }
+            s => out.push(s.to_vec()),
         }
     }
-    format!("/{}/", out.join("/")).starts_with(&format!("{prefix}/"))
+    Some(out)
+}
+
+fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Whether `segments` begin with `prefix`'s (read the same way; a
+/// trailing slash of the prefix adds no segment to match).
+fn starts_with(segments: &[Vec<u8>], prefix: &str, reading: u8) -> bool {
+    let Some(mut want) = backend_reads(prefix, reading) else {
+        return false;
+    };
+    while want.last().is_some_and(|s| s.is_empty()) {
+        want.pop();
+    }
+    segments.starts_with(&want)
 }
 
 pub fn codec(data: &[u8]) {

@@ -7,6 +7,7 @@
 //! which the README's test command does); [`target_dir`] explains if not.
 #![forbid(unsafe_code)]
 
+pub mod apache;
 pub mod backend;
 pub mod balancer;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod scripted;
 pub mod server;
 pub mod third_party;
 
+pub use apache::Apache;
 pub use backend::{Backend, Seen};
 pub use client::{checksum, get, noise, request, send_raw, Conn, Response};
 pub use proxied::Proxied;

@@ -18,11 +18,21 @@ impl Proxied {
 
     /// The same, with `top` (core tables such as `[limits]`) before the vhost.
     pub fn with(proxy: &str, top: &str) -> Proxied {
+        Proxied::build(top, "", proxy)
+    }
+
+    /// The same, with `vhost` (core keys of `[[vhost]]`, such as
+    /// `allow_encoded_slashes`) in the vhost.
+    pub fn on_vhost(vhost: &str, proxy: &str) -> Proxied {
+        Proxied::build("", vhost, proxy)
+    }
+
+    fn build(top: &str, vhost: &str, proxy: &str) -> Proxied {
         let root = ServerRoot::new();
         root.enable(&["proxy_http"]);
         let port = free_port();
         root.config(&format!(
-            "{top}\n[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nserver_name = \"proxy.test\"\n\n[vhost.proxy]\n{proxy}\n"
+            "{top}\n[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nserver_name = \"proxy.test\"\n{vhost}\n\n[vhost.proxy]\n{proxy}\n"
         ));
         let server = Server::start(&root, port);
         Proxied { root, server, port }

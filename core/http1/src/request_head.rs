@@ -41,7 +41,11 @@ pub enum BodyFraming {
 pub struct RequestHead {
     pub fields: Fields,
     method: Span,
+    /// The path modules see: the one received until the server replaces
+    /// it with its canonical form ([`RequestHead::set_path`]).
     path: Span,
+    /// The path as received, for the access log.
+    received_path: Span,
     query: Span,
     /// `scheme://authority` of an absolute-form target, else empty.
     absolute_authority: Span,
@@ -73,6 +77,14 @@ impl RequestHead {
     }
     pub fn path(&self) -> &[u8] {
         self.fields.text(&self.path)
+    }
+    /// The path as the client sent it, whatever [`RequestHead::set_path`] did.
+    pub fn received_path(&self) -> &[u8] {
+        self.fields.text(&self.received_path)
+    }
+    /// Replaces the path modules see (with its normalised form).
+    pub fn set_path(&mut self, path: &[u8]) {
+        self.path = self.fields.store(path);
     }
     pub fn query(&self) -> &[u8] {
         self.fields.text(&self.query)
@@ -167,6 +179,7 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
     Ok(Some((
         RequestHead {
             method: method_span,
+            received_path: target.path.clone(),
             path: target.path,
             query: target.query,
             absolute_authority: target.absolute_authority,
@@ -192,6 +205,10 @@ struct Target {
 /// (`http://host/p?q`) or, for CONNECT, authority-form.
 fn split_target(method: &str, target: &str, fields: &mut Fields) -> Result<Target, Refusal> {
     let empty = || 0..0;
+    if target.contains('#') {
+        // Clients never send a fragment (RFC 9112 §3.2); Apache answers 400.
+        return Err(refuse(400, "fragment (#) in the request target"));
+    }
     let (absolute, rest, authority) = if target.starts_with('/') || target == "*" {
         ("", target, "")
     } else if let Some(at) = scheme_end(target) {
@@ -348,6 +365,19 @@ mod tests {
         assert_eq!(
             head("GET / HTTP/2.0\r\n\r\n").err().map(|r| r.status),
             Some(505)
+        );
+    }
+
+    #[test]
+    fn a_fragment_is_refused_and_a_replaced_path_keeps_the_received_one() {
+        for raw in ["GET /a#f HTTP/1.1\r\n\r\n", "GET /a?q#f HTTP/1.1\r\n\r\n"] {
+            assert_eq!(head(raw).err().map(|r| r.status), Some(400), "{raw}");
+        }
+        let mut h = head("GET /a/./b?q HTTP/1.1\r\n\r\n").unwrap();
+        h.set_path(b"/a/b");
+        assert_eq!(
+            (h.path(), h.received_path(), h.query()),
+            (&b"/a/b"[..], &b"/a/./b"[..], &b"q"[..])
         );
     }
 

@@ -8,6 +8,7 @@ use crate::vhost::{Backend, Matcher, Reverse, Rule, VhostProxy};
 use crate::worker::Workers;
 use modproxy_api::proxy::{exchange_flags, worker_flags, StaticText, WorkerParams};
 use modproxy_api::suggest::did_you_mean;
+use modproxy_http1::path::{normalize, EncodedSlashes};
 use regex::bytes::RegexBuilder;
 use std::time::Duration;
 
@@ -48,13 +49,8 @@ pub fn compile(c: ProxyConfig, at: &str, workers: &Workers) -> (VhostProxy, Vec<
     for (i, e) in c.pass.into_iter().enumerate() {
         let name = format!("pass[{i}]");
         k.unknown(&name, &e.unknown, &["path", "url"]);
-        if !e.path.starts_with('/') {
-            k.errors.push(format!(
-                "{at}.{name}.path: {:?} must start with /: write the URL path to proxy",
-                e.path
-            ));
-        }
-        rules.push(k.rule(name, Matcher::Prefix(e.path), &e.url, &e.worker));
+        let prefix = k.prefix(&name, e.path);
+        rules.push(k.rule(name, Matcher::Prefix(prefix), &e.url, &e.worker));
     }
     for (i, e) in c.pass_match.into_iter().enumerate() {
         let name = format!("pass_match[{i}]");
@@ -122,6 +118,28 @@ pub fn shadowed(rules: &[Rule], at: &str) -> Vec<String> {
 }
 
 impl Compiler<'_> {
+    /// A `pass` path in the canonical form the core gives request paths
+    /// (`/café` is `/caf%C3%A9`, `/a/./b` is `/a/b`), so the two compare.
+    fn prefix(&mut self, name: &str, path: String) -> String {
+        let at = self.at;
+        if !path.starts_with('/') {
+            self.errors.push(format!(
+                "{at}.{name}.path: {path:?} must start with /: write the URL path to proxy"
+            ));
+            return path;
+        }
+        match normalize(&path, EncodedSlashes::NoDecode) {
+            Ok(canonical) => canonical.into_owned(),
+            Err(e) => {
+                self.errors.push(format!(
+                    "{at}.{name}.path: {path:?} has {}: write the path as a client would request it",
+                    e.why()
+                ));
+                path
+            }
+        }
+    }
+
     fn rule(&mut self, name: String, matcher: Matcher, url: &str, keys: &WorkerKeys) -> Rule {
         let at = format!("{}.{name}.url", self.at);
         let params = self.params(&name, keys);

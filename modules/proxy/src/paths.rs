@@ -1,19 +1,27 @@
-//! Pure request-path logic: the dot-segment refusal, ProxyPass prefix
-//! matching by path segment, and building the backend target URL.
+//! Pure request-path logic: the refusal of dot segments a backend could
+//! still find, ProxyPass prefix matching by path segment, exclusions under
+//! every reading a backend may give a path, and building the backend URL.
 //!
-//! The path is forwarded exactly as received. Matching alone compares a
-//! normalised form (RFC 3986 §6.2.2: `%61` is `a`, `//` is `/`), so that
-//! `/%61dmin` or `//admin` cannot slip past a `/admin` exclusion to a
-//! backend that normalises them itself.
+//! The core hands over the path already canonical, as Apache's core does
+//! (`modproxy_http1::path`: dot segments resolved, `//` merged,
+//! unreserved escapes decoded), and that form is forwarded. What is left
+//! to guard against is a backend reading more into it than Apache does:
+//! `\` as `/`, `;params` dropped (Tomcat), `%2f` decoded (with
+//! `allow_encoded_slashes = "nodecode"`). Matching also compares a
+//! normalised form (RFC 3986 §6.2.2: `%61` is `a`, `//` is `/`), so a
+//! prefix or path written with escapes still matches.
 
 use std::borrow::Cow;
 
 /// Why a path is refused: it holds a `.` or `..` segment, even encoded
-/// (`%2e%2e`), behind an encoded slash (`..%2f`) or a Tomcat-style path
-/// parameter (`..;x`). Backends would resolve it and escape the prefix.
+/// (`%2e%2e`), behind an encoded slash (`..%2f`) or backslash (`..\`), or
+/// a Tomcat-style path parameter (`..;x`). A canonical path has no plain
+/// one left, so what this finds is a segment some backend would resolve,
+/// and so escape the prefix, though Apache's rules do not.
 pub fn dot_segment(path: &str) -> Option<String> {
     // One pass, no allocation: `/`, `\`, `%2f`, `%5c` end a segment, `.`
-    // and `%2e` are dots, `;` ends the part of a segment that names it.
+    // and `%2e` are dots, `;` and `%3b` end the part of a segment that
+    // names it.
     let b = path.as_bytes();
     let (mut dots, mut other, mut in_params) = (0usize, false, false);
     let mut i = 0;
@@ -24,6 +32,7 @@ pub fn dot_segment(path: &str) -> Option<String> {
                 match (b[i + 1].to_ascii_lowercase(), b[i + 2].to_ascii_lowercase()) {
                     (b'2', b'f') | (b'5', b'c') => (b'/', 3),
                     (b'2', b'e') => (b'.', 3),
+                    (b'3', b'b') => (b';', 3),
                     _ => (b'%', 1),
                 }
             }
@@ -111,6 +120,51 @@ pub fn match_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
         .unwrap_or("");
     let boundary = prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/');
     boundary.then_some(rest)
+}
+
+/// Whether an exclusion (`url = "!"`) at `prefix` covers `path`: by
+/// [`match_prefix`], or as a backend that reads more into the path would
+/// see both (`%XX` decoded, `\` as `/`, `;params` dropped, `//` as `/`),
+/// so that `/%5Cstatic` or `/static;x/a.css` stay excluded from `/static`.
+pub fn excluded_by(prefix: &str, path: &str) -> bool {
+    if match_prefix(prefix, path).is_some() {
+        return true;
+    }
+    // Without these bytes the backend's view is the one just matched.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) {
+        return false;
+    }
+    backend_view(path).starts_with(&backend_view(prefix))
+}
+
+/// `path`'s segments as the most liberal backend reads them: every `%XX`
+/// decoded once, `\` a separator, `;` and what follows dropped from each
+/// segment, empty segments gone.
+fn backend_view(path: &str) -> Vec<Vec<u8>> {
+    let mut decoded = Vec::with_capacity(path.len());
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = match b[i..] {
+            [b'%', h, l, ..] => hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match escaped {
+            Some(c) => {
+                decoded.push(c);
+                i += 3;
+            }
+            None => {
+                decoded.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded
+        .split(|&c| c == b'/' || c == b'\\')
+        .map(|s| s.split(|&c| c == b';').next().unwrap_or_default().to_vec())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Joins a URL (or path) and the rest of a path with exactly one slash
@@ -277,6 +331,26 @@ mod tests {
         }
         for ok in ["/a/b", "/a/..b", "/a/.well-known/x", "/a/%2e%2ex", "/"] {
             assert!(dot_segment(ok).is_none(), "{ok}");
+        }
+        assert!(dot_segment("/a/..%3Bx/b").is_some());
+    }
+
+    #[test]
+    fn exclusions_cover_every_backend_reading_of_the_path() {
+        for covered in [
+            "/static",
+            "/static/a.css",
+            "/static%2Fa.css",
+            "/static%5Ca.css",
+            "/%5Cstatic/a.css",
+            "/static;x/a.css",
+            "/;x/static",
+            "/%73tatic",
+        ] {
+            assert!(excluded_by("/static", covered), "{covered}");
+        }
+        for open in ["/staticky", "/a/static", "/stat%69cx", "/x;/static.css"] {
+            assert!(!excluded_by("/static", open), "{open}");
         }
     }
 

@@ -200,3 +200,26 @@ fn errors_name_the_key_and_the_fix() {
         "{e}"
     );
 }
+
+#[test]
+fn exclusions_hold_under_every_backend_reading_and_prefixes_are_canonical() {
+    let v = compile(SITE).unwrap();
+    // What the core hands over is canonical; these are spellings that stay
+    // after it and that some backend would still read as /admin.
+    for path in [
+        "/admin%5Cusers",
+        "/%5Cadmin",
+        "/admin;jsessionid=1/x",
+        "/admin%2Fx",
+    ] {
+        assert_eq!(route(&v, path, ""), None, "{path}");
+    }
+    assert_eq!(route(&v, "/admin%5F", "").unwrap().0, "pass[3]");
+    let v = compile("pass = [{ path = \"/café/./x\", url = \"http://b/\" }]").unwrap();
+    assert_eq!(route(&v, "/caf%C3%A9/x/y", "").unwrap().1, "http://b/y");
+    let e = compile("pass = [{ path = \"/../x\", url = \"http://b/\" }]").unwrap_err();
+    assert!(
+        e.contains("pass[0].path: \"/../x\" has a .. segment above the root: write the path"),
+        "{e}"
+    );
+}

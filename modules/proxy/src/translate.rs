@@ -9,8 +9,9 @@ use crate::Proxy;
 use modproxy_api::{log, Level, Request, Status};
 
 /// OK with the notes set when a rule matched; Declined when none did (or an
-/// exclusion did); 400 for a dot segment; 403 for a forward-proxy request
-/// while forwarding is off.
+/// exclusion did); 400 for a dot segment a backend could still resolve
+/// (the core has resolved the plain ones); 403 for a forward-proxy
+/// request while forwarding is off.
 pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     let Some(v) = m.vhost(req.vhost()) else {
         return Status::Declined;
@@ -20,13 +21,13 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     }
     let path = req.path();
     if !path.starts_with('/') {
-        return Status::Declined; // `OPTIONS *`
+        return Status::Declined; // `*`: the core answers it before any hook
     }
     if let Some(why) = dot_segment(path) {
         log(
             Level::Info,
             format_args!(
-                "{why}: refused with 400, a backend resolving it could escape the proxied prefix"
+                "{why}: refused with 400: a backend reading \\ or %2f as /, or dropping ;params, would resolve it and could escape the proxied prefix"
             ),
         );
         return Status::Http(400);

@@ -6,7 +6,7 @@
 //! search (Apache interleaves ProxyPass and ProxyPassMatch in file order; two
 //! lists cannot, so prefixes go first).
 
-use crate::paths::{match_prefix, substitute, target, target_at};
+use crate::paths::{excluded_by, match_prefix, substitute, target, target_at};
 use crate::worker::WorkerState;
 use modproxy_api::proxy::WorkerParams;
 use regex::bytes::Regex;
@@ -15,9 +15,10 @@ use std::time::Duration;
 
 #[derive(Debug)]
 pub enum Matcher {
-    /// A path prefix, matched by segment.
+    /// A path prefix, matched by segment; canonical, as request paths are.
     Prefix(String),
-    /// Matched against the path as received (percent-encoded).
+    /// Matched against the canonical path (percent-encoded where Apache
+    /// re-encodes: `%20`, `%C3%A9`, `%5C`).
     Regex(Regex),
 }
 
@@ -82,6 +83,14 @@ impl VhostProxy {
     pub fn route(&self, path: &str, query: &str) -> Option<(&Rule, String)> {
         for rule in &self.rules {
             let url = match &rule.matcher {
+                // An exclusion covers every spelling a backend could read
+                // as its prefix; a pass rule matches the path as it is.
+                Matcher::Prefix(prefix) if matches!(rule.backend, Backend::Exclude) => {
+                    if excluded_by(prefix, path) {
+                        return None;
+                    }
+                    continue;
+                }
                 Matcher::Prefix(prefix) => {
                     let Some(rest) = match_prefix(prefix, path) else {
                         continue;

@@ -1,4 +1,4 @@
-//! `[[vhost]]` entries: the core reads `listen`, `server_name`, `server_alias` and the TLS pair `tls_certificate` / `tls_key`; every other key belongs to a module.
+//! `[[vhost]]` entries: the core reads `listen`, `server_name`, `server_alias`, `allow_encoded_slashes` and the TLS pair `tls_certificate` / `tls_key`; every other key belongs to a module.
 use super::fields::Reader;
 use crate::error::ConfigError;
 use std::net::SocketAddr;
@@ -11,7 +11,21 @@ const VHOST_KEYS: &[&str] = &[
     "server_alias",
     "tls_certificate",
     "tls_key",
+    "allow_encoded_slashes",
 ];
+
+/// `allow_encoded_slashes`: what the core does with `%2f` in a request
+/// path (Apache's AllowEncodedSlashes, a core directive there too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EncodedSlashes {
+    /// `false`, the default: answered 404.
+    #[default]
+    Off,
+    /// `true`: decoded to `/`.
+    On,
+    /// `"nodecode"`: accepted and forwarded encoded.
+    NoDecode,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vhost {
@@ -22,6 +36,7 @@ pub struct Vhost {
     pub listen: Vec<SocketAddr>,
     pub server_name: Option<String>,
     pub server_alias: Vec<String>,
+    pub encoded_slashes: EncodedSlashes,
     /// PEM certificate chain and private key (relative to SERVER_ROOT):
     /// both or neither. Read and checked by the core's TLS setup.
     pub tls: Option<TlsFiles>,
@@ -79,6 +94,7 @@ pub(crate) fn parse_all(
             listen: listen(table, &mut r),
             server_name: r.optional_string(table, "server_name"),
             server_alias: r.strings(table, "server_alias"),
+            encoded_slashes: encoded_slashes(table, &mut r),
             tls: tls(table, &mut r),
             file: file.to_path_buf(),
             extra: table
@@ -115,6 +131,26 @@ fn tls(table: &Table, r: &mut Reader) -> Option<TlsFiles> {
                 "add tls_certificate = \"tls/site.crt\" (a PEM file, relative to SERVER_ROOT)",
             );
             None
+        }
+    }
+}
+
+fn encoded_slashes(table: &Table, r: &mut Reader) -> EncodedSlashes {
+    match table.get("allow_encoded_slashes") {
+        None | Some(Value::Boolean(false)) => EncodedSlashes::Off,
+        Some(Value::Boolean(true)) => EncodedSlashes::On,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("nodecode") => EncodedSlashes::NoDecode,
+        Some(other) => {
+            let shown = match other {
+                Value::String(s) => format!("{s:?}"),
+                v => format!("{v} ({})", v.type_str()),
+            };
+            r.error(
+                "allow_encoded_slashes",
+                format!("{shown} is not a setting"),
+                "write allow_encoded_slashes = false (%2f in a path is 404), true (decoded to /) or \"nodecode\" (accepted, forwarded encoded)",
+            );
+            EncodedSlashes::Off
         }
     }
 }
@@ -167,6 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn allow_encoded_slashes_is_off_true_or_nodecode() {
+        let at = |v: &str| {
+            let (vhosts, errors) =
+                parse_str(&format!("[[vhost]]\nlisten = \"127.0.0.1:80\"\n{v}\n"));
+            assert!(errors.is_empty(), "{errors:?}");
+            vhosts[0].encoded_slashes
+        };
+        assert_eq!(at(""), EncodedSlashes::Off);
+        assert_eq!(at("allow_encoded_slashes = false"), EncodedSlashes::Off);
+        assert_eq!(at("allow_encoded_slashes = true"), EncodedSlashes::On);
+        assert_eq!(
+            at("allow_encoded_slashes = \"nodecode\""),
+            EncodedSlashes::NoDecode
+        );
+        assert_eq!(
+            at("allow_encoded_slashes = \"NoDecode\""),
+            EncodedSlashes::NoDecode
+        );
+    }
+
+    #[test]
     fn bad_and_missing_listen_and_single_brackets_are_errors() {
         let (_, errors) =
             parse_str("[[vhost]]\nlisten = \"localhost:80\"\n[[vhost]]\nserver_name = \"x\"\n");
@@ -182,6 +239,13 @@ mod tests {
             parse_str("[[vhost]]\nlisten = \"127.0.0.1:80\"\ntls_certificate = \"a.crt\"\n");
         assert!(
             errors[0].contains("vhost[0].tls_key: missing"),
+            "{errors:?}"
+        );
+        let (_, errors) =
+            parse_str("[[vhost]]\nlisten = \"127.0.0.1:80\"\nallow_encoded_slashes = \"yes\"\n");
+        assert!(
+            errors[0].contains("vhost[0].allow_encoded_slashes: \"yes\" is not a setting")
+                && errors[0].contains("\"nodecode\""),
             "{errors:?}"
         );
         let (_, errors) = parse_str("[vhost]\nlisten = \"127.0.0.1:80\"\n");

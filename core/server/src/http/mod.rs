@@ -14,4 +14,4 @@ pub mod client_tcp;
 pub mod outbox;
 pub mod request_body;
 
-pub use modproxy_http1::{fields, request_head, response_head};
+pub use modproxy_http1::{fields, path, request_head, response_head};

@@ -51,7 +51,8 @@ impl Drop for Finish {
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .unwrap_or("")
         };
-        let path = String::from_utf8_lossy(r.head.path());
+        // Logged as received, as Apache's %r does.
+        let path = String::from_utf8_lossy(r.head.received_path());
         let uri = match r.head.query() {
             b"" => path,
             q => format!("{path}?{}", String::from_utf8_lossy(q)).into(),

@@ -6,6 +6,7 @@ use super::finish::Finish;
 use super::vhosts::ListenerVhosts;
 use crate::http::client_io::Wire;
 use crate::http::fields::Fields;
+use crate::http::path::{self, EncodedSlashes};
 use crate::http::request_body::RequestBody;
 use crate::http::request_head::{RequestHead, Version};
 use crate::loader::host_api::{call_handler, call_request_hook, start_response};
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use modproxy_api::abi::{code, HookKind};
 use modproxy_api::future::Imported;
+use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,9 +59,11 @@ pub enum ReplyBody {
     Stream(Imported, &'static str),
 }
 
-pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, head: RequestHead, wire: Wire) -> Reply {
+pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wire: Wire) -> Reply {
     let vhost = site.vhosts.select(|| head.host());
-    let refusal = refuse_early(&head, &site.limits);
+    let refusal = refuse_early(&head, &site.limits)
+        .or_else(|| normalize_path(&mut head, vhost.encoded_slashes));
+    let asterisk = head.path() == b"*";
     let ctx = RequestCtx {
         vhost: vhost.index,
         server_name: vhost.server_name.clone(),
@@ -87,6 +91,14 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, head: RequestHead, wire: W
         // (smuggling): never read on from this connection.
         finish.ctx().close = true;
         return error_reply(finish, status);
+    }
+    if asterisk {
+        // `OPTIONS *` asks about the server itself, not a resource: the
+        // core answers, as Apache's does (200, no body).
+        return Reply {
+            body: ReplyBody::Full(Bytes::new()),
+            finish,
+        };
     }
     let registry = site.registry;
     for kind in [
@@ -131,6 +143,37 @@ fn refuse_early(head: &RequestHead, limits: &RequestLimits) -> Option<StatusCode
         }
     }
     None
+}
+
+/// Replaces the path with its canonical form before any module sees it, as
+/// Apache's core does (`crate::http::path`); the status that refuses it.
+/// `*` is for OPTIONS only. An absolute-form target asks for forward
+/// proxying: its path is the origin's to interpret, so it is kept as sent
+/// (Apache leaves proxy requests' paths alone too).
+fn normalize_path(head: &mut RequestHead, slashes: EncodedSlashes) -> Option<StatusCode> {
+    if head.path() == b"*" {
+        return (head.method() != b"OPTIONS").then_some(StatusCode::BAD_REQUEST);
+    }
+    if !head.absolute_authority().is_empty() {
+        return None;
+    }
+    // The request line was checked to be UTF-8 when it was parsed.
+    let path = std::str::from_utf8(head.path()).unwrap_or_default();
+    match path::normalize(path, slashes) {
+        Ok(Cow::Borrowed(_)) => None,
+        Ok(Cow::Owned(canonical)) => {
+            head.set_path(canonical.as_bytes());
+            None
+        }
+        Err(e) => {
+            log::info(&format!(
+                "request path {path:?} has {}: answering {}",
+                e.why(),
+                e.status()
+            ));
+            StatusCode::from_u16(e.status()).ok()
+        }
+    }
 }
 
 /// Runs one synchronous phase; `Err` is the status that ends the request.

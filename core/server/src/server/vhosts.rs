@@ -2,12 +2,15 @@
 //! it arrived on, the one whose server_name or server_alias matches the
 //! Host header; otherwise the first one (Apache's default vhost rule).
 
+use crate::http::path::EncodedSlashes;
 use modproxy_config::Vhost;
 use std::sync::Arc;
 
 pub struct VhostEntry {
     pub index: u32,
     pub server_name: Arc<str>,
+    /// `allow_encoded_slashes`, applied when the path is normalised.
+    pub encoded_slashes: EncodedSlashes,
     names: Vec<String>,
 }
 
@@ -35,6 +38,7 @@ impl ListenerVhosts {
                 VhostEntry {
                     index: v.index as u32,
                     server_name,
+                    encoded_slashes: encoded_slashes(v.encoded_slashes),
                     names,
                 }
             })
@@ -59,6 +63,16 @@ impl ListenerVhosts {
             }
         }
         &self.entries[0]
+    }
+}
+
+/// The config's setting as the path normaliser takes it.
+fn encoded_slashes(setting: modproxy_config::EncodedSlashes) -> EncodedSlashes {
+    use modproxy_config::EncodedSlashes as Setting;
+    match setting {
+        Setting::Off => EncodedSlashes::Off,
+        Setting::On => EncodedSlashes::On,
+        Setting::NoDecode => EncodedSlashes::NoDecode,
     }
 }
 
