@@ -5,6 +5,12 @@
 //! balancer's lock, so a method may read and write every field without
 //! further synchronisation; state that outlives one pick lives in
 //! `lbstatus` (per member) or in the method's per-balancer state.
+//!
+//! Since ABI 1.2 a method may also read [`LbStats`] (what the core keeps
+//! per member: errors, a response-time average) and hear how each attempt
+//! went ([`LbOutcome`], through [`LbMethod::done`]). `LbMember` itself is
+//! frozen: it travels as an array, so a new field would move every member
+//! after the first for a module built before it.
 
 pub mod select;
 
@@ -29,8 +35,9 @@ pub mod flags {
 /// One balancer member as an lbmethod sees it.
 ///
 /// `repr(C)` because it crosses from proxy_balancer into third-party
-/// lbmethod modules; fields may only be appended (the ABI layout hash
-/// covers it).
+/// lbmethod modules. FROZEN: `find` gets an array of these, so its size is
+/// the array's stride; new per-member data goes into a parallel array of a
+/// new struct handed only to a new entry point (as [`LbStats`] is).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LbMember {
@@ -69,6 +76,90 @@ impl LbMember {
     }
 }
 
+/// What the core keeps about a member besides [`LbMember`] (ABI 1.2):
+/// `stats[i]` describes `members[i]`. Read-only for methods. FROZEN for the
+/// same reason as `LbMember`: it travels as an array.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LbStats {
+    /// Times an attempt put the member in error state (connect failed,
+    /// `failonstatus`, `failontimeout`).
+    pub errors: u64,
+    /// Attempts that timed their response: the samples behind `response_avg_us`.
+    pub samples: u64,
+    /// Moving average of the time to the response head, in microseconds
+    /// (each sample weighs 1/8, as TCP's smoothed RTT); 0 before the first sample.
+    pub response_avg_us: u64,
+}
+
+impl LbStats {
+    /// Adds one timed attempt to the average (`us` = 0: not timed, ignored).
+    pub fn sample(&mut self, us: u64) {
+        if us == 0 {
+            return;
+        }
+        self.response_avg_us = if self.samples == 0 {
+            us
+        } else {
+            let avg = self.response_avg_us as i128;
+            (avg + (us as i128 - avg) / 8) as u64
+        };
+        self.samples = self.samples.saturating_add(1);
+    }
+}
+
+/// [`LbOutcome::flags`] bits.
+pub mod outcome_flags {
+    /// The attempt failed and the request went on to another member.
+    pub const FAILED_OVER: u32 = 1 << 0;
+    /// The attempt was itself a failover: an earlier member failed first.
+    pub const RETRY: u32 = 1 << 1;
+}
+
+/// How one attempt on one member went (ABI 1.2): proxy reports it to the
+/// balancer, which hands it to the member's lbmethod ([`LbMethod::done`]).
+/// Times are 0 when not measured (a proxy or scheme handler built before
+/// ABI 1.2, or an attempt that never got a head).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LbOutcome {
+    /// From the pick to the backend's response head, in microseconds.
+    pub head_us: u64,
+    /// From the pick to the end of the exchange (body relayed), in microseconds.
+    pub total_us: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// The exchange's result, a `proxy::exchange` code (0 = relayed).
+    pub code: i32,
+    /// [`outcome_flags`] bits.
+    pub flags: u32,
+    /// The backend's status, 0 if no response head arrived.
+    pub status: u16,
+}
+
+impl LbOutcome {
+    pub fn failed_over(&self) -> bool {
+        self.flags & outcome_flags::FAILED_OVER != 0
+    }
+    /// What a pre-1.2 `BalancerV1::report` carries of it.
+    pub fn exchange(&self) -> crate::proxy::ExchangeOutcome {
+        crate::proxy::ExchangeOutcome {
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            status: self.status,
+        }
+    }
+    /// The response time a latency-aware method should weigh: to the head
+    /// when measured, else to the end; 0 when neither was.
+    pub fn response_us(&self) -> u64 {
+        if self.head_us != 0 {
+            self.head_us
+        } else {
+            self.total_us
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The lbmethod provider: group "lbmethod", one name per method.
 
@@ -102,6 +193,27 @@ pub struct LbMethodV1 {
     /// Called when the operator resets the balancer's statistics.
     pub reset:
         extern "C" fn(data: *const c_void, state: *mut c_void, members: *mut LbMember, len: usize),
+    // ABI 1.2. The caller checks `size` before using these: a module built
+    // for 1.0 or 1.1 has a table that ends above.
+    /// As `find`, with `stats[i]` for `members[i]` (both `len` long).
+    pub find_with_stats: extern "C" fn(
+        data: *const c_void,
+        state: *mut c_void,
+        members: *mut LbMember,
+        stats: *const LbStats,
+        len: usize,
+        req: *mut c_void,
+    ) -> i64,
+    /// One attempt on `members[member]` ended; once per pick.
+    pub done: extern "C" fn(
+        data: *const c_void,
+        state: *mut c_void,
+        members: *mut LbMember,
+        stats: *const LbStats,
+        len: usize,
+        member: usize,
+        outcome: *const LbOutcome,
+    ),
 }
 
 /// A load-balancing method (Apache's `proxy_balancer_method`).
@@ -123,6 +235,30 @@ pub trait LbMethod: Send + Sync + 'static {
         req: &Request,
     ) -> Option<usize>;
     fn reset(&self, _state: &mut Self::State, _members: &mut [LbMember]) {}
+    /// As `find`, with what the core keeps about each member (`stats[i]`
+    /// for `members[i]`). The default ignores it and calls `find`.
+    fn find_with_stats(
+        &self,
+        state: &mut Self::State,
+        members: &mut [LbMember],
+        _stats: &[LbStats],
+        req: &Request,
+    ) -> Option<usize> {
+        self.find(state, members, req)
+    }
+    /// How an attempt on `members[member]` went: called once for each pick
+    /// (sticky ones too), when the exchange ends, under the same lock as
+    /// `find`; `busy` and the byte counts already include it. The default
+    /// does nothing.
+    fn done(
+        &self,
+        _state: &mut Self::State,
+        _members: &mut [LbMember],
+        _stats: &[LbStats],
+        _member: usize,
+        _outcome: &LbOutcome,
+    ) {
+    }
 }
 
 fn members_mut<'a>(members: *mut LbMember, len: usize) -> &'a mut [LbMember] {
@@ -131,6 +267,14 @@ fn members_mut<'a>(members: *mut LbMember, len: usize) -> &'a mut [LbMember] {
     }
     // SAFETY: the balancer passes its member table, exclusively borrowed for the call.
     unsafe { std::slice::from_raw_parts_mut(members, len) }
+}
+
+fn stats_ref<'a>(stats: *const LbStats, len: usize) -> &'a [LbStats] {
+    if len == 0 || stats.is_null() {
+        return &[];
+    }
+    // SAFETY: the balancer passes its stats array, `len` long, alive for the call.
+    unsafe { std::slice::from_raw_parts(stats, len) }
 }
 
 extern "C" fn lb_new_state<L: LbMethod>(data: *const c_void, balancer: AbiStr) -> *mut c_void {
@@ -169,6 +313,51 @@ extern "C" fn lb_find<L: LbMethod>(
         }
     })
 }
+extern "C" fn lb_find_with_stats<L: LbMethod>(
+    data: *const c_void,
+    state: *mut c_void,
+    members: *mut LbMember,
+    stats: *const LbStats,
+    len: usize,
+    req: *mut c_void,
+) -> i64 {
+    // SAFETY: as in lb_find.
+    let (method, state) = unsafe { (&*(data as *const L), &mut *(state as *mut L::State)) };
+    guard(FIND_PANICKED, || {
+        // SAFETY: the balancer passes the live request.
+        let req = unsafe { Request::from_raw(req) };
+        let (members, stats) = (members_mut(members, len), stats_ref(stats, len));
+        match method.find_with_stats(state, members, stats, &req) {
+            Some(i) if i < len => i as i64,
+            _ => FIND_NONE,
+        }
+    })
+}
+extern "C" fn lb_done<L: LbMethod>(
+    data: *const c_void,
+    state: *mut c_void,
+    members: *mut LbMember,
+    stats: *const LbStats,
+    len: usize,
+    member: usize,
+    outcome: *const LbOutcome,
+) {
+    // SAFETY: as in lb_find; `outcome` is valid for the call.
+    let (method, state, outcome) = unsafe {
+        (
+            &*(data as *const L),
+            &mut *(state as *mut L::State),
+            &*outcome,
+        )
+    };
+    if member >= len {
+        return;
+    }
+    guard((), || {
+        let (members, stats) = (members_mut(members, len), stats_ref(stats, len));
+        method.done(state, members, stats, member, outcome)
+    })
+}
 extern "C" fn lb_reset<L: LbMethod>(
     data: *const c_void,
     state: *mut c_void,
@@ -192,6 +381,8 @@ pub fn register_lbmethod<M: Module, L: LbMethod>(
         drop_state: lb_drop_state::<L>,
         find: lb_find::<L>,
         reset: lb_reset::<L>,
+        find_with_stats: lb_find_with_stats::<L>,
+        done: lb_done::<L>,
     }));
     r.provider_raw(
         GROUP,
@@ -202,9 +393,60 @@ pub fn register_lbmethod<M: Module, L: LbMethod>(
     );
 }
 
+/// The entry points a module's table has: the 1.0 ones always, the 1.2
+/// ones when its `size` says so (copied out, so that no reference to a
+/// table shorter than today's `LbMethodV1` is ever made).
+#[derive(Clone, Copy)]
+struct Entries {
+    drop_state: extern "C" fn(*const c_void, *mut c_void),
+    find: extern "C" fn(*const c_void, *mut c_void, *mut LbMember, usize, *mut c_void) -> i64,
+    reset: extern "C" fn(*const c_void, *mut c_void, *mut LbMember, usize),
+    find_with_stats: Option<FindWithStatsFn>,
+    done: Option<DoneFn>,
+}
+type FindWithStatsFn = extern "C" fn(
+    *const c_void,
+    *mut c_void,
+    *mut LbMember,
+    *const LbStats,
+    usize,
+    *mut c_void,
+) -> i64;
+type DoneFn = extern "C" fn(
+    *const c_void,
+    *mut c_void,
+    *mut LbMember,
+    *const LbStats,
+    usize,
+    usize,
+    *const LbOutcome,
+);
+
+impl Entries {
+    /// # Safety
+    /// `vt` is an lbmethod provider's table, at least as long as its `size`.
+    unsafe fn read(vt: *const LbMethodV1) -> Entries {
+        use std::mem::{offset_of, size_of};
+        // SAFETY: `size`, `drop_state`, `find` and `reset` are in every
+        // version's table (1.0 on); the appended ones only past the size check.
+        unsafe {
+            let size = (*vt).size;
+            let fptr = size_of::<usize>();
+            let v12 = size >= offset_of!(LbMethodV1, done) + fptr;
+            Entries {
+                drop_state: (*vt).drop_state,
+                find: (*vt).find,
+                reset: (*vt).reset,
+                find_with_stats: v12.then(|| (*vt).find_with_stats),
+                done: v12.then(|| (*vt).done),
+            }
+        }
+    }
+}
+
 /// An lbmethod found in the registry, with one balancer's state.
 pub struct LbMethodInstance {
-    vtable: &'static LbMethodV1,
+    entries: Entries,
     data: *const c_void,
     state: *mut c_void,
 }
@@ -232,40 +474,67 @@ impl LbMethodInstance {
     /// Finds method `name` and makes its state for `balancer`.
     pub fn new(name: &str, balancer: &str) -> Result<LbMethodInstance, InstanceError> {
         let p = crate::sdk::provider::lookup(GROUP, name).ok_or(InstanceError::NotLoaded)?;
-        // SAFETY: providers in GROUP are registered by register_lbmethod.
-        let vtable = unsafe { &*(p.vtable as *const LbMethodV1) };
-        let state = (vtable.new_state)(p.data, AbiStr::new(balancer.as_bytes()));
+        let vt = p.vtable as *const LbMethodV1;
+        // SAFETY: providers in GROUP are registered by register_lbmethod (of
+        // this or an older minor, whose table is as long as its `size`).
+        let (entries, new_state) = unsafe { (Entries::read(vt), (*vt).new_state) };
+        let state = new_state(p.data, AbiStr::new(balancer.as_bytes()));
         if state.is_null() {
             // Its new_state panicked (already logged by its module); a null
             // state must never reach find.
             return Err(InstanceError::StateFailed);
         }
         Ok(LbMethodInstance {
-            vtable,
+            entries,
             data: p.data,
             state,
         })
     }
-    pub fn find(&mut self, members: &mut [LbMember], req: &Request) -> Result<usize, FindError> {
-        match (self.vtable.find)(
-            self.data,
-            self.state,
-            members.as_mut_ptr(),
-            members.len(),
-            req.as_raw(),
-        ) {
+    /// Asks the method for a member; `stats` (as long as `members`) reaches
+    /// only methods built for ABI 1.2 or later.
+    pub fn find(
+        &mut self,
+        members: &mut [LbMember],
+        stats: &[LbStats],
+        req: &Request,
+    ) -> Result<usize, FindError> {
+        let (ms, len) = (members.as_mut_ptr(), members.len());
+        let got = match self.entries.find_with_stats {
+            Some(f) if stats.len() == len => {
+                f(self.data, self.state, ms, stats.as_ptr(), len, req.as_raw())
+            }
+            _ => (self.entries.find)(self.data, self.state, ms, len, req.as_raw()),
+        };
+        match got {
             FIND_PANICKED => Err(FindError::Panicked),
             i if i >= 0 && (i as usize) < members.len() => Ok(i as usize),
             _ => Err(FindError::NoneUsable),
         }
     }
     pub fn reset(&mut self, members: &mut [LbMember]) {
-        (self.vtable.reset)(self.data, self.state, members.as_mut_ptr(), members.len());
+        (self.entries.reset)(self.data, self.state, members.as_mut_ptr(), members.len());
+    }
+    /// Tells the method how an attempt on `members[member]` went; a method
+    /// built before ABI 1.2 is not told.
+    pub fn done(
+        &mut self,
+        members: &mut [LbMember],
+        stats: &[LbStats],
+        member: usize,
+        outcome: &LbOutcome,
+    ) {
+        let len = members.len();
+        if let Some(f) = self.entries.done {
+            if stats.len() == len && member < len {
+                let (ms, st) = (members.as_mut_ptr(), stats.as_ptr());
+                f(self.data, self.state, ms, st, len, member, outcome);
+            }
+        }
     }
 }
 
 impl Drop for LbMethodInstance {
     fn drop(&mut self) {
-        (self.vtable.drop_state)(self.data, self.state);
+        (self.entries.drop_state)(self.data, self.state);
     }
 }

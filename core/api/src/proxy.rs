@@ -4,6 +4,7 @@
 //! Both are providers: `("proxy_scheme", "http")`, `("proxy_balancer", "balancer")`.
 
 use crate::abi::{AbiFuture, AbiStr, HeaderVisitor};
+use crate::lb::LbOutcome;
 use crate::sdk::module::{guard, report_panic, Registrar};
 use crate::sdk::{Module, Request};
 use std::ffi::c_void;
@@ -102,6 +103,10 @@ pub mod exchange_flags {
     /// ProxyErrorOverride: on a 4xx/5xx from the backend, send no head and
     /// finish with [`super::exchange::OVERRIDDEN`]; the core's error page answers.
     pub const ERROR_OVERRIDE: u32 = 1 << 3;
+    /// ABI 1.2: `outcome` points to a [`super::TimedOutcome`] (whose first
+    /// field is the `ExchangeOutcome`), and the handler may fill its times.
+    /// A handler built before 1.2 ignores the bit and writes the prefix only.
+    pub const TIMED: u32 = 1 << 4;
 }
 
 /// One exchange with a backend. OWNERSHIP: borrowed from the caller, which
@@ -131,6 +136,18 @@ pub struct ExchangeOutcome {
     pub bytes_received: u64,
     /// The backend's status, 0 if none arrived.
     pub status: u16,
+}
+
+/// An [`ExchangeOutcome`] with times (ABI 1.2), announced to the scheme
+/// handler by [`exchange_flags::TIMED`]: `ExchangeOutcome` itself cannot
+/// grow, as a handler writes it whole through a pointer to the caller's.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimedOutcome {
+    pub outcome: ExchangeOutcome,
+    /// From the exchange's start to the backend's response head, in
+    /// microseconds; 0 when none arrived or the handler does not measure.
+    pub head_us: u64,
 }
 
 /// Result codes of a scheme handler's future.
@@ -201,6 +218,26 @@ impl Exchange {
         // SAFETY: the outcome pointer is valid and written only by us.
         unsafe { *self.raw().outcome = outcome };
     }
+    /// Whether the caller wants the time to the response head
+    /// ([`Exchange::set_head_time`]); measure it only then.
+    pub fn wants_times(&self) -> bool {
+        self.flags() & exchange_flags::TIMED != 0
+    }
+    /// The time from the exchange's start to the backend's response head;
+    /// ignored when the caller did not ask ([`Exchange::wants_times`]).
+    pub fn set_head_time(&mut self, elapsed: std::time::Duration) {
+        if self.wants_times() {
+            let timed = self.raw().outcome as *mut TimedOutcome;
+            // SAFETY: with TIMED set the caller's outcome is a TimedOutcome
+            // (SchemeHandle::exchange), valid and written only by us.
+            unsafe { (*timed).head_us = micros(elapsed) };
+        }
+    }
+}
+
+/// `d` in whole microseconds, at least 1 (0 means "not measured"), saturating.
+pub fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Implemented by a module that speaks a backend protocol (proxy_http,
@@ -279,19 +316,37 @@ impl SchemeHandle {
         params: WorkerParams,
         flags: u32,
     ) -> (i32, ExchangeOutcome) {
-        let mut outcome = ExchangeOutcome::default();
+        let flags = flags & !exchange_flags::TIMED;
+        let (code, timed) = self
+            .exchange_timed(req, target, worker, params, flags)
+            .await;
+        (code, timed.outcome)
+    }
+
+    /// The same with the time to the response head, which is filled only
+    /// when `flags` has [`exchange_flags::TIMED`] and the handler measures it.
+    pub async fn exchange_timed(
+        &self,
+        req: &mut Request,
+        target: &str,
+        worker: &str,
+        params: WorkerParams,
+        flags: u32,
+    ) -> (i32, TimedOutcome) {
+        let mut timed = TimedOutcome::default();
         let ex = ProxyExchange {
             target: AbiStr::new(target.as_bytes()),
             worker: AbiStr::new(worker.as_bytes()),
             params,
             flags,
-            outcome: &mut outcome,
+            // The prefix, at the same address: what a pre-1.2 handler writes.
+            outcome: &mut timed as *mut TimedOutcome as *mut ExchangeOutcome,
         };
         let raw = (self.vtable.exchange)(self.data, req.as_raw(), &ex);
-        // SAFETY: made by scheme_shim via future::export; `ex`, `outcome`
+        // SAFETY: made by scheme_shim via future::export; `ex`, `timed`
         // and `req` outlive it because we await it here, in this frame.
         let code = unsafe { crate::future::Imported::new(raw) }.await;
-        (code, outcome)
+        (code, timed)
     }
 }
 
@@ -342,6 +397,11 @@ pub struct BalancerV1 {
     /// How long a request may wait for a usable member (the balancer's
     /// `timeout`, Apache's ProxySet timeout), in milliseconds; 0 = no wait.
     pub wait_ms: extern "C" fn(data: *const c_void, name: AbiStr) -> u64,
+    // ABI 1.2. The caller checks `size` first and falls back to `report`.
+    /// As `report`, with the attempt's times and failover flags, so that
+    /// the member's lbmethod hears how it went ([`crate::lb::LbMethod::done`]).
+    pub report_done:
+        extern "C" fn(data: *const c_void, name: AbiStr, member: u32, outcome: *const LbOutcome),
 }
 
 /// A picked member as the safe side sees it.
@@ -359,8 +419,14 @@ pub trait Balancer: Send + Sync + 'static {
     fn max_attempts(&self, name: &str) -> u32;
     /// Picks a member for `req`: `Err` carries a [`pick`] code.
     fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32>;
-    /// Tells the balancer how the attempt went (an [`exchange`] code).
+    /// Tells the balancer how the attempt went (an [`exchange`] code); what
+    /// a proxy built before ABI 1.2 calls.
     fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome);
+    /// The same with times and failover flags (ABI 1.2). The default drops
+    /// them and calls `report`.
+    fn report_done(&self, name: &str, member: u32, outcome: &LbOutcome) {
+        self.report(name, member, outcome.code, &outcome.exchange())
+    }
     /// Every member URL, for ProxyPassReverse.
     fn member_urls(&self, name: &str) -> Vec<String>;
     /// A text table of every balancer and member, for `modproxy status`.
@@ -426,6 +492,16 @@ extern "C" fn bal_report<B: Balancer>(
     let (b, outcome) = unsafe { (&*(data as *const B), &*outcome) };
     guard((), || b.report(str_arg(name), member, code, outcome))
 }
+extern "C" fn bal_report_done<B: Balancer>(
+    data: *const c_void,
+    name: AbiStr,
+    member: u32,
+    outcome: *const LbOutcome,
+) {
+    // SAFETY: as in bal_exists; `outcome` is valid for the call.
+    let (b, outcome) = unsafe { (&*(data as *const B), &*outcome) };
+    guard((), || b.report_done(str_arg(name), member, outcome))
+}
 extern "C" fn bal_wait_ms<B: Balancer>(data: *const c_void, name: AbiStr) -> u64 {
     // SAFETY: as in bal_exists.
     let b = unsafe { &*(data as *const B) };
@@ -468,7 +544,8 @@ extern "C" fn bal_status_table<B: Balancer>(
 pub unsafe fn call_status_table(vtable: *const c_void, data: *const c_void) -> Option<String> {
     // SAFETY: guaranteed by the caller; `size` is the first field of every version.
     let vtable = unsafe { &*(vtable as *const BalancerV1) };
-    if vtable.size < std::mem::size_of::<BalancerV1>() {
+    let end = std::mem::offset_of!(BalancerV1, status_table) + std::mem::size_of::<usize>();
+    if vtable.size < end {
         return None;
     }
     extern "C" fn append(ud: *mut c_void, text: AbiStr, _: AbiStr) {
@@ -491,6 +568,7 @@ pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer:
         visit_members: bal_visit::<B>,
         status_table: bal_status_table::<B>,
         wait_ms: bal_wait_ms::<B>,
+        report_done: bal_report_done::<B>,
     }));
     r.provider_raw(
         BALANCER_GROUP,
@@ -506,7 +584,10 @@ pub fn register_balancer<M: Module, B: Balancer>(r: &mut Registrar<M>, balancer:
 pub struct BalancerHandle {
     vtable: &'static BalancerV1,
     data: *const c_void,
+    /// `report_done`, when the provider's table has it (ABI 1.2).
+    report_done: Option<ReportDoneFn>,
 }
+type ReportDoneFn = extern "C" fn(*const c_void, AbiStr, u32, *const LbOutcome);
 // SAFETY: providers are Send + Sync by their traits and live forever.
 unsafe impl Send for BalancerHandle {}
 // SAFETY: as above.
@@ -515,11 +596,18 @@ unsafe impl Sync for BalancerHandle {}
 impl BalancerHandle {
     pub fn lookup() -> Option<BalancerHandle> {
         let p = crate::sdk::provider::lookup(BALANCER_GROUP, BALANCER_NAME)?;
-        // SAFETY: the provider in BALANCER_GROUP is registered by register_balancer.
-        let vtable = unsafe { &*(p.vtable as *const BalancerV1) };
+        let raw = p.vtable as *const BalancerV1;
+        let end = std::mem::offset_of!(BalancerV1, report_done) + std::mem::size_of::<usize>();
+        // SAFETY: the provider in BALANCER_GROUP is registered by
+        // register_balancer; `size` is in every version, `report_done` only
+        // in tables at least that long (read through the raw pointer).
+        let report_done = unsafe { ((*raw).size >= end).then(|| (*raw).report_done) };
+        // SAFETY: as above.
+        let vtable = unsafe { &*raw };
         Some(BalancerHandle {
             vtable,
             data: p.data,
+            report_done,
         })
     }
     pub fn exists(&self, name: &str) -> bool {
@@ -564,6 +652,14 @@ impl BalancerHandle {
             code,
             outcome,
         );
+    }
+    /// Reports an attempt with its times; to a balancer built before ABI
+    /// 1.2 as a plain `report`.
+    pub fn report_done(&self, name: &str, member: u32, outcome: &LbOutcome) {
+        let Some(f) = self.report_done else {
+            return self.report(name, member, outcome.code, &outcome.exchange());
+        };
+        f(self.data, AbiStr::new(name.as_bytes()), member, outcome);
     }
     pub fn member_urls(&self, name: &str) -> Vec<String> {
         let mut urls: Vec<String> = Vec::new();

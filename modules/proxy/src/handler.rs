@@ -7,8 +7,10 @@ use crate::paths::{self, member_target, origin, split_origin};
 use crate::vhost::{Backend, VhostProxy};
 use crate::worker::WorkerState;
 use crate::Proxy;
+use modproxy_api::lb::{outcome_flags, LbOutcome};
 use modproxy_api::proxy::{
-    exchange, pick, worker_flags, BalancerHandle, ExchangeOutcome, WorkerParams,
+    exchange, exchange_flags, micros, pick, worker_flags, BalancerHandle, ExchangeOutcome,
+    TimedOutcome, WorkerParams,
 };
 use modproxy_api::sdk::net::sleep;
 use modproxy_api::{log, Headers, Level, Request, Status};
@@ -99,7 +101,7 @@ async fn run(m: &Proxy, v: &VhostProxy, rule: RuleRef, url: &str, req: &mut Requ
     }
 }
 
-async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, ExchangeOutcome) {
+async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, TimedOutcome) {
     let mut scheme = paths::scheme(a.target);
     if wants_websocket(req) && (scheme == "http" || scheme == "https") {
         if a.params.flags & worker_flags::UPGRADE_WEBSOCKET == 0 {
@@ -112,7 +114,7 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, Exchan
                     a.worker
                 ),
             );
-            return (exchange::CLIENT_ERROR, ExchangeOutcome::default());
+            return (exchange::CLIENT_ERROR, TimedOutcome::default());
         }
         // proxy_wstunnel tunnels the same URL: ws:// for http://, wss:// for https://.
         scheme = Cow::Borrowed(if scheme == "http" { "ws" } else { "wss" });
@@ -122,10 +124,10 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, Exchan
             Level::Error,
             format_args!("proxy: {}: no module handles {scheme}:// URLs", a.target),
         );
-        return (exchange::DECLINED, ExchangeOutcome::default());
+        return (exchange::DECLINED, TimedOutcome::default());
     };
     handler
-        .exchange(req, a.target, a.worker, a.params, a.flags)
+        .exchange_timed(req, a.target, a.worker, a.params, a.flags)
         .await
 }
 
@@ -156,7 +158,7 @@ async fn direct(
             return Status::Http(503);
         }
     }
-    let (code, outcome) = exchange(m, req, a).await;
+    let (code, TimedOutcome { outcome, .. }) = exchange(m, req, a).await;
     match (code, hold) {
         (exchange::CONNECT_FAILED, Some((state, retry))) if !retry.is_zero() => {
             state.fail(Instant::now());
@@ -237,32 +239,45 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
             target: &member_target,
             worker: &worker,
             params: picked.params,
-            flags,
+            flags: flags | exchange_flags::TIMED,
         };
+        // The request's start is the first attempt's, unless it waited.
+        let first = attempts == 0 && give_up.is_none();
         let report = PendingReport {
             balancer: b,
             name,
             member: picked.member,
+            started: if first { started } else { Instant::now() },
+            retry: attempts > 0,
             done: false,
         };
-        let (code, outcome) = exchange(m, req, &a).await;
-        report.finish(code, &outcome);
-        // Apache fails over only when nothing reached the member. A member
-        // that accepted but never answered may be tried again elsewhere too
-        // when repeating the request is harmless (a bodiless safe method):
-        // a stalled member then costs no client an error.
-        let what = match code {
-            exchange::CONNECT_FAILED => "connect failed",
-            exchange::TIMEOUT if repeatable(req) => "timed out before answering",
-            _ => return status_for(code, &outcome, &member_target),
+        let (code, timed) = exchange(m, req, &a).await;
+        let outcome = timed.outcome;
+        let Some(what) = failover_reason(code, req) else {
+            report.finish(code, &timed, false);
+            return status_for(code, &outcome, &member_target);
         };
         let max = b.max_attempts(name);
+        report.finish(code, &timed, attempts < max);
         if attempts >= max {
             log(Level::Error, format_args!("proxy: balancer://{name}: member {worker} {what}; no failover attempts left ({max} allowed)"));
             return status_for(code, &outcome, &member_target);
         }
         attempts += 1;
         log(Level::Warn, format_args!("proxy: balancer://{name}: member {worker} {what}; failover attempt {attempts} of {max}"));
+    }
+}
+
+/// Why another member may be tried after `code`, if it may. Apache fails
+/// over only when nothing reached the member. A member that accepted but
+/// never answered may be tried again elsewhere too when repeating the
+/// request is harmless (a bodiless safe method): a stalled member then
+/// costs no client an error.
+fn failover_reason(code: i32, req: &Request) -> Option<&'static str> {
+    match code {
+        exchange::CONNECT_FAILED => Some("connect failed"),
+        exchange::TIMEOUT if repeatable(req) => Some("timed out before answering"),
+        _ => None,
     }
 }
 
@@ -329,27 +344,51 @@ fn status_for(code: i32, outcome: &ExchangeOutcome, target: &str) -> Status {
 
 /// Reports an attempt to the balancer exactly once, also when the client
 /// goes away and this future is dropped mid-exchange: the member's `busy`
-/// count must come down either way (bybusyness relies on it).
+/// count must come down either way (bybusyness relies on it), and its
+/// lbmethod hears of every pick (`LbMethod::done`).
 struct PendingReport<'a> {
     balancer: BalancerHandle,
     name: &'a str,
     member: u32,
+    /// When the attempt began: its times count from here.
+    started: Instant,
+    /// An earlier member of this request failed first.
+    retry: bool,
     done: bool,
 }
 
 impl PendingReport<'_> {
-    fn finish(mut self, code: i32, outcome: &ExchangeOutcome) {
+    /// `failed_over`: the request goes on to another member.
+    fn finish(mut self, code: i32, timed: &TimedOutcome, failed_over: bool) {
         self.done = true;
-        self.balancer.report(self.name, self.member, code, outcome);
+        let over = if failed_over {
+            outcome_flags::FAILED_OVER
+        } else {
+            0
+        };
+        self.send(code, timed, over);
+    }
+
+    fn send(&self, code: i32, timed: &TimedOutcome, flags: u32) {
+        let retry = if self.retry { outcome_flags::RETRY } else { 0 };
+        let o = &timed.outcome;
+        let outcome = LbOutcome {
+            head_us: timed.head_us,
+            total_us: micros(self.started.elapsed()),
+            bytes_sent: o.bytes_sent,
+            bytes_received: o.bytes_received,
+            code,
+            flags: flags | retry,
+            status: o.status,
+        };
+        self.balancer.report_done(self.name, self.member, &outcome);
     }
 }
 
 impl Drop for PendingReport<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let nothing = ExchangeOutcome::default();
-            self.balancer
-                .report(self.name, self.member, exchange::ABORTED, &nothing);
+            self.send(exchange::ABORTED, &TimedOutcome::default(), 0);
         }
     }
 }

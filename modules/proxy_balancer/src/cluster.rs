@@ -3,11 +3,11 @@
 //! manager's change, never across I/O).
 
 use crate::config::Policy;
-use crate::manager::state::{apply_set, restore, BalancerView, MemberSet, MemberView, Settings};
+use crate::manager::state::{apply_set, member_views, restore, BalancerView, MemberSet, Settings};
 use crate::pick::{choose, Refusal};
 use crate::table::Table;
-use modproxy_api::lb::{self, InstanceError, LbMethodInstance};
-use modproxy_api::proxy::{pick, ExchangeOutcome, Picked};
+use modproxy_api::lb::{self, InstanceError, LbMethodInstance, LbOutcome};
+use modproxy_api::proxy::{pick, Picked};
 use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -85,12 +85,7 @@ impl Cluster {
             failontimeout: p.failontimeout,
             forcerecovery: p.forcerecovery,
             timeout: p.timeout.as_secs(),
-            members: t
-                .members
-                .iter()
-                .zip(&t.meta)
-                .map(|(m, meta)| MemberView::of(m, meta))
-                .collect(),
+            members: member_views(t),
         }
     }
 
@@ -171,7 +166,7 @@ impl Cluster {
                 format_args!("balancer://{name}: every member is in error state; forcing recovery"),
             );
         }
-        let i = choose(table, self.policy.nofailover, route.as_deref(), |ms| method.find(ms, req)).map_err(|r| {
+        let i = choose(table, self.policy.nofailover, route.as_deref(), |ms, stats| method.find(ms, stats, req)).map_err(|r| {
             match r {
                 Refusal::NoneUsable => log(Level::Error, format_args!("balancer://{name}: all members are in error state")),
                 Refusal::RouteDown => log(
@@ -207,16 +202,20 @@ impl Cluster {
         route
     }
 
-    pub fn report(&self, member: u32, code: i32, outcome: &ExchangeOutcome) {
+    /// Books an attempt on `member` and tells the lbmethod how it went,
+    /// under one lock: once per pick.
+    pub fn report(&self, member: u32, outcome: &LbOutcome) {
         let i = usize::try_from(member).unwrap_or(usize::MAX);
         let mut guard = self.lock();
-        let Some(failure) = guard
-            .table
-            .report(&self.policy, i, code, outcome, Instant::now)
-        else {
+        let State { table, method, .. } = &mut *guard;
+        let (code, ex) = (outcome.code, outcome.exchange());
+        let failure = table.report(&self.policy, i, code, &ex, Instant::now);
+        table.time(i, outcome);
+        method.done(&mut table.members, &table.stats, i, outcome);
+        let Some(failure) = failure else {
             return;
         };
-        let retry = guard.table.meta[i].retry.as_secs();
+        let retry = table.meta[i].retry.as_secs();
         drop(guard);
         let (name, url) = (&self.policy.name, self.urls[i]);
         log(

@@ -137,10 +137,7 @@ impl BalancerConfig {
         let mut table = Table::default();
         for (j, m) in self.members.into_iter().enumerate() {
             match m.check(&format!("{at}.members[{j}]"), now) {
-                Ok((member, meta)) => {
-                    table.members.push(member);
-                    table.meta.push(meta);
-                }
+                Ok((member, meta)) => table.push(member, meta),
                 Err(e) => problems.extend(e),
             }
         }
@@ -231,7 +228,6 @@ impl MemberConfig {
                 // Leaked once per member at startup, as the URL.
                 tls_ca_file: StaticText::new(Box::leak(self.tls_ca_file.into_boxed_str())),
             },
-            errors: 0,
             last_error: String::new(),
         };
         Ok((member, meta))

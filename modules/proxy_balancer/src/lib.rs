@@ -25,7 +25,7 @@ use config::BalancerConfig;
 use manager::{Manager, ManagerConfig};
 use modproxy_api::abi::{order, HookKind};
 use modproxy_api::hash::ConfigMap;
-use modproxy_api::lb;
+use modproxy_api::lb::{self, LbOutcome};
 use modproxy_api::metrics::register_metrics;
 use modproxy_api::proxy::{
     pick as pick_code, register_balancer, show_scheme, Balancer, ExchangeOutcome, Picked,
@@ -216,9 +216,21 @@ impl Balancer for ProxyBalancer {
             .pick(req)
     }
 
+    /// From a proxy built before ABI 1.2: no times, no failover flags.
     fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome) {
+        let outcome = LbOutcome {
+            bytes_sent: outcome.bytes_sent,
+            bytes_received: outcome.bytes_received,
+            code,
+            status: outcome.status,
+            ..LbOutcome::default()
+        };
+        self.report_done(name, member, &outcome);
+    }
+
+    fn report_done(&self, name: &str, member: u32, outcome: &LbOutcome) {
         if let Some(c) = self.cluster(name) {
-            c.report(member, code, outcome);
+            c.report(member, outcome);
         }
     }
 

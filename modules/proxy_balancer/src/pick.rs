@@ -2,7 +2,7 @@
 //! the balancer's lbmethod (Apache's `proxy_balancer_pre_request`, steps 4-5).
 
 use crate::table::{Route, Table};
-use modproxy_api::lb::{FindError, LbMember};
+use modproxy_api::lb::{FindError, LbMember, LbStats};
 
 /// Why no member was picked; each ends in a 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub fn choose(
     table: &mut Table,
     nofailover: bool,
     route: Option<&str>,
-    find: impl FnOnce(&mut [LbMember]) -> Result<usize, FindError>,
+    find: impl FnOnce(&mut [LbMember], &[LbStats]) -> Result<usize, FindError>,
 ) -> Result<usize, Refusal> {
     let sticky = match route.map(|r| table.find_route(r)) {
         Some(Route::Usable(i)) => Some(i),
@@ -37,7 +37,7 @@ pub fn choose(
             table.members[i].elected = table.members[i].elected.saturating_add(1);
             i
         }
-        None => find(&mut table.members).map_err(|e| match e {
+        None => find(&mut table.members, &table.stats).map_err(|e| match e {
             FindError::NoneUsable => Refusal::NoneUsable,
             FindError::Panicked => Refusal::Panicked,
         })?,
@@ -54,7 +54,7 @@ mod tests {
     use modproxy_api::lb::flags::*;
     use modproxy_api::lb::select::by_requests;
 
-    fn byrequests(ms: &mut [LbMember]) -> Result<usize, FindError> {
+    fn byrequests(ms: &mut [LbMember], _: &[LbStats]) -> Result<usize, FindError> {
         by_requests(ms).ok_or(FindError::NoneUsable)
     }
 
@@ -96,7 +96,7 @@ mod tests {
             Err(Refusal::NoneUsable)
         );
         assert_eq!(
-            choose(&mut t, false, None, |_| Err(FindError::Panicked)),
+            choose(&mut t, false, None, |_, _| Err(FindError::Panicked)),
             Err(Refusal::Panicked)
         );
         assert!(t.members.iter().all(|m| m.busy == 0));

@@ -3,7 +3,7 @@
 //! outcome does to its member. Plain data, no host: every rule is unit-tested.
 
 use crate::config::Policy;
-use modproxy_api::lb::{flags, LbMember};
+use modproxy_api::lb::{flags, LbMember, LbOutcome, LbStats};
 use modproxy_api::proxy::{exchange, ExchangeOutcome, WorkerParams};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -20,17 +20,19 @@ pub struct MemberMeta {
     pub retry: Duration,
     pub error_since: Option<Instant>,
     pub params: WorkerParams,
-    /// Times an attempt put this member in error state, and the last
-    /// reason (with its Unix time), for the balancer manager.
-    pub errors: u64,
+    /// The last reason an attempt put this member in error state (with
+    /// its Unix time), for the balancer manager; the count is in `LbStats`.
     pub last_error: String,
 }
 
-/// Member `i` of `members` is described by `meta[i]`.
+/// Member `i` of `members` is described by `meta[i]` and `stats[i]`
+/// (the three grow together: [`Table::push`]).
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub members: Vec<LbMember>,
     pub meta: Vec<MemberMeta>,
+    /// What lbmethods built for ABI 1.2 read beside `members`.
+    pub stats: Vec<LbStats>,
 }
 
 /// What a sticky route leads to.
@@ -62,6 +64,20 @@ impl fmt::Display for Failure {
 }
 
 impl Table {
+    pub fn push(&mut self, member: LbMember, meta: MemberMeta) {
+        self.members.push(member);
+        self.meta.push(meta);
+        self.stats.push(LbStats::default());
+    }
+
+    /// Adds an attempt's response time to member `i`'s average, when a
+    /// response head arrived (a refused connect is fast, not a sample).
+    pub fn time(&mut self, i: usize, outcome: &LbOutcome) {
+        if let Some(s) = self.stats.get_mut(i).filter(|_| outcome.status != 0) {
+            s.sample(outcome.response_us());
+        }
+    }
+
     /// Clears `IN_ERROR` on members whose `retry` has passed: the next
     /// request is the probe (Apache's `ap_proxy_retry_worker`).
     pub fn expire_retries(&mut self, now: impl FnOnce() -> Instant) {
@@ -142,7 +158,8 @@ impl Table {
         outcome: &ExchangeOutcome,
         now: impl FnOnce() -> Instant,
     ) -> Option<Failure> {
-        let (m, meta) = (self.members.get_mut(i)?, self.meta.get_mut(i)?);
+        let m = self.members.get_mut(i)?;
+        let (meta, stats) = (self.meta.get_mut(i)?, self.stats.get_mut(i)?);
         m.busy = m.busy.saturating_sub(1);
         m.bytes_written = m.bytes_written.saturating_add(outcome.bytes_sent);
         m.bytes_read = m.bytes_read.saturating_add(outcome.bytes_received);
@@ -162,7 +179,7 @@ impl Table {
         }
         m.flags |= flags::IN_ERROR;
         meta.error_since = Some(now());
-        meta.errors = meta.errors.saturating_add(1);
+        stats.errors = stats.errors.saturating_add(1);
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -179,21 +196,23 @@ pub(crate) mod tests {
     pub fn table(routes: &[(&str, u32)]) -> Table {
         let mut t = Table::default();
         for &(route, flags) in routes {
-            t.members.push(LbMember {
+            let member = LbMember {
                 lbfactor: 100,
                 flags,
                 ..LbMember::default()
-            });
-            t.meta.push(MemberMeta {
-                url: "http://127.0.0.1:1",
-                route: route.into(),
-                redirect: String::new(),
-                retry: Duration::from_secs(60),
-                error_since: None,
-                params: WorkerParams::default(),
-                errors: 0,
-                last_error: String::new(),
-            });
+            };
+            t.push(
+                member,
+                MemberMeta {
+                    url: "http://127.0.0.1:1",
+                    route: route.into(),
+                    redirect: String::new(),
+                    retry: Duration::from_secs(60),
+                    error_since: None,
+                    params: WorkerParams::default(),
+                    last_error: String::new(),
+                },
+            );
         }
         t
     }

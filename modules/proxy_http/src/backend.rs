@@ -7,7 +7,7 @@ use crate::deadline::Deadline;
 use bytes::BytesMut;
 use modproxy_api::sdk::net::TcpConn;
 use modproxy_api::sdk::IoError;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Reads while waiting for a head: most heads (and small bodies) fit.
 pub const HEAD_READ: usize = 8 * 1024;
@@ -81,6 +81,8 @@ pub struct Backend {
     io_timeout: Duration,
     /// Bounds every wait on this connection.
     pub deadline: Deadline,
+    /// When the final response head arrived, if the caller wants times.
+    pub head_at: Option<Instant>,
 }
 
 impl Backend {
@@ -93,6 +95,7 @@ impl Backend {
             sent: 0,
             reused,
             io_timeout,
+            head_at: None,
         }
     }
 

@@ -38,6 +38,9 @@ struct Ctx<'a> {
     io_timeout: Duration,
     /// error_override: a backend 4xx/5xx is not relayed.
     error_override: bool,
+    /// When the exchange began, if the caller wants the time to the head
+    /// (`Exchange::wants_times`): the clock is read only then.
+    started: Option<Instant>,
 }
 
 impl Ctx<'_> {
@@ -66,14 +69,16 @@ enum Step {
     },
 }
 
-/// Runs the exchange and returns its code with the outcome to report.
-/// `ex` is taken `&mut` although only read: `Exchange` is `Send` but not
-/// `Sync`, and a shared borrow held across an await would make this future
-/// not `Send`.
+/// Runs the exchange and returns its code with the outcome to report;
+/// `head_time` gets the time to the final response head when the caller
+/// asked for times. `ex` is taken `&mut` although only read: `Exchange` is
+/// `Send` but not `Sync`, and a shared borrow held across an await would
+/// make this future not `Send`.
 pub async fn run(
     pool: &Pool<Idle>,
     req: &mut Request,
     ex: &mut Exchange,
+    head_time: &mut Option<Duration>,
 ) -> (i32, ExchangeOutcome) {
     let mut outcome = ExchangeOutcome::default();
     let (worker, url, params) = (ex.worker(), ex.target(), ex.params());
@@ -102,6 +107,7 @@ pub async fn run(
         plan,
         io_timeout: millis(params.timeout_ms),
         error_override: ex.flags() & exchange_flags::ERROR_OVERRIDE != 0,
+        started: ex.wants_times().then(Instant::now),
     };
     let mut progress = BodyProgress::default();
     let mut pooled = if reuse {
@@ -144,6 +150,9 @@ pub async fn run(
                 reusable,
             } => {
                 outcome.status = status;
+                if let (Some(t0), Some(head)) = (ctx.started, b.head_at) {
+                    *head_time = Some(head.saturating_duration_since(t0));
+                }
                 if reuse && reusable {
                     let last = Answered {
                         status,
@@ -311,6 +320,9 @@ async fn attempt(
             }
         }
     };
+    if ctx.started.is_some() {
+        b.head_at = Some(Instant::now());
+    }
     let status = head.status;
     let keep = !head.connection_close && body_sent;
     if ctx.error_override && status >= 400 {

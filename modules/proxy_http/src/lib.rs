@@ -50,8 +50,12 @@ impl Module for ProxyHttp {
 
 impl SchemeHandler for ProxyHttp {
     async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
-        let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex).await;
+        let mut head_time = None;
+        let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex, &mut head_time).await;
         ex.set_outcome(outcome);
+        if let Some(d) = head_time {
+            ex.set_head_time(d);
+        }
         code
     }
 }

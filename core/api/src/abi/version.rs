@@ -21,9 +21,12 @@
 //! is a new major.
 
 use super::*;
-use crate::lb::{LbMember, LbMethodV1};
+use crate::lb::{LbMember, LbMethodV1, LbOutcome, LbStats};
 use crate::metrics::MetricsV1;
-use crate::proxy::{BalancerV1, MemberPick, ProxyExchange, SchemeHandlerV1, WorkerParams};
+use crate::proxy::{
+    BalancerV1, ExchangeOutcome, MemberPick, ProxyExchange, SchemeHandlerV1, TimedOutcome,
+    WorkerParams,
+};
 use std::mem::{align_of, offset_of, size_of};
 
 /// A major and a minor version, as the header carries them.
@@ -35,7 +38,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 1 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 2 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -96,8 +99,9 @@ const FACTS: &[&[usize]] = &[
         offset_of!(WorkerParams, tls_ca_file),
         size_of::<MemberPick>(),
         size_of::<SchemeHandlerV1>(),
-        size_of::<BalancerV1>(),
-        size_of::<LbMethodV1>(),
+        // BalancerV1 and LbMethodV1 as 1.0 ended: where 1.2's entries begin.
+        offset_of!(BalancerV1, report_done),
+        offset_of!(LbMethodV1, find_with_stats),
         size_of::<MetricsV1>(),
         HookKind::ALL.len(),
     ],
@@ -106,6 +110,26 @@ const FACTS: &[&[usize]] = &[
         offset_of!(HostApi, conn_idle_state),
         offset_of!(HostApi, provider_module),
         size_of::<HostApi>(),
+    ],
+    // 1.2: what an lbmethod hears of each attempt (LbMethodV1::done, with
+    // the LbStats array beside the frozen LbMember one), how proxy tells
+    // the balancer (BalancerV1::report_done), and the timed outcome a
+    // scheme handler fills when asked (exchange_flags::TIMED).
+    &[
+        offset_of!(LbMethodV1, find_with_stats),
+        offset_of!(LbMethodV1, done),
+        size_of::<LbMethodV1>(),
+        size_of::<LbStats>(),
+        offset_of!(LbStats, response_avg_us),
+        size_of::<LbOutcome>(),
+        offset_of!(LbOutcome, code),
+        offset_of!(LbOutcome, flags),
+        offset_of!(LbOutcome, status),
+        offset_of!(BalancerV1, report_done),
+        size_of::<BalancerV1>(),
+        size_of::<ExchangeOutcome>(),
+        size_of::<TimedOutcome>(),
+        offset_of!(TimedOutcome, head_us),
     ],
 ];
 
@@ -152,7 +176,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.1");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.2");
     }
 
     #[test]
@@ -167,6 +191,17 @@ mod tests {
     #[test]
     fn released_minors_keep_their_hash() {
         assert_eq!(layout_hash_for(0), Some(HASH_1_0));
+        assert_eq!(layout_hash_for(1), Some(HASH_1_1));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
+    /// 1.1 as released (commit 3c16002).
+    const HASH_1_1: u64 = 0xcd22_25b2_c206_5749;
+
+    /// The arrays a method gets are frozen: their size is their stride.
+    #[test]
+    fn arrays_keep_their_stride() {
+        assert_eq!(size_of::<LbMember>(), 56);
+        assert_eq!(size_of::<LbStats>(), 24);
+        assert_eq!(size_of::<ExchangeOutcome>(), 24);
+    }
 }

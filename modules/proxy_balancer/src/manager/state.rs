@@ -3,7 +3,7 @@
 //! applies to a member table. No host, no locks: every rule is unit-tested.
 
 use crate::table::{MemberMeta, Table};
-use modproxy_api::lb::{flags, LbMember};
+use modproxy_api::lb::{flags, LbMember, LbStats};
 use serde::{Deserialize, Serialize};
 
 /// The status bits an operator sets: the rest (+E, +R, +I) belong to the
@@ -188,8 +188,15 @@ pub struct MemberView {
     pub health: &'static str,
 }
 
+/// Every member of `t` as the manager shows it, in config order.
+pub fn member_views(t: &Table) -> Vec<MemberView> {
+    let all = t.members.iter().zip(&t.meta).zip(&t.stats);
+    all.map(|((m, meta), s)| MemberView::of(m, meta, s))
+        .collect()
+}
+
 impl MemberView {
-    pub fn of(member: &LbMember, meta: &MemberMeta) -> MemberView {
+    pub fn of(member: &LbMember, meta: &MemberMeta, stats: &LbStats) -> MemberView {
         MemberView {
             url: meta.url.to_owned(),
             route: meta.route.clone(),
@@ -204,7 +211,7 @@ impl MemberView {
             lbstatus: member.lbstatus,
             bytes_to: member.bytes_written,
             bytes_from: member.bytes_read,
-            errors: meta.errors,
+            errors: stats.errors,
             last_error: meta.last_error.clone(),
             health: if member.flags & flags::IN_ERROR != 0 {
                 "failing"
@@ -350,12 +357,7 @@ mod tests {
             failontimeout: false,
             forcerecovery: true,
             timeout: 0,
-            members: t
-                .members
-                .iter()
-                .zip(&t.meta)
-                .map(|(m, meta)| MemberView::of(m, meta))
-                .collect(),
+            members: member_views(&t),
         };
         let text = status_table(&[view]);
         assert!(
