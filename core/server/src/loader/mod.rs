@@ -6,6 +6,7 @@
 
 pub mod conn;
 mod dl;
+#[macro_use]
 pub mod host_api;
 pub mod operate;
 pub mod registry;
