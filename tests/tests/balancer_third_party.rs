@@ -104,3 +104,31 @@ fn new_lbmethod_refuses_bad_names_and_non_empty_directories() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 }
+
+/// A descriptor whose `provides` names a provider the module does not
+/// register is refused at load, naming both, instead of leaving configtest
+/// to say "enable the module" about a module that is enabled.
+#[test]
+fn a_descriptor_promising_a_provider_the_module_does_not_register_is_refused() {
+    let example = repo_root().join("examples/lbmethod_clienthash");
+    let lib = build(&example, "lbmethod_clienthash");
+    let descriptor = std::fs::read_to_string(example.join("lbmethod_clienthash.toml"))
+        .unwrap()
+        .replace("lbmethod:clienthash\"", "lbmethod:client_hash\"");
+    let root = ServerRoot::new();
+    root.write(
+        "mods-available/lbmethod_clienthash.toml",
+        &with_library(&descriptor, &lib),
+    );
+    root.enable(&["proxy_http", "lbmethod_clienthash"]);
+    root.config(&site(free_port(), "lbmethod = \"client_hash\"", &[]));
+    let out = root.cli(&["configtest"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "provides lbmethod:client_hash, but the module registered lbmethod:clienthash"
+        ),
+        "{text}"
+    );
+}

@@ -55,6 +55,29 @@ fn configtest_says_syntax_ok_or_names_each_problem() {
     assert!(err.contains("line 1"), "{err}");
 }
 
+/// enmod only makes a link, so it succeeds for a module not built yet;
+/// it warns, so the restart after it is not the first to say so.
+#[test]
+fn enmod_warns_when_the_module_library_is_not_built_yet() {
+    let root = ServerRoot::new();
+    root.write(
+        "mods-available/unbuilt.toml",
+        "library = \"target/release/libunbuilt.so\"\n",
+    );
+    let out = root.cli(&["enmod", "unbuilt"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("module unbuilt's library") && err.contains("has not been built yet"),
+        "{err}"
+    );
+    let built = root.cli(&["enmod", "proxy"]);
+    assert!(
+        !String::from_utf8_lossy(&built.stderr).contains("Warning: module proxy's"),
+        "no warning for a built module"
+    );
+}
+
 #[test]
 fn enmod_pulls_in_dependencies_and_dismod_protects_dependants() {
     let root = ServerRoot::new();
