@@ -4,7 +4,7 @@
 //! mods-available, enabled with `modproxy enmod`, named in the balancer and
 //! picked up by `modproxy restart`.
 
-use modproxy_tests::balancer::{member, picks, site};
+use modproxy_tests::balancer::{assert_each_client_sticks, member, picks, site};
 use modproxy_tests::third_party::{build, with_library};
 use modproxy_tests::{free_port, modproxy, repo_root, Backend, Server, ServerRoot};
 use std::collections::HashSet;
@@ -39,14 +39,7 @@ fn out_of_tree_lbmethods_build_install_and_are_selected_by_name() {
     restart_with(&root, port, "lbmethod = \"clienthash\"", &members);
 
     // One client, one member; byrequests would rotate.
-    for id in ["alice", "bob", "carol"] {
-        let got = picks(port, "/", &[("X-Client-Id", id)], 4);
-        assert!(
-            got.iter().all(|g| *g == got[0] && g.starts_with('m')),
-            "{id}: {got:?}\n{}",
-            root.log()
-        );
-    }
+    assert_each_client_sticks(port, || root.log());
     let by_addr = picks(port, "/", &[], 4);
     assert!(
         by_addr.iter().all(|g| *g == by_addr[0]),
