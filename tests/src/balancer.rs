@@ -45,6 +45,19 @@ pub fn serve(modules: &[&str], keys: &str, members: &[String]) -> (ServerRoot, S
 
 /// Bodies of `n` sequential GETs of `path` with `headers`; a non-200 shows
 /// as `<STATUS>`.
+/// Asserts that each of a few clients (by `X-Client-Id`) always gets the
+/// same member, as a client-affinity lbmethod such as the example's does.
+pub fn assert_each_client_sticks(port: u16, log: impl Fn() -> String) {
+    for id in ["alice", "bob", "carol"] {
+        let got = picks(port, "/", &[("X-Client-Id", id)], 4);
+        assert!(
+            got.iter().all(|g| *g == got[0] && g.starts_with('m')),
+            "{id}: {got:?}\n{}",
+            log()
+        );
+    }
+}
+
 pub fn picks(port: u16, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<String> {
     (0..n)
         .map(|_| match get(port, path, headers) {

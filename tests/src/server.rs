@@ -152,6 +152,11 @@ impl Server {
     /// Starts `modproxy -d ROOT run` and waits until `port` accepts.
     /// Output goes to ROOT/server.log.
     pub fn start(root: &ServerRoot, port: u16) -> Server {
+        Server::start_with_env(root, port, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(root: &ServerRoot, port: u16, env: &[(&str, &str)]) -> Server {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -161,6 +166,7 @@ impl Server {
             .arg("-d")
             .arg(&root.dir)
             .arg("run")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -5,7 +5,7 @@
 //! it then. (Newer minors and other majors are refused:
 //! faulty_modules.rs.)
 
-use modproxy_tests::balancer::{member, picks, site};
+use modproxy_tests::balancer::{assert_each_client_sticks, member, site};
 use modproxy_tests::third_party::{build_into, with_library};
 use modproxy_tests::{free_port, repo_root, Backend, Server, ServerRoot};
 
@@ -31,14 +31,7 @@ fn an_lbmethod_built_for_abi_1_0_loads_and_balances_on_todays_server() {
     let _server = Server::start(&root, port);
 
     // Its own behaviour, through today's proxy_balancer: one client, one member.
-    for id in ["alice", "bob", "carol"] {
-        let got = picks(port, "/", &[("X-Client-Id", id)], 4);
-        assert!(
-            got.iter().all(|g| *g == got[0] && g.starts_with('m')),
-            "{id}: {got:?}\n{}",
-            root.log()
-        );
-    }
+    assert_each_client_sticks(port, || root.log());
     // `modproxy modules` shows which ABI it was built for.
     let listing = root.cli(&["modules"]);
     let listing = String::from_utf8_lossy(&listing.stdout);

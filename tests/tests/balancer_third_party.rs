@@ -4,7 +4,7 @@
 //! mods-available, enabled with `modproxy enmod`, named in the balancer and
 //! picked up by `modproxy restart`.
 
-use modproxy_tests::balancer::{member, picks, site};
+use modproxy_tests::balancer::{assert_each_client_sticks, member, picks, site};
 use modproxy_tests::third_party::{build, with_library};
 use modproxy_tests::{free_port, modproxy, repo_root, Backend, Server, ServerRoot};
 use std::collections::HashSet;
@@ -39,14 +39,7 @@ fn out_of_tree_lbmethods_build_install_and_are_selected_by_name() {
     restart_with(&root, port, "lbmethod = \"clienthash\"", &members);
 
     // One client, one member; byrequests would rotate.
-    for id in ["alice", "bob", "carol"] {
-        let got = picks(port, "/", &[("X-Client-Id", id)], 4);
-        assert!(
-            got.iter().all(|g| *g == got[0] && g.starts_with('m')),
-            "{id}: {got:?}\n{}",
-            root.log()
-        );
-    }
+    assert_each_client_sticks(port, || root.log());
     let by_addr = picks(port, "/", &[], 4);
     assert!(
         by_addr.iter().all(|g| *g == by_addr[0]),
@@ -103,4 +96,32 @@ fn new_lbmethod_refuses_bad_names_and_non_empty_directories() {
     let out = run(&["new-lbmethod", "ok", root.dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}
+
+/// A descriptor whose `provides` names a provider the module does not
+/// register is refused at load, naming both, instead of leaving configtest
+/// to say "enable the module" about a module that is enabled.
+#[test]
+fn a_descriptor_promising_a_provider_the_module_does_not_register_is_refused() {
+    let example = repo_root().join("examples/lbmethod_clienthash");
+    let lib = build(&example, "lbmethod_clienthash");
+    let descriptor = std::fs::read_to_string(example.join("lbmethod_clienthash.toml"))
+        .unwrap()
+        .replace("lbmethod:clienthash\"", "lbmethod:client_hash\"");
+    let root = ServerRoot::new();
+    root.write(
+        "mods-available/lbmethod_clienthash.toml",
+        &with_library(&descriptor, &lib),
+    );
+    root.enable(&["proxy_http", "lbmethod_clienthash"]);
+    root.config(&site(free_port(), "lbmethod = \"client_hash\"", &[]));
+    let out = root.cli(&["configtest"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "provides lbmethod:client_hash, but the module registered lbmethod:clienthash"
+        ),
+        "{text}"
+    );
 }

@@ -55,6 +55,29 @@ fn configtest_says_syntax_ok_or_names_each_problem() {
     assert!(err.contains("line 1"), "{err}");
 }
 
+/// enmod only makes a link, so it succeeds for a module not built yet;
+/// it warns, so the restart after it is not the first to say so.
+#[test]
+fn enmod_warns_when_the_module_library_is_not_built_yet() {
+    let root = ServerRoot::new();
+    root.write(
+        "mods-available/unbuilt.toml",
+        "library = \"target/release/libunbuilt.so\"\n",
+    );
+    let out = root.cli(&["enmod", "unbuilt"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("module unbuilt's library") && err.contains("has not been built yet"),
+        "{err}"
+    );
+    let built = root.cli(&["enmod", "proxy"]);
+    assert!(
+        !String::from_utf8_lossy(&built.stderr).contains("Warning: module proxy's"),
+        "no warning for a built module"
+    );
+}
+
 #[test]
 fn enmod_pulls_in_dependencies_and_dismod_protects_dependants() {
     let root = ServerRoot::new();
@@ -388,4 +411,50 @@ fn ensite_includes_a_site_file_and_dissite_removes_it() {
     let out = root.cli(&["dissite", "example"]);
     assert!(out.status.success());
     assert!(!root.dir.join("sites-enabled/example.toml").exists());
+}
+
+/// `run`, then `restart`: the successor has a pid of its own, which the
+/// pid file follows, and `modproxy stop` stops it.
+#[test]
+fn stop_works_after_run_then_restart() {
+    let root = ServerRoot::new();
+    let port = free_port();
+    root.config(&format!("[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut first = Server::start(&root, port);
+    let pid_file = root.dir.join("run/modproxy.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        first.pid().to_string()
+    );
+    root.restart();
+    let successor = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_ne!(successor, first.pid().to_string(), "a new process");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while first.is_running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !first.is_running(),
+        "the first process handed over and left"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let out = root.cli(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Gone, or a zombie nobody reaped (its parent, the first process, left).
+    let stat = std::fs::read_to_string(format!("/proc/{successor}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    assert!(
+        matches!(state, None | Some('Z')),
+        "the successor stopped: {stat}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }

@@ -169,3 +169,39 @@ fn a_panic_in_any_hook_gives_500_and_the_server_keeps_serving() {
         "{log}"
     );
 }
+
+/// A panic inside a host service, while a module calls it, fails that
+/// call and so that request; the server keeps serving. The panic is
+/// injected into the first `response_start` (the core sending the head
+/// proxy_http asked for) with the tests-only MODPROXY_TEST_PANIC.
+#[test]
+fn a_panic_in_a_host_service_fails_the_request_and_the_server_keeps_serving() {
+    let backend = modproxy_tests::Backend::text("fine");
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http"]);
+    let port = free_port();
+    root.config(&format!(
+        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n[vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n",
+        backend.url()
+    ));
+    let _server = Server::start_with_env(&root, port, &[("MODPROXY_TEST_PANIC", "response_start")]);
+    let first = get(port, "/", &[]);
+    assert!(
+        first.as_ref().map_or(true, |r| r.status >= 500),
+        "the request whose host call panicked fails: {first:?}"
+    );
+    let log = root.log();
+    assert!(
+        log.contains("host service response_start panicked") && log.contains("keeps serving"),
+        "{log}"
+    );
+    for _ in 0..3 {
+        let r = get(port, "/", &[]).unwrap();
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "fine"),
+            "{}",
+            root.log()
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! Not for: session stickiness that must survive member changes exactly
 //! (use `sticky_session`); a member going down moves only its own clients.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use modproxy_api::lb::{register_lbmethod, select, LbMember, LbMethod};
 use modproxy_api::{Headers, Module, Registrar, Request};

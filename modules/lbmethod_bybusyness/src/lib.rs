@@ -4,7 +4,7 @@
 //! Not for: anything but choosing a member. Retry, forced recovery and
 //! sticky sessions belong to proxy_balancer, which counts `busy` (requests
 //! in flight) and calls `find` with its lock held.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use modproxy_api::lb::{register_lbmethod, select, LbMember, LbMethod};
 use modproxy_api::{Module, Registrar, Request};

@@ -4,7 +4,7 @@
 //! Not for: anything but choosing a member. proxy_balancer counts the bytes
 //! each exchange moved (`bytes_written`, `bytes_read`) and calls `find` with
 //! its lock held.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use modproxy_api::lb::{register_lbmethod, select, LbMember, LbMethod};
 use modproxy_api::{Module, Registrar, Request};

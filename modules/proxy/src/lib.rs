@@ -8,7 +8,7 @@
 //! Guarantees: the request path goes to the backend as received (no
 //! decoding); a path with a `.`/`..` segment is refused with 400; forward
 //! proxying is off unless a vhost says `forward = true`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod compile;
 mod config;

@@ -9,7 +9,7 @@
 //! job, e.g. lbmethod_byrequests) or talking to backends (proxy_http).
 //! Guarantees: no request waits on the lock for longer than one pick, and a
 //! member URL handed out stays valid for the life of the process.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod cluster;
 mod config;

@@ -9,7 +9,7 @@
 //! to backends. Guarantees: bodies stream both ways through a
 //! bounded buffer, and a response cut short is never relayed as complete
 //! (the exchange ends ABORTED and the core drops the client connection).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod backend;
 pub mod codec;

@@ -11,7 +11,7 @@
 //! A plain request to a `ws://` target is an ordinary HTTP exchange,
 //! handed to proxy_http. A tunnel is one backend connection, so through a
 //! balancer it stays on the member it started on.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod handshake;
 mod pump;

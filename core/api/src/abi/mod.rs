@@ -327,7 +327,7 @@ pub struct AbiFieldList {
 
 /// Services the host gives modules: the runtime (spawn, timers, TCP), the
 /// request accessors and registration. A module never calls tokio itself:
-/// its own copy of tokio has no reactor (DESIGN.md, fact 1).
+/// its own copy of tokio has no reactor (docs/architecture.md, "Facts the design rests on", 1).
 ///
 /// Poll-style functions take a borrowed [`AbiWaker`] and return
 /// [`io::READY`], [`io::PENDING`] (the waker will be woken) or an error code.

@@ -5,7 +5,7 @@
 //!
 //! Registration is an explicit function rather than `inventory` items: a
 //! `submit!` in a library the cdylib never references is silently dropped
-//! (DESIGN.md, fact 8), while a registration call cannot go missing.
+//! (docs/architecture.md, "Facts the design rests on", 8), while a registration call cannot go missing.
 
 use super::host::{host, install, log, module_name, Level};
 use super::request::Request;
@@ -353,8 +353,9 @@ pub extern "C" fn init_shim<M: Module>(
 #[macro_export]
 macro_rules! declare_module {
     ($module:ty) => {
-        /// The entry point the modproxy loader looks up.
-        #[allow(unsafe_code)]
+        /// The entry point the modproxy loader looks up. (`no_mangle` is
+        /// an unsafe attribute, but the lint does not fire in code from
+        /// another crate's macro, so a module can `forbid(unsafe_code)`.)
         #[no_mangle]
         pub extern "C" fn modproxy_module_entry_v1() -> *const $crate::abi::ModuleHeader {
             static HEADER: $crate::abi::ModuleHeader = $crate::abi::ModuleHeader {

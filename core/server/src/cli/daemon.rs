@@ -28,6 +28,7 @@ pub fn configtest(paths: Paths) -> i32 {
 }
 
 pub fn run(paths: Paths) -> i32 {
+    crate::loader::host_api::guard::arm_from_env();
     crate::metrics::started();
     crate::loader::operate::set_server_files(&paths.server_root, &paths.config);
     let loaded = match startup::load(&paths.server_root, &paths.config) {

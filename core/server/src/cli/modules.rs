@@ -4,6 +4,7 @@
 use super::Paths;
 use crate::loader;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Switch {
     EnableModule,
     DisableModule,
@@ -34,12 +35,31 @@ pub fn switch(paths: &Paths, what: Switch, args: &[String]) -> i32 {
             for m in messages {
                 println!("{m}");
             }
+            if what == Switch::EnableModule {
+                warn_unbuilt(root);
+            }
             0
         }
         Err(e) => {
             eprintln!("{e}");
             1
         }
+    }
+}
+
+/// Enabling a module whose library is not built yet succeeds (the link is
+/// all enmod makes), but the restart after it would fail: say so now.
+fn warn_unbuilt(root: &std::path::Path) {
+    let Ok(enabled) = modproxy_config::enabled(root) else {
+        return;
+    };
+    for d in enabled.iter().filter(|d| !d.library.exists()) {
+        eprintln!(
+            "Warning: module {}'s library {} has not been built yet; build it (cargo build --release) before `modproxy restart`, or fix `library` in {}",
+            d.name,
+            d.library.display(),
+            d.path.display()
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Libraries are opened with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE and never
 //! closed: unloading a library that touched a thread_local is unreliable
-//! (DESIGN.md, fact 7), so a new module set means a graceful restart.
+//! (docs/architecture.md, "Facts the design rests on", 7), so a new module set means a graceful restart.
 
 use libloading::os::unix::{Library, Symbol};
 use modproxy_api::abi::{

@@ -6,6 +6,7 @@
 
 pub mod conn;
 mod dl;
+#[macro_use]
 pub mod host_api;
 pub mod operate;
 pub mod registry;
@@ -44,13 +45,51 @@ pub fn load(enabled: &[Descriptor]) -> Result<Registry, Vec<String>> {
                 d.name,
                 reasons.join("; ")
             ));
+            continue;
         }
+        errors.extend(unkept_promises(d, &registry, index));
     }
     if errors.is_empty() {
         Ok(registry)
     } else {
         Err(errors)
     }
+}
+
+/// A descriptor's `provides` is what configtest and enmod tell users to
+/// rely on ("enable lbmethod_x for lbmethod:x"): each entry the module did
+/// not register is an error naming both sides, instead of a dead end where
+/// the config names a provider that the enabled module never offers.
+fn unkept_promises(d: &Descriptor, registry: &Registry, module: usize) -> Vec<String> {
+    let registered: Vec<String> = registry
+        .providers
+        .iter()
+        .filter(|(_, p)| p.module == module)
+        .map(|((group, name), _)| format!("{group}:{name}"))
+        .collect();
+    let mut errors = Vec::new();
+    for promised in &d.provides {
+        if registered.contains(promised) {
+            continue;
+        }
+        let group = promised.split(':').next().unwrap_or_default();
+        let mut same_group: Vec<&str> = registered
+            .iter()
+            .filter(|r| r.split(':').next() == Some(group))
+            .map(String::as_str)
+            .collect();
+        same_group.sort_unstable();
+        let got = match same_group.as_slice() {
+            [] => format!("no {group} provider"),
+            found => found.join(", "),
+        };
+        errors.push(format!(
+            "module {}: its descriptor {} provides {promised}, but the module registered {got}; make `provides` list what the module registers (or fix the name the module registers)",
+            d.name,
+            d.path.display()
+        ));
+    }
+    errors
 }
 
 /// Routes the configuration's module sections to their modules, then runs

@@ -22,14 +22,17 @@ pub fn server_root() -> Option<std::path::PathBuf> {
     SERVER_FILES.get().map(|f| std::path::PathBuf::from(&f[0]))
 }
 
-pub extern "C" fn server_file(which: u32) -> AbiStr {
-    let Some(files) = SERVER_FILES.get() else {
-        return AbiStr::EMPTY;
-    };
-    match which {
-        which_file::SERVER_ROOT => AbiStr::new(files[0].as_bytes()),
-        which_file::CONFIG => AbiStr::new(files[1].as_bytes()),
-        _ => AbiStr::EMPTY,
+host_fn! {
+    pub fn server_file(which: u32) -> AbiStr = AbiStr::EMPTY;
+    {
+        let Some(files) = SERVER_FILES.get() else {
+            return AbiStr::EMPTY;
+        };
+        match which {
+            which_file::SERVER_ROOT => AbiStr::new(files[0].as_bytes()),
+            which_file::CONFIG => AbiStr::new(files[1].as_bytes()),
+            _ => AbiStr::EMPTY,
+        }
     }
 }
 
@@ -46,13 +49,16 @@ pub fn set_available(available: &[modproxy_config::Descriptor]) {
     let _ = PROVIDES.set(provides);
 }
 
-pub extern "C" fn provider_module(group: AbiStr, name: AbiStr) -> AbiStr {
-    // SAFETY: the ABI makes AbiStr arguments valid for the call.
-    let wanted = unsafe { format!("{}:{}", group.to_str_lossy(), name.to_str_lossy()) };
-    PROVIDES
-        .get()
-        .and_then(|all| all.iter().find(|(p, _)| *p == wanted))
-        .map_or(AbiStr::EMPTY, |(_, module)| AbiStr::new(module.as_bytes()))
+host_fn! {
+    pub fn provider_module(group: AbiStr, name: AbiStr) -> AbiStr = AbiStr::EMPTY;
+    {
+        // SAFETY: the ABI makes AbiStr arguments valid for the call.
+        let wanted = unsafe { format!("{}:{}", group.to_str_lossy(), name.to_str_lossy()) };
+        PROVIDES
+            .get()
+            .and_then(|all| all.iter().find(|(p, _)| *p == wanted))
+            .map_or(AbiStr::EMPTY, |(_, module)| AbiStr::new(module.as_bytes()))
+    }
 }
 
 fn names_in<'a>(registry: &'a Registry, group: &str) -> Vec<&'a String> {
@@ -66,25 +72,31 @@ fn names_in<'a>(registry: &'a Registry, group: &str) -> Vec<&'a String> {
     names
 }
 
-pub extern "C" fn providers_visit(group: AbiStr, visitor: HeaderVisitor, ud: *mut c_void) {
-    let Some(registry) = frozen() else { return };
-    // SAFETY: the ABI makes AbiStr arguments valid for the call.
-    let group = unsafe { group.to_str_lossy() };
-    for name in names_in(registry, &group) {
-        visitor(ud, AbiStr::new(name.as_bytes()), AbiStr::EMPTY);
+host_fn! {
+    pub fn providers_visit(group: AbiStr, visitor: HeaderVisitor, ud: *mut c_void) = ();
+    {
+        let Some(registry) = frozen() else { return };
+        // SAFETY: the ABI makes AbiStr arguments valid for the call.
+        let group = unsafe { group.to_str_lossy() };
+        for name in names_in(registry, &group) {
+            visitor(ud, AbiStr::new(name.as_bytes()), AbiStr::EMPTY);
+        }
     }
 }
 
-pub extern "C" fn metrics_render(visitor: HeaderVisitor, ud: *mut c_void) {
-    let Some(registry) = frozen() else { return };
-    let core = crate::metrics::render(registry);
-    visitor(ud, AbiStr::new(core.as_bytes()), AbiStr::EMPTY);
-    for name in names_in(registry, modproxy_api::metrics::GROUP) {
-        let key = (modproxy_api::metrics::GROUP.to_string(), name.clone());
-        if let Some(p) = registry.providers.get(&key) {
-            // SAFETY: providers in the metrics group are registered by
-            // modproxy_api::metrics::register_metrics and live forever.
-            unsafe { modproxy_api::metrics::call_source(p.raw.vtable, p.raw.data, visitor, ud) };
+host_fn! {
+    pub fn metrics_render(visitor: HeaderVisitor, ud: *mut c_void) = ();
+    {
+        let Some(registry) = frozen() else { return };
+        let core = crate::metrics::render(registry);
+        visitor(ud, AbiStr::new(core.as_bytes()), AbiStr::EMPTY);
+        for name in names_in(registry, modproxy_api::metrics::GROUP) {
+            let key = (modproxy_api::metrics::GROUP.to_string(), name.clone());
+            if let Some(p) = registry.providers.get(&key) {
+                // SAFETY: providers in the metrics group are registered by
+                // modproxy_api::metrics::register_metrics and live forever.
+                unsafe { modproxy_api::metrics::call_source(p.raw.vtable, p.raw.data, visitor, ud) };
+            }
         }
     }
 }

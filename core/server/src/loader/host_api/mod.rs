@@ -5,6 +5,8 @@
 //! host made itself and borrowed slices valid for the call. The parts share
 //! this file's imports (`use super::*`).
 
+#[macro_use]
+pub(crate) mod guard;
 mod calls;
 mod registration;
 mod request;
@@ -104,17 +106,23 @@ fn with_cx<R>(waker: *const AbiWaker, f: impl FnOnce(&mut Context<'_>) -> R) -> 
 
 // --- logging and errors -------------------------------------------------------
 
-pub(super) extern "C" fn host_log(level: u32, module: AbiStr, msg: AbiStr) {
-    log::write(Level::from_abi(level), &text(module), &text(msg));
+host_fn! {
+    pub(super) fn host_log(level: u32, module: AbiStr, msg: AbiStr) = ();
+    {
+        log::write(Level::from_abi(level), &text(module), &text(msg));
+    }
 }
 
 /// The host's error collector behind the `errors` pointers given to modules.
 pub type ErrorSink = Vec<String>;
 
-pub(super) extern "C" fn error_write(errors: *mut c_void, msg: AbiStr) {
-    if errors.is_null() {
-        return;
+host_fn! {
+    pub(super) fn error_write(errors: *mut c_void, msg: AbiStr) = ();
+    {
+        if errors.is_null() {
+            return;
+        }
+        // SAFETY: `errors` is an &mut ErrorSink the host passed for this call.
+        unsafe { &mut *(errors as *mut ErrorSink) }.push(text(msg).into_owned());
     }
-    // SAFETY: `errors` is an &mut ErrorSink the host passed for this call.
-    unsafe { &mut *(errors as *mut ErrorSink) }.push(text(msg).into_owned());
 }

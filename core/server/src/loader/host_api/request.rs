@@ -13,24 +13,30 @@ fn lend(s: &str) -> AbiStr {
     AbiStr::new(s.as_bytes())
 }
 
-pub(super) extern "C" fn req_field(raw: *mut c_void, which: u32) -> AbiStr {
-    let r = req(raw);
-    match which {
-        field::METHOD => AbiStr::new(r.head.method()),
-        field::PATH => AbiStr::new(r.head.path()),
-        field::QUERY => AbiStr::new(r.head.query()),
-        field::VERSION => lend(r.head.version.as_str()),
-        field::CLIENT_ADDR => AbiStr::new(&r.conn.client_text),
-        field::LOCAL_ADDR => AbiStr::new(r.conn.local_text()),
-        field::SCHEME => lend(r.conn.scheme),
-        field::SERVER_NAME => lend(&r.server_name),
-        field::ABSOLUTE_AUTHORITY => AbiStr::new(r.head.absolute_authority()),
-        _ => AbiStr::EMPTY,
+host_fn! {
+    pub(super) fn req_field(raw: *mut c_void, which: u32) -> AbiStr = AbiStr::EMPTY;
+    {
+        let r = req(raw);
+        match which {
+            field::METHOD => AbiStr::new(r.head.method()),
+            field::PATH => AbiStr::new(r.head.path()),
+            field::QUERY => AbiStr::new(r.head.query()),
+            field::VERSION => lend(r.head.version.as_str()),
+            field::CLIENT_ADDR => AbiStr::new(&r.conn.client_text),
+            field::LOCAL_ADDR => AbiStr::new(r.conn.local_text()),
+            field::SCHEME => lend(r.conn.scheme),
+            field::SERVER_NAME => lend(&r.server_name),
+            field::ABSOLUTE_AUTHORITY => AbiStr::new(r.head.absolute_authority()),
+            _ => AbiStr::EMPTY,
+        }
     }
 }
 
-pub(super) extern "C" fn req_vhost(raw: *mut c_void) -> u32 {
-    req(raw).vhost
+host_fn! {
+    pub(super) fn req_vhost(raw: *mut c_void) -> u32 = u32::MAX;
+    {
+        req(raw).vhost
+    }
 }
 
 fn map(r: &mut RequestCtx, which: u32) -> &mut Fields {
@@ -41,19 +47,22 @@ fn map(r: &mut RequestCtx, which: u32) -> &mut Fields {
     }
 }
 
-pub(super) extern "C" fn header_get(
-    raw: *mut c_void,
-    which: u32,
-    name: AbiStr,
-    out: *mut AbiStr,
-) -> bool {
-    match map(req(raw), which).get(bytes(name)) {
-        Some(v) => {
-            // SAFETY: `out` is writable, owned by the caller.
-            unsafe { out.write(AbiStr::new(v)) };
-            true
+host_fn! {
+    pub(super) fn header_get(
+        raw: *mut c_void,
+        which: u32,
+        name: AbiStr,
+        out: *mut AbiStr,
+    ) -> bool = false;
+    {
+        match map(req(raw), which).get(bytes(name)) {
+            Some(v) => {
+                // SAFETY: `out` is writable, owned by the caller.
+                unsafe { out.write(AbiStr::new(v)) };
+                true
+            }
+            None => false,
         }
-        None => false,
     }
 }
 
@@ -64,124 +73,148 @@ const _: () = assert!(
             == std::mem::align_of::<AbiFieldSpan>()
 );
 
-pub(super) extern "C" fn headers_lend(raw: *mut c_void, which: u32, out: *mut AbiFieldList) {
-    let (text, entries) = map(req(raw), which).raw_parts();
-    let list = AbiFieldList {
-        text: AbiStr::new(text),
-        // Same layout (`repr(C)`, three u32; checked above).
-        spans: entries.as_ptr().cast::<AbiFieldSpan>(),
-        count: entries.len(),
-    };
-    // SAFETY: `out` is writable, owned by the caller.
-    unsafe { out.write(list) };
+host_fn! {
+    pub(super) fn headers_lend(raw: *mut c_void, which: u32, out: *mut AbiFieldList) = ();
+    {
+        let (text, entries) = map(req(raw), which).raw_parts();
+        let list = AbiFieldList {
+            text: AbiStr::new(text),
+            // Same layout (`repr(C)`, three u32; checked above).
+            spans: entries.as_ptr().cast::<AbiFieldSpan>(),
+            count: entries.len(),
+        };
+        // SAFETY: `out` is writable, owned by the caller.
+        unsafe { out.write(list) };
+    }
 }
 
-pub(super) extern "C" fn header_change(
-    raw: *mut c_void,
-    which: u32,
-    mode: u32,
-    name: AbiStr,
-    value: AbiStr,
-) -> i32 {
-    let fields = map(req(raw), which);
-    let (name, value) = (bytes(name), bytes(value));
-    if !valid_name(name) {
-        return code::ERROR;
-    }
-    if mode == hmap::REMOVE {
-        fields.remove(name);
-        return code::OK;
-    }
-    if !valid_value(value) {
-        return code::ERROR;
-    }
-    if mode == hmap::ADD {
-        fields.append(name, value);
-    } else {
-        fields.set(name, value);
-    }
-    code::OK
-}
-
-pub(super) extern "C" fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool {
-    let req = req(raw);
-    match req.notes.get(&req.head.fields, bytes(key)) {
-        Some(v) => {
-            // SAFETY: `out` is writable, owned by the caller.
-            unsafe { out.write(AbiStr::new(v)) };
-            true
+host_fn! {
+    pub(super) fn header_change(
+        raw: *mut c_void,
+        which: u32,
+        mode: u32,
+        name: AbiStr,
+        value: AbiStr,
+    ) -> i32 = code::ERROR;
+    {
+        let fields = map(req(raw), which);
+        let (name, value) = (bytes(name), bytes(value));
+        if !valid_name(name) {
+            return code::ERROR;
         }
-        None => false,
+        if mode == hmap::REMOVE {
+            fields.remove(name);
+            return code::OK;
+        }
+        if !valid_value(value) {
+            return code::ERROR;
+        }
+        if mode == hmap::ADD {
+            fields.append(name, value);
+        } else {
+            fields.set(name, value);
+        }
+        code::OK
     }
 }
 
-pub(super) extern "C" fn note_set(raw: *mut c_void, key: AbiStr, value: AbiStr) {
-    let req = req(raw);
-    req.notes
-        .set(&mut req.head.fields, bytes(key), bytes(value));
-}
-
-pub(super) extern "C" fn status_get(raw: *mut c_void) -> u16 {
-    req(raw).status.as_u16()
-}
-
-pub(super) extern "C" fn status_set(raw: *mut c_void, status: u16) {
-    if let Ok(s) = http::StatusCode::from_u16(status) {
-        req(raw).status = s;
+host_fn! {
+    pub(super) fn note_get(raw: *mut c_void, key: AbiStr, out: *mut AbiStr) -> bool = false;
+    {
+        let req = req(raw);
+        match req.notes.get(&req.head.fields, bytes(key)) {
+            Some(v) => {
+                // SAFETY: `out` is writable, owned by the caller.
+                unsafe { out.write(AbiStr::new(v)) };
+                true
+            }
+            None => false,
+        }
     }
 }
 
-pub(super) extern "C" fn response_start(raw: *mut c_void) -> i32 {
-    if req(raw).head_sent {
-        return io::ERR_OTHER;
+host_fn! {
+    pub(super) fn note_set(raw: *mut c_void, key: AbiStr, value: AbiStr) = ();
+    {
+        let req = req(raw);
+        req.notes
+            .set(&mut req.head.fields, bytes(key), bytes(value));
     }
-    // ProxyPassReverse and friends get their last look at the head here.
-    if let Some(registry) = frozen() {
-        for hook in registry.hooks(HookKind::ResponseHeaders) {
-            let rc = call_request_hook(hook, raw);
-            if rc != code::OK && rc != code::DECLINED {
-                let name = &registry.modules[hook.module].name;
-                log::write(
-                    Level::Error,
-                    "core",
-                    &format!("module {name} failed in response_headers (code {rc})"),
-                );
+}
+
+host_fn! {
+    pub(super) fn status_get(raw: *mut c_void) -> u16 = 500;
+    {
+        req(raw).status.as_u16()
+    }
+}
+
+host_fn! {
+    pub(super) fn status_set(raw: *mut c_void, status: u16) = ();
+    {
+        if let Ok(s) = http::StatusCode::from_u16(status) {
+            req(raw).status = s;
+        }
+    }
+}
+
+host_fn! {
+    pub(super) fn response_start(raw: *mut c_void) -> i32 = io::ERR_OTHER;
+    {
+        if req(raw).head_sent {
+            return io::ERR_OTHER;
+        }
+        // ProxyPassReverse and friends get their last look at the head here.
+        if let Some(registry) = frozen() {
+            for hook in registry.hooks(HookKind::ResponseHeaders) {
+                let rc = call_request_hook(hook, raw);
+                if rc != code::OK && rc != code::DECLINED {
+                    let name = &registry.modules[hook.module].name;
+                    log::write(
+                        Level::Error,
+                        "core",
+                        &format!("module {name} failed in response_headers (code {rc})"),
+                    );
+                }
             }
         }
+        req(raw).head_sent = true;
+        io::READY
     }
-    req(raw).head_sent = true;
-    io::READY
 }
 
-pub(super) extern "C" fn body_poll_read(
-    raw: *mut c_void,
-    waker: *const AbiWaker,
-    out: *mut AbiChunk,
-) -> i32 {
-    let r = req(raw);
-    let Some(wire) = r.wire.as_mut() else {
-        return io::ERR_OTHER;
-    };
-    let may_continue = !r.head_sent;
-    match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
-        Poll::Pending => body_wait(r, waker),
-        Poll::Ready(Ok(None)) => io::READY,
-        Poll::Ready(Err(_)) => {
-            // A body cut short or mis-framed leaves the connection's
-            // framing unknown: it carries no further request.
-            r.close = true;
-            io::ERR_ABORTED
-        }
-        Poll::Ready(Ok(Some(data))) => {
-            r.body_timer = None;
-            r.body_read += data.len() as u64;
-            if r.body_limit != 0 && r.body_read > r.body_limit {
+host_fn! {
+    pub(super) fn body_poll_read(
+        raw: *mut c_void,
+        waker: *const AbiWaker,
+        out: *mut AbiChunk,
+    ) -> i32 = io::ERR_OTHER;
+    {
+        let r = req(raw);
+        let Some(wire) = r.wire.as_mut() else {
+            return io::ERR_OTHER;
+        };
+        let may_continue = !r.head_sent;
+        match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
+            Poll::Pending => body_wait(r, waker),
+            Poll::Ready(Ok(None)) => io::READY,
+            Poll::Ready(Err(_)) => {
+                // A body cut short or mis-framed leaves the connection's
+                // framing unknown: it carries no further request.
                 r.close = true;
-                return io::ERR_TOO_LARGE;
+                io::ERR_ABORTED
             }
-            // SAFETY: `out` is writable, owned by the caller.
-            unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
-            io::READY
+            Poll::Ready(Ok(Some(data))) => {
+                r.body_timer = None;
+                r.body_read += data.len() as u64;
+                if r.body_limit != 0 && r.body_read > r.body_limit {
+                    r.close = true;
+                    return io::ERR_TOO_LARGE;
+                }
+                // SAFETY: `out` is writable, owned by the caller.
+                unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
+                io::READY
+            }
         }
     }
 }
@@ -205,30 +238,36 @@ fn body_wait(r: &mut RequestCtx, waker: *const AbiWaker) -> i32 {
     }
 }
 
-pub(super) extern "C" fn body_poll_ready(raw: *mut c_void, waker: *const AbiWaker) -> i32 {
-    let r = req(raw);
-    if !r.head_sent {
-        return io::ERR_OTHER;
+host_fn! {
+    pub(super) fn body_poll_ready(raw: *mut c_void, waker: *const AbiWaker) -> i32 = io::ERR_OTHER;
+    {
+        let r = req(raw);
+        if !r.head_sent {
+            return io::ERR_OTHER;
+        }
+        if r.pending_chunk.is_none() {
+            return io::READY;
+        }
+        // The response body drains the slot before it polls the handler again.
+        with_cx(waker, |cx| cx.waker().wake_by_ref());
+        io::PENDING
     }
-    if r.pending_chunk.is_none() {
-        return io::READY;
-    }
-    // The response body drains the slot before it polls the handler again.
-    with_cx(waker, |cx| cx.waker().wake_by_ref());
-    io::PENDING
 }
 
-pub(super) extern "C" fn body_send(raw: *mut c_void, chunk: AbiChunk) -> i32 {
-    // SAFETY: modules make chunks with chunk::from_bytes.
-    let data: Bytes = unsafe { modproxy_api::chunk::into_bytes(chunk) };
-    let r = req(raw);
-    if !r.head_sent || r.pending_chunk.is_some() {
-        return io::ERR_OTHER;
+host_fn! {
+    pub(super) fn body_send(raw: *mut c_void, chunk: AbiChunk) -> i32 = io::ERR_OTHER;
+    {
+        // SAFETY: modules make chunks with chunk::from_bytes.
+        let data: Bytes = unsafe { modproxy_api::chunk::into_bytes(chunk) };
+        let r = req(raw);
+        if !r.head_sent || r.pending_chunk.is_some() {
+            return io::ERR_OTHER;
+        }
+        if !data.is_empty() {
+            r.pending_chunk = Some(data);
+        }
+        io::READY
     }
-    if !data.is_empty() {
-        r.pending_chunk = Some(data);
-    }
-    io::READY
 }
 
 /// Sends the response head on a module's behalf (a handler that returned
