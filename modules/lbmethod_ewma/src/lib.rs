@@ -5,8 +5,7 @@
 //! Not for: anything but choosing a member. Retry, error state and sticky
 //! sessions belong to proxy_balancer, which calls `find` and `done` with
 //! its lock held; this method only learns from `done` how each attempt went.
-// deny, not forbid: `declare_module!` must allow its one exported symbol.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use modproxy_api::lb::{register_lbmethod, select, LbMember, LbMethod, LbOutcome, LbStats};
 use modproxy_api::proxy::exchange;
