@@ -154,7 +154,7 @@ fn modules_lists_what_each_enabled_module_registered() {
     );
     assert!(line("proxy_balancer").contains("yes"), "{text}");
     assert!(
-        line("lbmethod_byrequests").contains(" 1.1 "),
+        line("lbmethod_byrequests").contains(" 1.2 "),
         "ABI version column: {text}"
     );
 }
