@@ -538,3 +538,56 @@ impl Drop for LbMethodInstance {
         (self.entries.drop_state)(self.data, self.state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl LbMethod for Plain {
+        type State = ();
+        fn new_state(&self, _balancer: &str) {}
+        fn find(&self, _: &mut (), members: &mut [LbMember], _: &Request) -> Option<usize> {
+            select::by_requests(members)
+        }
+    }
+
+    fn table(size: usize) -> LbMethodV1 {
+        LbMethodV1 {
+            size,
+            new_state: lb_new_state::<Plain>,
+            drop_state: lb_drop_state::<Plain>,
+            find: lb_find::<Plain>,
+            reset: lb_reset::<Plain>,
+            find_with_stats: lb_find_with_stats::<Plain>,
+            done: lb_done::<Plain>,
+        }
+    }
+
+    /// A table whose `size` ends where 1.0's did never has its appended
+    /// entries called; today's has both.
+    #[test]
+    fn appended_entries_are_used_only_when_the_size_has_them() {
+        let old = table(std::mem::offset_of!(LbMethodV1, find_with_stats));
+        // SAFETY: a whole table; only its `size` says it is shorter.
+        let e = unsafe { Entries::read(&old) };
+        assert!(e.find_with_stats.is_none() && e.done.is_none());
+        let new = table(std::mem::size_of::<LbMethodV1>());
+        // SAFETY: as above.
+        let e = unsafe { Entries::read(&new) };
+        assert!(e.find_with_stats.is_some() && e.done.is_some());
+    }
+
+    #[test]
+    fn the_core_average_starts_at_the_first_sample_and_moves_an_eighth() {
+        let mut s = LbStats::default();
+        s.sample(0);
+        assert_eq!(s, LbStats::default(), "0 is not measured");
+        s.sample(800);
+        assert_eq!((s.samples, s.response_avg_us), (1, 800));
+        s.sample(1600);
+        assert_eq!((s.samples, s.response_avg_us), (2, 900));
+        s.sample(100);
+        assert_eq!(s.response_avg_us, 800);
+    }
+}

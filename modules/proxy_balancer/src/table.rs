@@ -309,6 +309,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn errors_and_response_times_go_to_the_members_stats() {
+        let mut t = table(&[("a", 0), ("b", 0)]);
+        let refused = ExchangeOutcome::default();
+        t.report(
+            &policy(),
+            0,
+            exchange::CONNECT_FAILED,
+            &refused,
+            Instant::now,
+        );
+        assert_eq!(t.stats[0].errors, 1);
+        let answered = LbOutcome {
+            head_us: 700,
+            total_us: 900,
+            status: 200,
+            ..LbOutcome::default()
+        };
+        t.time(1, &answered);
+        let fast_fail = LbOutcome {
+            total_us: 5,
+            ..LbOutcome::default()
+        };
+        t.time(1, &fast_fail);
+        t.time(9, &answered);
+        assert_eq!((t.stats[1].samples, t.stats[1].response_avg_us), (1, 700));
+    }
+
+    #[test]
     fn busy_never_goes_below_zero() {
         let mut t = table(&[("a", 0)]);
         t.members[0].busy = 1;
