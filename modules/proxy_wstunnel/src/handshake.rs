@@ -1,6 +1,8 @@
 //! The upgrade handshake with the backend: the client's request goes out
 //! with its WebSocket headers; a 101 turns the exchange into a tunnel,
-//! any other answer is relayed as an ordinary response.
+//! any other answer is relayed as an ordinary response. Both heads go
+//! through core/http1's backend side, as proxy_http's do, so the same
+//! fields stop at the proxy and the same X-Forwarded-* are added.
 
 use crate::pump;
 use crate::target::{self, Target};
@@ -110,6 +112,19 @@ pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome)
         fail(why);
         return (code::BAD_RESPONSE, outcome);
     }
+    tunnel(req, backend, buf, io_timeout, &worker, outcome).await
+}
+
+/// The 101 goes to the client, whose connection the host then hands over;
+/// bytes flow both ways until the tunnel ends.
+async fn tunnel(
+    req: &mut Request,
+    backend: TcpConn,
+    buf: BytesMut,
+    io_timeout: Duration,
+    worker: &str,
+    mut outcome: ExchangeOutcome,
+) -> (i32, ExchangeOutcome) {
     if req.send_head().is_err() {
         return (code::ABORTED, outcome);
     }
