@@ -11,6 +11,13 @@ use std::mem::MaybeUninit;
 use crate::eq_lower_str as eq_lower;
 use crate::hop_by_hop::{for_each_connection_token, is_hop_by_hop};
 
+/// Apache's limits, for every module that reads a backend's head: header
+/// fields per response, bytes per field line (`responsefieldsize`),
+/// interim responses before the final one.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_FIELD: usize = 8192;
+pub const MAX_INTERIM: u32 = 10;
+
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseFraming {

@@ -7,14 +7,10 @@ use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ};
 use bytes::Buf;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
-use modproxy_http1::backend_response::{parse_response_head, ResponseFraming, ResponseHead};
+use modproxy_http1::backend_response::{
+    parse_response_head, ResponseFraming, ResponseHead, MAX_FIELD, MAX_HEADERS, MAX_INTERIM,
+};
 use modproxy_http1::{eq_lower_str as eq_lower, ChunkedDecoder};
-
-/// Apache's limits: header fields per response, bytes per field line
-/// (`responsefieldsize`), interim responses before the final one.
-pub const MAX_HEADERS: usize = 100;
-pub const MAX_FIELD: usize = 8192;
-pub const MAX_INTERIM: u32 = 10;
 
 /// What [`read_head`] found.
 pub enum Got {

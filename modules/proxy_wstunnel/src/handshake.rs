@@ -13,18 +13,15 @@ use modproxy_api::proxy::{
 use modproxy_api::sdk::net::{timeout, TcpConn};
 use modproxy_api::{log, Headers, IoError, Level, Request};
 use modproxy_http1::backend_request::{write_request_head, BodyFraming, RequestHead};
-use modproxy_http1::backend_response::{parse_response_head, ResponseFraming, ResponseHead};
+use modproxy_http1::backend_response::{
+    parse_response_head, ResponseFraming, ResponseHead, MAX_FIELD, MAX_HEADERS, MAX_INTERIM,
+};
 use modproxy_http1::eq_lower_str as eq_lower;
 use modproxy_http1::forwarded::{via_value, Forwarded};
 use std::time::Duration;
 
 /// The most a backend's response head may take.
 const MAX_HEAD: usize = 64 * 1024;
-/// Apache's limits, as proxy_http's: header fields per response, bytes per
-/// field line (`responsefieldsize`), interim responses before the answer.
-const MAX_HEADERS: usize = 100;
-const MAX_FIELD: usize = 8192;
-const MAX_INTERIM: u32 = 10;
 /// Used when a worker's timeout is 0.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
