@@ -30,8 +30,8 @@ mod paths;
 #[allow(dead_code)]
 mod reverse;
 
-use mod_proxy_http::codec::chunked::ChunkedDecoder;
-use mod_proxy_http::codec::response_head::parse_response_head;
+use modproxy_http1::backend_response::parse_response_head;
+use modproxy_http1::chunked::ChunkedDecoder;
 use modproxy_http1::path::{normalize, EncodedSlashes};
 
 /// Splits fuzz input into up to `n` text fields at 0xFF bytes.

@@ -2,15 +2,20 @@
 //! binary, ping/pong, close and 1 MiB messages over `ws://` targets and
 //! `upgrade = "websocket"` on an http:// pass; upgrades refused (400)
 //! where not configured; 1,000 tunnels open at once; open tunnels hold
-//! their `limits.max_connections` slots until they close.
+//! their `limits.max_connections` slots until they close; fields a
+//! Connection names stop at the proxy both ways, and X-Forwarded-* are
+//! proxy_http's.
 
 #[path = "support/ws.rs"]
 mod ws;
 
-use modproxy_tests::{free_port, get, Server, ServerRoot};
+use modproxy_tests::{free_port, get, Backend, Conn, Server, ServerRoot};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Response;
+use tungstenite::http::HeaderValue;
 use tungstenite::Message;
 use ws::EchoBackend;
 
@@ -201,5 +206,97 @@ fn open_tunnels_count_against_max_connections_until_they_close() {
     assert_eq!(
         ws::round_trip(&mut b, Message::text("still")),
         Message::text("still")
+    );
+}
+
+/// A WebSocket handshake whose Connection names a field of the client's,
+/// with an X-Forwarded-For from a proxy before us; the socket and the 101
+/// as the client got it.
+fn connect_naming_x_secret(port: u16, path: &str) -> (ws::Client, Response) {
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let mut request = url.into_client_request().unwrap();
+    let fields = request.headers_mut();
+    for (name, value) in [
+        ("connection", "Upgrade, X-Secret"),
+        ("x-secret", "s"),
+        ("x-forwarded-for", "203.0.113.9"),
+    ] {
+        fields.insert(name, HeaderValue::from_static(value));
+    }
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    tungstenite::client(request, tcp).unwrap_or_else(|e| panic!("handshake: {e}"))
+}
+
+/// The values of field `name` among `fields`.
+fn values<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    let named = fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+    named.map(|(_, v)| v.as_str()).collect()
+}
+
+#[test]
+fn fields_a_connection_names_stop_at_the_proxy_both_ways_and_x_forwarded_are_proxy_https() {
+    let echo = EchoBackend::answering_with(&[
+        ("connection", "Upgrade, X-Internal"),
+        ("x-internal", "secret"),
+        ("x-public", "yes"),
+    ]);
+    let http = Backend::text("ok");
+    let (root, _server, port) = proxy(
+        &format!(
+            "{{ path = \"/ws/\", url = \"ws://127.0.0.1:{}/\" }}, \
+             {{ path = \"/plain/\", url = \"{}/\" }}",
+            echo.port,
+            http.url()
+        ),
+        "",
+    );
+    let (mut ws, answer) = connect_naming_x_secret(port, "/ws/room");
+    let heads = echo.heads.lock().unwrap().clone();
+    let upgrade = &heads[0];
+    assert_eq!(values(upgrade, "x-secret"), [] as [&str; 0], "{upgrade:?}");
+    // What the tunnel needs still goes, asked for anew.
+    assert_eq!(values(upgrade, "connection"), ["Upgrade"], "{upgrade:?}");
+    assert_eq!(values(upgrade, "upgrade"), ["websocket"], "{upgrade:?}");
+    assert_eq!(
+        values(upgrade, "x-forwarded-for"),
+        ["203.0.113.9, 127.0.0.1"]
+    );
+
+    // The same fields on a plain request, through proxy_http.
+    let mut c = Conn::open(port).unwrap();
+    c.send(
+        format!(
+            "GET /plain/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: X-Secret\r\n\
+             X-Secret: s\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.read_response(false).unwrap().status,
+        200,
+        "{}",
+        root.log()
+    );
+    let plain = &http.seen()[0];
+    assert_eq!(plain.header("x-secret"), None);
+    for name in ["x-forwarded-for", "x-forwarded-host", "x-forwarded-server"] {
+        let want = plain.header(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(values(upgrade, name), [want], "{name}");
+    }
+    assert_eq!(values(upgrade, "x-forwarded-server"), ["proxy.test"]);
+
+    // The 101 back: what its Connection names stays behind, the switch
+    // itself comes through.
+    assert_eq!(answer.status(), 101);
+    let fields = answer.headers();
+    assert_eq!(fields.get("x-internal"), None, "{fields:?}");
+    assert_eq!(fields.get("x-public").unwrap(), "yes");
+    assert_eq!(fields.get("connection").unwrap(), "Upgrade");
+    assert_eq!(fields.get("upgrade").unwrap(), "websocket");
+    assert_eq!(
+        ws::round_trip(&mut ws, Message::text("still a tunnel")),
+        Message::text("still a tunnel")
     );
 }

@@ -1,10 +1,11 @@
-//! The pure functions of mod_proxy_http on every exchange: building the
-//! backend request head, parsing the backend's response head.
+//! The pure functions of mod_proxy_http on every exchange (core/http1's
+//! backend side): building the backend request head, parsing the
+//! backend's response head.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use mod_proxy_http::codec::{
-    parse_response_head, write_request_head, BodyFraming, Forwarded, RequestHead,
-};
+use modproxy_http1::backend_request::{write_request_head, BodyFraming, RequestHead};
+use modproxy_http1::backend_response::parse_response_head;
+use modproxy_http1::forwarded::Forwarded;
 
 fn request_head(c: &mut Criterion) {
     let headers: Vec<(&str, &[u8])> = vec![
@@ -32,6 +33,7 @@ fn request_head(c: &mut Criterion) {
                 }),
                 via: None,
                 close: false,
+                upgrade: None,
             };
             write_request_head(black_box(&head), &mut out)
         })

@@ -1,12 +1,19 @@
 //! HTTP/1.1 on the wire as plain functions over bytes: request heads
 //! parsed (with their body framing decided), response heads written,
 //! header fields kept in one arena, chunked framing both ways. The core
-//! uses all of it towards clients, proxy_http the chunked framing towards
-//! backends. Nothing here does I/O, so every rule is tested on raw bytes
-//! and fuzzed (fuzz/).
+//! uses these towards clients. Towards backends, the pieces every proxy
+//! module needs live here once, so proxy_http and proxy_wstunnel filter
+//! and add the same fields: hop-by-hop filtering, X-Forwarded-* and Via,
+//! the request head for a backend, a backend's response head parsed.
+//! Nothing here does I/O, so every rule is tested on raw bytes and
+//! fuzzed (fuzz/).
 
+pub mod backend_request;
+pub mod backend_response;
 pub mod chunked;
 pub mod fields;
+pub mod forwarded;
+pub mod hop_by_hop;
 pub mod path;
 pub mod request_head;
 pub mod response_head;
@@ -52,6 +59,12 @@ pub fn eq_lower(s: &[u8], lower: &[u8]) -> bool {
             let fold = if l.is_ascii_lowercase() { 0x20 } else { 0 };
             diff | ((c | fold) ^ l)
         }) == 0
+}
+
+/// [`eq_lower`] on text: field names and tokens as modules hold them.
+#[inline]
+pub fn eq_lower_str(s: &str, lower: &str) -> bool {
+    eq_lower(s.as_bytes(), lower.as_bytes())
 }
 
 #[cfg(test)]

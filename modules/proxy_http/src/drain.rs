@@ -3,8 +3,9 @@
 //! pool instead of being closed.
 
 use crate::backend::{body_want, Backend, BODY_READ};
-use crate::codec::{ChunkedDecoder, ResponseFraming};
 use bytes::Buf;
+use modproxy_http1::backend_response::ResponseFraming;
+use modproxy_http1::ChunkedDecoder;
 
 /// Past this, closing the connection is cheaper than reading on.
 const DRAIN_LIMIT: u64 = 1024 * 1024;

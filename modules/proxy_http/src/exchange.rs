@@ -8,7 +8,6 @@
 //! its own body breaking off.
 
 use crate::backend::{Answered, Backend, Idle};
-use crate::codec::{BodyFraming, ResponseHead};
 use crate::drain;
 use crate::pool::{Limits, Pool};
 use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
@@ -19,6 +18,8 @@ use modproxy_api::proxy::{
 };
 use modproxy_api::sdk::net::{timeout, IdleState, TcpConn};
 use modproxy_api::{log, IoError, Level, Request};
+use modproxy_http1::backend_request::BodyFraming;
+use modproxy_http1::backend_response::ResponseHead;
 use std::time::{Duration, Instant};
 
 /// How long to hold the body back after `Expect: 100-continue` before

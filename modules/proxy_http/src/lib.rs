@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 mod backend;
-pub mod codec;
 mod deadline;
 mod drain;
 mod exchange;

@@ -4,16 +4,13 @@
 //! like a complete one.
 
 use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ};
-use crate::codec::{eq_lower, parse_response_head, ChunkedDecoder, ResponseFraming, ResponseHead};
 use bytes::Buf;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
-
-/// Apache's limits: header fields per response, bytes per field line
-/// (`responsefieldsize`), interim responses before the final one.
-pub const MAX_HEADERS: usize = 100;
-pub const MAX_FIELD: usize = 8192;
-pub const MAX_INTERIM: u32 = 10;
+use modproxy_http1::backend_response::{
+    parse_response_head, ResponseFraming, ResponseHead, MAX_FIELD, MAX_HEADERS, MAX_INTERIM,
+};
+use modproxy_http1::{eq_lower_str as eq_lower, ChunkedDecoder};
 
 /// What [`read_head`] found.
 pub enum Got {
@@ -147,7 +144,7 @@ fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
             req.set_header(
                 Headers::Response,
                 "Content-Length",
-                crate::codec::decimal(n, &mut digits),
+                modproxy_http1::decimal(n, &mut digits),
             )
         }
         // HEAD and 304: the length of the body that was not sent, as the
@@ -257,10 +254,10 @@ mod tests {
     #[test]
     fn lengths_are_written_in_decimal() {
         let mut buf = [0u8; 20];
-        assert_eq!(crate::codec::decimal(0, &mut buf), b"0");
-        assert_eq!(crate::codec::decimal(8_388_608, &mut buf), b"8388608");
+        assert_eq!(modproxy_http1::decimal(0, &mut buf), b"0");
+        assert_eq!(modproxy_http1::decimal(8_388_608, &mut buf), b"8388608");
         assert_eq!(
-            crate::codec::decimal(u64::MAX, &mut buf),
+            modproxy_http1::decimal(u64::MAX, &mut buf),
             u64::MAX.to_string().as_bytes()
         );
     }

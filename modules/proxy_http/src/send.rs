@@ -3,15 +3,15 @@
 //! the same bytes), and the client's body streamed behind it.
 
 use crate::backend::Backend;
-use crate::codec::{
-    chunk_header, eq_lower, write_request_head, BodyFraming, Forwarded, RequestHead, LAST_CHUNK,
-};
 use crate::target::Target;
 use bytes::Bytes;
 use modproxy_api::proxy::exchange_flags;
 use modproxy_api::sdk::FieldList;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
+use modproxy_http1::backend_request::{write_request_head, BodyFraming, RequestHead};
+use modproxy_http1::forwarded::{via_value, Forwarded};
+use modproxy_http1::{chunk_header, eq_lower_str as eq_lower, LAST_CHUNK};
 
 /// What the exchange needs to know about the request, decided up front.
 pub struct Plan {
@@ -55,14 +55,10 @@ fn build(
             &target_host
         }
     };
-    let via =
-        (flags & exchange_flags::VIA != 0).then(|| via_value(req.version(), req.server_name()));
-    let forwarded = (flags & exchange_flags::ADD_FORWARDED != 0).then(|| Forwarded {
-        for_addr: client_ip(req.client_addr()),
-        host: client_host,
-        server: req.server_name(),
-        proto: req.scheme(),
-    });
+    let (addr, server) = (req.client_addr(), req.server_name());
+    let via = (flags & exchange_flags::VIA != 0).then(|| via_value(req.version(), server));
+    let forwarded = (flags & exchange_flags::ADD_FORWARDED != 0)
+        .then(|| Forwarded::new(addr, client_host, server, req.scheme()));
     let mut out = Vec::with_capacity(512);
     let head = RequestHead {
         method,
@@ -73,6 +69,7 @@ fn build(
         forwarded,
         via: via.as_deref(),
         close,
+        upgrade: None,
     };
     write_request_head(&head, &mut out).map_err(|e| e.to_string())?;
     drop(head);
@@ -161,24 +158,6 @@ fn client_framing(te: Option<&[u8]>, cl: Option<&[u8]>) -> Result<BodyFraming, S
     modproxy_http1::parse_decimal(cl.trim_ascii())
         .map(BodyFraming::ContentLength)
         .ok_or_else(|| "client sent an invalid Content-Length".to_owned())
-}
-
-/// `1.1 proxy.example (modproxy)` from `HTTP/1.1` and our ServerName.
-fn via_value(version: &str, server: &str) -> String {
-    let v = version.strip_prefix("HTTP/").unwrap_or(version);
-    let v = if v.is_empty() { "1.1" } else { v };
-    format!("{v} {server} (modproxy)")
-}
-
-/// The IP of `ip:port`, `[v6]:port` or a bare address, without the port.
-pub fn client_ip(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(ip, _)| ip);
-    }
-    match addr.split_once(':') {
-        Some((ip, port)) if !port.contains(':') => ip,
-        _ => addr,
-    }
 }
 
 /// A request body up to this size is kept while it is sent, so that the
@@ -322,15 +301,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_ip_strips_port() {
-        assert_eq!(client_ip("192.0.2.7:51234"), "192.0.2.7");
-        assert_eq!(client_ip("[::1]:51234"), "::1");
-        assert_eq!(client_ip("[2001:db8::1]"), "2001:db8::1");
-        assert_eq!(client_ip("2001:db8::1"), "2001:db8::1");
-        assert_eq!(client_ip("192.0.2.7"), "192.0.2.7");
-    }
-
-    #[test]
     fn framing_from_client() {
         assert_eq!(client_framing(None, None), Ok(BodyFraming::None));
         assert_eq!(
@@ -379,15 +349,5 @@ mod tests {
         assert!(matches!(Known::of("EXPECT"), Some(Known::Expect)));
         assert!(matches!(Known::of("upgrade"), Some(Known::Upgrade)));
         assert!(Known::of("hose").is_none() && Known::of("x-upgrade").is_none());
-    }
-
-    #[test]
-    fn via_from_version() {
-        assert_eq!(
-            via_value("HTTP/1.1", "p.example"),
-            "1.1 p.example (modproxy)"
-        );
-        assert_eq!(via_value("HTTP/1.0", "p"), "1.0 p (modproxy)");
-        assert_eq!(via_value("", "p"), "1.1 p (modproxy)");
     }
 }

@@ -2,7 +2,7 @@
 //! the connect and the request line need, refusing anything that would make
 //! us connect somewhere other than the host the URL names.
 
-use crate::codec::eq_lower;
+use modproxy_http1::eq_lower_str as eq_lower;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;

@@ -11,20 +11,32 @@ use tungstenite::{Message, WebSocket};
 pub type Client = WebSocket<TcpStream>;
 /// (path, X-Forwarded-Proto) of each handshake the backend saw.
 pub type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// Every field of each handshake request the backend saw, in order.
+pub type Heads = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+/// Fields the backend sets on its 101 (replacing any of that name; names
+/// in lower case).
+pub type Extra = &'static [(&'static str, &'static str)];
 
 /// Echoes every text and binary message; answers pings (tungstenite
-/// does); records the path and X-Forwarded-Proto of each handshake.
+/// does); records the path and X-Forwarded-Proto of each handshake, and
+/// its fields.
 pub struct EchoBackend {
     pub port: u16,
     pub seen: Seen,
+    pub heads: Heads,
 }
 
 impl EchoBackend {
     pub fn start() -> EchoBackend {
+        EchoBackend::answering_with(&[])
+    }
+
+    /// An echo backend whose 101 carries `extra` too.
+    pub fn answering_with(extra: Extra) -> EchoBackend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
+        let (seen, heads) = (Seen::default(), Heads::default());
+        let record = (seen.clone(), heads.clone());
         std::thread::spawn(move || {
             for tcp in listener.incoming() {
                 let Ok(tcp) = tcp else { continue };
@@ -32,22 +44,31 @@ impl EchoBackend {
                 // Small stacks: the concurrency test runs a thousand of these.
                 let _ = std::thread::Builder::new()
                     .stack_size(256 * 1024)
-                    .spawn(move || echo(tcp, record));
+                    .spawn(move || echo(tcp, record, extra));
             }
         });
-        EchoBackend { port, seen }
+        EchoBackend { port, seen, heads }
     }
 }
 
-fn echo(tcp: TcpStream, record: Seen) {
+fn echo(tcp: TcpStream, (record, heads): (Seen, Heads), extra: Extra) {
     #[allow(clippy::result_large_err)] // tungstenite's callback signature.
-    let callback = |req: &Request, resp: Response| {
+    let callback = |req: &Request, mut resp: Response| {
         let proto = req
             .headers()
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         record.lock().unwrap().push((req.uri().to_string(), proto));
+        let fields = req.headers().iter().map(|(n, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_owned(), v)
+        });
+        heads.lock().unwrap().push(fields.collect());
+        for (name, value) in extra {
+            resp.headers_mut()
+                .insert(*name, tungstenite::http::HeaderValue::from_static(value));
+        }
         Ok(resp)
     };
     let Ok(mut ws) = tungstenite::accept_hdr(tcp, callback) else {

@@ -1,4 +1,5 @@
-//! Parses a backend's response head and decides how its body is delimited.
+//! Parses a backend's response head and decides how its body is delimited,
+//! for every module that reads one (proxy_http, proxy_wstunnel's 101).
 //!
 //! Every error here becomes a 502 for the client (Apache: malformed status
 //! line, bad header line, header over `responsefieldsize`), so each variant
@@ -7,7 +8,15 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use super::hop_by_hop::{eq_lower, for_each_connection_token, is_hop_by_hop};
+use crate::eq_lower_str as eq_lower;
+use crate::hop_by_hop::{for_each_connection_token, is_hop_by_hop};
+
+/// Apache's limits, for every module that reads a backend's head: header
+/// fields per response, bytes per field line (`responsefieldsize`),
+/// interim responses before the final one.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_FIELD: usize = 8192;
+pub const MAX_INTERIM: u32 = 10;
 
 /// How the response body ends (RFC 9112 §6.3, in that order of precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +50,8 @@ struct Field {
     hop: bool,
 }
 
+// The accessors are inline: modules read every field through them from
+// another crate, where each would otherwise be a call.
 impl HeaderList {
     /// Room for `fields` fields with `value_bytes` of values.
     fn with_capacity(fields: usize, value_bytes: usize) -> HeaderList {
@@ -62,6 +73,7 @@ impl HeaderList {
         });
     }
 
+    #[inline]
     fn field(&self, f: &Field) -> (&str, &[u8]) {
         let (name, value) = (f.name, f.value);
         (
@@ -74,24 +86,29 @@ impl HeaderList {
         )
     }
 
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
         self.fields.iter().map(|f| self.field(f))
     }
 
     /// The fields that go on to the client: all but the hop-by-hop ones
     /// and those the response's Connection header names.
+    #[inline]
     pub fn end_to_end(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
         self.fields.iter().filter(|f| !f.hop).map(|f| self.field(f))
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> Option<(&str, &[u8])> {
         self.fields.get(i).map(|f| self.field(f))
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -355,7 +372,7 @@ fn length_framing<'a>(
         }
         seen_field = true;
         for part in v.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let n = modproxy_http1::parse_decimal(part).ok_or(HeadError::BadContentLength)?;
+            let n = crate::parse_decimal(part).ok_or(HeadError::BadContentLength)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::BadContentLength);
             }
@@ -422,6 +439,16 @@ mod tests {
         let (head, n) = parse(raw).unwrap().unwrap();
         assert_eq!((head.status, head.framing), (101, ResponseFraming::NoBody));
         assert_eq!(&raw[n..], b"\x81");
+    }
+
+    #[test]
+    fn a_switch_keeps_none_of_the_fields_its_connection_names() {
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                    Connection: Upgrade, X-Internal\r\nX-Internal: 1\r\n\
+                    Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let (head, _) = parse(raw).unwrap().unwrap();
+        let passed: Vec<_> = head.headers.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(passed, ["Sec-WebSocket-Accept"]);
     }
 
     #[test]

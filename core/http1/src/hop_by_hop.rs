@@ -1,11 +1,14 @@
-//! Which headers stop at the proxy: the fixed hop-by-hop list plus every
-//! header a message's `Connection` field names (RFC 9110 §7.6.1).
+//! Which fields stop at a proxy: the fixed hop-by-hop list plus every
+//! field a message's `Connection` names (RFC 9110 §7.6.1), for proxy_http
+//! and proxy_wstunnel alike, both ways.
 //!
 //! CVE-2022-31813: a client could send `Connection: X-Forwarded-For` so the
 //! proxy dropped the client IP it had just added, and the backend trusted
 //! whatever came instead. The rule here is that filtering applies only to
 //! headers *received*; callers add their own X-Forwarded-* (and Via) after
 //! filtering, so a Connection token can never remove them.
+
+use crate::eq_lower_str as eq_lower;
 
 /// Headers that describe one connection, never the message (case-insensitive).
 const HOP_BY_HOP: [&str; 9] = [
@@ -20,16 +23,10 @@ const HOP_BY_HOP: [&str; 9] = [
     "proxy-authorization",
 ];
 
-/// `s` equals `lower` ignoring ASCII case, for a `lower` in lower case
-/// (the header names and tokens we look for): [`modproxy_http1::eq_lower`]
-/// on strings.
-#[inline]
-pub fn eq_lower(s: &str, lower: &str) -> bool {
-    modproxy_http1::eq_lower(s.as_bytes(), lower.as_bytes())
-}
-
 /// True for the fixed hop-by-hop headers; see [`HopFilter`] for the ones a
-/// `Connection` header adds.
+/// `Connection` header adds. Inline: proxy_http asks for every field of
+/// every request and response, from another crate.
+#[inline]
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| eq_lower(name, h))
 }
@@ -51,11 +48,11 @@ pub fn for_each_connection_token<'a>(
         .into_iter()
         .filter(|(n, _)| eq_lower(n, "connection"))
     {
-        if modproxy_http1::eq_lower(value, b"keep-alive") {
+        if crate::eq_lower(value, b"keep-alive") {
             f("keep-alive");
-        } else if modproxy_http1::eq_lower(value, b"close") {
+        } else if crate::eq_lower(value, b"close") {
             f("close");
-        } else if let Some(value) = modproxy_api::abi::utf8(value) {
+        } else if let Ok(value) = std::str::from_utf8(value) {
             connection_tokens(value).for_each(&mut f);
         }
     }
@@ -90,6 +87,8 @@ impl<'a> HopFilter<'a> {
     }
 
     /// True if `name` is hop-by-hop or named in this message's `Connection`.
+    /// Inline for the same reason as [`is_hop_by_hop`].
+    #[inline]
     pub fn should_drop(&self, name: &str) -> bool {
         is_hop_by_hop(name)
             || (self.close && eq_lower(name, "close"))

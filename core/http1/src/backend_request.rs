@@ -1,14 +1,18 @@
-//! Serialises the request head proxy_http sends to a backend.
+//! Serialises the request head a proxy module (proxy_http, proxy_wstunnel)
+//! sends to a backend.
 //!
 //! Order on the wire: request line, `Host`, the client's end-to-end headers,
-//! the proxy's X-Forwarded-* and `Via`, then the body framing we chose.
+//! the proxy's X-Forwarded-* and `Via`, then the body framing we chose and
+//! the connection's own fields (`close`, or the upgrade a tunnel asks for).
 //! Received `Host`, `Content-Length` and hop-by-hop headers never pass: the
 //! proxy writes its own Host and framing, so a client cannot smuggle a second
 //! length past us. `Expect: 100-continue` passes (it is end to end).
 
 use std::fmt;
 
-use super::hop_by_hop::{eq_lower, HopFilter};
+use crate::eq_lower_str as eq_lower;
+use crate::forwarded::{self, Forwarded};
+use crate::hop_by_hop::HopFilter;
 
 /// How the body that follows the head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,19 +21,6 @@ pub enum BodyFraming {
     None,
     ContentLength(u64),
     Chunked,
-}
-
-/// The values for `ProxyAddHeaders On`.
-#[derive(Debug, Clone, Copy)]
-pub struct Forwarded<'a> {
-    /// The client's IP address, for X-Forwarded-For.
-    pub for_addr: &'a str,
-    /// The client's original Host, for X-Forwarded-Host (none: header not added).
-    pub host: Option<&'a [u8]>,
-    /// Our ServerName, for X-Forwarded-Server.
-    pub server: &'a str,
-    /// `http` or `https` as the client spoke it, for X-Forwarded-Proto.
-    pub proto: &'a str,
 }
 
 /// Everything the head is built from. `headers` is iterated more than once
@@ -49,6 +40,11 @@ pub struct RequestHead<'a, H> {
     /// Send `Connection: close`: the connection will not be reused, so the
     /// backend may free it as soon as it has answered.
     pub close: bool,
+    /// Ask to switch to this protocol (`websocket`): `Upgrade` and
+    /// `Connection: Upgrade` are written anew, since the client's, being
+    /// hop-by-hop, were dropped with every field their Connection named.
+    /// Wins over `close`: a tunnel's connection is never reused anyway.
+    pub upgrade: Option<&'a str>,
 }
 
 /// A field would have broken the head (CR/LF injection, bad token), so
@@ -108,17 +104,10 @@ where
     let passes = |name: &str| {
         !(filter.should_drop(name) || eq_lower(name, "host") || eq_lower(name, "content-length"))
     };
-    let fwd = head.forwarded.as_ref();
-    let ours: [(&str, Option<&[u8]>); 5] = [
-        ("X-Forwarded-For", fwd.map(|f| f.for_addr.as_bytes())),
-        ("X-Forwarded-Host", fwd.and_then(|f| f.host)),
-        ("X-Forwarded-Server", fwd.map(|f| f.server.as_bytes())),
-        ("X-Forwarded-Proto", fwd.map(|f| f.proto.as_bytes())),
-        ("Via", head.via.map(str::as_bytes)),
-    ];
+    let ours = forwarded::added(head.forwarded.as_ref(), head.via);
     // Which of ours the client sent too: those fields are merged into
     // ours below rather than copied here.
-    let mut client_sent = [false; 5];
+    let mut client_sent = [false; forwarded::ADDED];
     for (name, value) in head.headers.clone() {
         if !passes(name) {
             continue;
@@ -158,11 +147,15 @@ where
     match head.framing {
         BodyFraming::None => {}
         BodyFraming::ContentLength(n) => {
-            put(out, "Content-Length", super::decimal(n, &mut [0u8; 20]))?
+            put(out, "Content-Length", crate::decimal(n, &mut [0u8; 20]))?
         }
         BodyFraming::Chunked => put(out, "Transfer-Encoding", b"chunked")?,
     }
-    if head.close {
+    if let Some(protocol) = head.upgrade {
+        check_token(protocol, "Upgrade protocol")?;
+        put(out, "Upgrade", protocol.as_bytes())?;
+        put(out, "Connection", b"Upgrade")?;
+    } else if head.close {
         put(out, "Connection", b"close")?;
     }
     out.extend_from_slice(b"\r\n");
@@ -187,7 +180,7 @@ fn invalid(what: &str) -> RequestHeadError {
 /// RFC 9110 token: the only bytes allowed in a method or header name
 /// (the core's byte table: one load per byte).
 fn check_token(s: &str, what: &str) -> Result<(), RequestHeadError> {
-    if !modproxy_http1::fields::valid_name(s.as_bytes()) {
+    if !crate::fields::valid_name(s.as_bytes()) {
         return Err(invalid(what));
     }
     Ok(())
@@ -197,7 +190,7 @@ fn check_token(s: &str, what: &str) -> Result<(), RequestHeadError> {
 /// The same rule as for every field the core accepts (no control bytes
 /// but tab), checked a word at a time.
 fn check_value(v: &[u8], name: &str) -> Result<(), RequestHeadError> {
-    if !modproxy_http1::fields::valid_value(v) {
+    if !crate::fields::valid_value(v) {
         return Err(invalid(&format!("value of {name}")));
     }
     Ok(())
@@ -208,6 +201,21 @@ mod tests {
     use super::*;
 
     type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
+    /// A GET of `/` from host `b` with these headers, nothing added.
+    fn plain(headers: Headers<'_>) -> RequestHead<'_, impl Iterator<Item = (&str, &[u8])> + Clone> {
+        RequestHead {
+            method: "GET",
+            path_and_query: "/",
+            host: "b",
+            headers: headers.iter().copied(),
+            framing: BodyFraming::None,
+            forwarded: None,
+            via: None,
+            close: false,
+            upgrade: None,
+        }
+    }
 
     fn build(headers: Headers<'_>, framing: BodyFraming, fwd: bool) -> String {
         let head = RequestHead {
@@ -224,6 +232,7 @@ mod tests {
             }),
             via: fwd.then_some("1.1 proxy.example"),
             close: !fwd,
+            upgrade: None,
         };
         let mut out = b"stale".to_vec();
         write_request_head(&head, &mut out).unwrap();
@@ -297,16 +306,8 @@ mod tests {
     #[test]
     fn injection_is_refused_and_buffer_left_empty() {
         let mut out = Vec::new();
-        let mut head = RequestHead {
-            method: "GET",
-            path_and_query: "/",
-            host: "b\r\nX-Evil: 1",
-            headers: std::iter::empty(),
-            framing: BodyFraming::None,
-            forwarded: None,
-            via: None,
-            close: false,
-        };
+        let mut head = plain(&[]);
+        head.host = "b\r\nX-Evil: 1";
         let err = write_request_head(&head, &mut out).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -320,16 +321,33 @@ mod tests {
         head.method = "GE T";
         assert!(write_request_head(&head, &mut out).is_err());
         let bad: Headers = &[("X-A", b"1\n2")];
-        let head = RequestHead {
-            method: "GET",
-            path_and_query: "/",
-            host: "b",
-            headers: bad.iter().copied(),
-            framing: BodyFraming::None,
-            forwarded: None,
-            via: None,
-            close: false,
-        };
+        let head = plain(bad);
         assert!(write_request_head(&head, &mut out).is_err());
+    }
+
+    #[test]
+    fn an_upgrade_is_asked_for_anew_and_connection_named_fields_stay_behind() {
+        let headers: Headers = &[
+            ("Host", b"www.example.com"),
+            ("Connection", b"Upgrade, X-Secret"),
+            ("Upgrade", b"websocket"),
+            ("X-Secret", b"s"),
+            ("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        let head = RequestHead {
+            path_and_query: "/chat",
+            host: "backend:8080",
+            close: true,
+            upgrade: Some("websocket"),
+            ..plain(headers)
+        };
+        let mut out = Vec::new();
+        write_request_head(&head, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /chat HTTP/1.1\r\nHost: backend:8080\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        );
     }
 }
