@@ -106,3 +106,25 @@ fn a_failed_over_attempt_is_reported_with_its_flag_and_the_retry_with_its_own() 
     assert_eq!(field(retry, "member"), 1, "{retry}");
     assert_eq!(field(retry, "flags"), 2, "RETRY: {retry}");
 }
+
+/// `reset` runs once when the method is attached to its balancer, before
+/// the first `find`, as Apache's lbmethods are reset at child init.
+#[test]
+fn reset_runs_once_when_the_method_is_attached_before_any_find() {
+    let a = Backend::text("a");
+    let members = [member(&a.url(), "")];
+    let (root, server) = serve_counting(&members, "");
+    assert_eq!(picks(server.port, "/", &[], 2), ["a", "a"]);
+    let log = root.log();
+    let calls: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("counting: ").nth(1))
+        .filter(|c| c.starts_with("reset") || c.starts_with("find"))
+        .collect();
+    assert_eq!(calls.first(), Some(&"reset members=1"), "{log}");
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("reset")).count(),
+        1,
+        "{log}"
+    );
+}

@@ -167,7 +167,7 @@ fn json_api_shows_the_members_and_its_changes_steer_traffic() {
         (
             r#"{"balancer":"c","lbmethod":"bytraffic"}"#.to_string(),
             400,
-            "not loaded",
+            "run `modproxy enmod lbmethod_bytraffic`, and `modproxy restart`",
         ),
         (
             r#"{"balancer":"nope","lbmethod":"byrequests"}"#.to_string(),

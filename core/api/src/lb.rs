@@ -234,6 +234,9 @@ pub trait LbMethod: Send + Sync + 'static {
         members: &mut [LbMember],
         req: &Request,
     ) -> Option<usize>;
+    /// Runs once when the method is attached to a balancer (at startup,
+    /// before the first `find`; and when the balancer manager switches a
+    /// balancer to it), to bring `lbstatus` and `state` to a fresh start.
     fn reset(&self, _state: &mut Self::State, _members: &mut [LbMember]) {}
     /// As `find`, with what the core keeps about each member (`stats[i]`
     /// for `members[i]`). The default ignores it and calls `find`.

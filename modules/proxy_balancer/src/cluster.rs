@@ -41,14 +41,17 @@ pub fn lbmethod_missing(at: &str, name: &str) -> String {
 impl Cluster {
     /// Attaches the lbmethod the policy names, which must be loaded now
     /// (Apache: an unknown lbmethod is a config error).
-    pub fn new(policy: Policy, table: Table, at: &str) -> Result<Cluster, String> {
+    pub fn new(policy: Policy, mut table: Table, at: &str) -> Result<Cluster, String> {
         let name = &policy.lbmethod;
-        let method = LbMethodInstance::new(name, &policy.name).map_err(|e| match e {
+        let mut method = LbMethodInstance::new(name, &policy.name).map_err(|e| match e {
             InstanceError::NotLoaded => lbmethod_missing(at, name),
             InstanceError::StateFailed => format!(
                 "{at}.lbmethod: lbmethod {name} failed to set up its state for this balancer (see its log line); fix or disable that module"
             ),
         })?;
+        // As Apache's child_init: the method sees its members once before
+        // the first pick.
+        method.reset(&mut table.members);
         let urls = table.meta.iter().map(|m| m.url).collect();
         let configured = table
             .members
@@ -132,15 +135,30 @@ impl Cluster {
     pub fn set_lbmethod(&self, name: &str) -> Result<(), String> {
         let balancer = &self.policy.name;
         let method = LbMethodInstance::new(name, balancer).map_err(|e| match e {
-            InstanceError::NotLoaded => format!("lbmethod {name} is not loaded: choose one of the loaded lbmethods, or run `modproxy enmod lbmethod_{name}` and restart"),
+            InstanceError::NotLoaded => {
+                let why = provider::missing(lb::GROUP, "lbmethod", name, str::to_string);
+                // A switch at run time finds only the loaded methods.
+                if why.contains("enmod") {
+                    format!("{why}, and `modproxy restart`")
+                } else {
+                    why
+                }
+            }
             InstanceError::StateFailed => format!("lbmethod {name} failed to set up its state for balancer://{balancer} (see its log line)"),
         })?;
         let mut guard = self.lock();
-        guard.method = method;
-        guard.method_name = name.to_owned();
-        for m in &mut guard.table.members {
+        let State {
+            table,
+            method: current,
+            method_name,
+        } = &mut *guard;
+        *current = method;
+        *method_name = name.to_owned();
+        for m in &mut table.members {
             m.lbstatus = 0;
         }
+        // As Apache's balancer-manager does on a change of method.
+        current.reset(&mut table.members);
         Ok(())
     }
 
