@@ -34,8 +34,13 @@ struct State {
 
 /// `at.lbmethod`: no loaded module provides lbmethod `name`, and what to do.
 pub fn lbmethod_missing(at: &str, name: &str) -> String {
-    let why = provider::missing(lb::GROUP, "lbmethod", name, str::to_string);
-    format!("{at}.lbmethod: {why}")
+    format!("{at}.lbmethod: {}", no_such_lbmethod(name))
+}
+
+/// Why lbmethod `name` cannot be had: the module to enable, the nearest
+/// loaded name, or the loaded ones.
+fn no_such_lbmethod(name: &str) -> String {
+    provider::missing(lb::GROUP, "lbmethod", name, str::to_string)
 }
 
 impl Cluster {
@@ -136,7 +141,7 @@ impl Cluster {
         let balancer = &self.policy.name;
         let method = LbMethodInstance::new(name, balancer).map_err(|e| match e {
             InstanceError::NotLoaded => {
-                let why = provider::missing(lb::GROUP, "lbmethod", name, str::to_string);
+                let why = no_such_lbmethod(name);
                 // A switch at run time finds only the loaded methods.
                 if why.contains("enmod") {
                     format!("{why}, and `modproxy restart`")

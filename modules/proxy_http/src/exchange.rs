@@ -48,6 +48,14 @@ impl Ctx<'_> {
     fn log(&self, level: Level, why: impl std::fmt::Display) {
         log(level, format_args!("proxy_http: {}: {why}", self.worker));
     }
+
+    /// The response of this exchange with `status`, as the log names it.
+    fn answered(&self, status: u16) -> Answered {
+        Answered {
+            status,
+            head: self.plan.is_head,
+        }
+    }
 }
 
 /// How one attempt on one connection ended.
@@ -155,10 +163,7 @@ pub async fn run(
                     *head_time = Some(head.saturating_duration_since(t0));
                 }
                 if reuse && reusable {
-                    let last = Answered {
-                        status,
-                        head: ctx.plan.is_head,
-                    };
+                    let last = ctx.answered(status);
                     pool.put(worker, b.into_idle(last), limits, Instant::now);
                 }
                 return (code, outcome);
@@ -378,10 +383,7 @@ async fn attempt(
 /// out of the pool (see `relay`), and are logged once, here.
 fn log_surplus(ctx: &Ctx<'_>, b: &Backend, status: u16) {
     if !b.buf.is_empty() {
-        let after = Answered {
-            status,
-            head: ctx.plan.is_head,
-        };
+        let after = ctx.answered(status);
         ctx.log(Level::Warn, stray_bytes(after, Some(b.buf.len())));
     }
 }

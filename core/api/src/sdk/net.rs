@@ -14,7 +14,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A TCP connection owned by the host's reactor.
 /// What [`TcpConn::idle_state`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleState {
@@ -26,6 +25,7 @@ pub enum IdleState {
     Closed,
 }
 
+/// A TCP connection owned by the host's reactor.
 pub struct TcpConn {
     raw: *mut c_void,
 }
