@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use modproxy_api::lb::{register_lbmethod, select, LbMember, LbMethod, LbOutcome, LbStats};
-use modproxy_api::proxy::exchange;
+use modproxy_api::proxy::ExchangeStatus;
 use modproxy_api::{Module, Registrar, Request};
 use std::time::{Duration, Instant};
 
@@ -121,7 +121,7 @@ pub fn pick(state: &mut State, members: &mut [LbMember], now: Instant) -> Option
 pub fn sample_us(outcome: &LbOutcome) -> Option<f64> {
     let us = if outcome.status != 0 {
         outcome.response_us()
-    } else if outcome.code == exchange::TIMEOUT {
+    } else if outcome.exchange_status() == ExchangeStatus::Timeout {
         outcome.total_us
     } else {
         0
@@ -272,13 +272,13 @@ mod tests {
         assert_eq!(sample_us(&head), Some(300.0));
         let refused = LbOutcome {
             total_us: 5,
-            code: exchange::CONNECT_FAILED,
+            code: ExchangeStatus::ConnectFailed.code(),
             ..LbOutcome::default()
         };
         assert_eq!(sample_us(&refused), None);
         let timeout = LbOutcome {
             total_us: 60_000,
-            code: exchange::TIMEOUT,
+            code: ExchangeStatus::Timeout.code(),
             ..LbOutcome::default()
         };
         assert_eq!(sample_us(&timeout), Some(60_000.0));

@@ -9,8 +9,8 @@ use crate::worker::WorkerState;
 use crate::Proxy;
 use modproxy_api::lb::{outcome_flags, LbOutcome};
 use modproxy_api::proxy::{
-    exchange, exchange_flags, micros, pick, worker_flags, BalancerHandle, ExchangeOutcome,
-    TimedOutcome, WorkerParams,
+    exchange_flags, micros, worker_flags, BalancerHandle, ExchangeOutcome, ExchangeStatus,
+    PickError, TimedOutcome, WorkerParams,
 };
 use modproxy_api::sdk::net::sleep;
 use modproxy_api::{log, Headers, Level, Request, Status};
@@ -101,7 +101,7 @@ async fn run(m: &Proxy, v: &VhostProxy, rule: RuleRef, url: &str, req: &mut Requ
     }
 }
 
-async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, TimedOutcome) {
+async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (ExchangeStatus, TimedOutcome) {
     let mut scheme = paths::scheme(a.target);
     if wants_websocket(req) && (scheme == "http" || scheme == "https") {
         if a.params.flags & worker_flags::UPGRADE_WEBSOCKET == 0 {
@@ -114,7 +114,7 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, TimedO
                     a.worker
                 ),
             );
-            return (exchange::CLIENT_ERROR, TimedOutcome::default());
+            return (ExchangeStatus::ClientError, TimedOutcome::default());
         }
         // proxy_wstunnel tunnels the same URL: ws:// for http://, wss:// for https://.
         scheme = Cow::Borrowed(if scheme == "http" { "ws" } else { "wss" });
@@ -124,7 +124,7 @@ async fn exchange(m: &Proxy, req: &mut Request, a: &Attempt<'_>) -> (i32, TimedO
             Level::Error,
             format_args!("proxy: {}: no module handles {scheme}:// URLs", a.target),
         );
-        return (exchange::DECLINED, TimedOutcome::default());
+        return (ExchangeStatus::Declined, TimedOutcome::default());
     };
     handler
         .exchange_timed(req, a.target, a.worker, a.params, a.flags)
@@ -160,7 +160,7 @@ async fn direct(
     }
     let (code, TimedOutcome { outcome, .. }) = exchange(m, req, a).await;
     match (code, hold) {
-        (exchange::CONNECT_FAILED, Some((state, retry))) if !retry.is_zero() => {
+        (ExchangeStatus::ConnectFailed, Some((state, retry))) if !retry.is_zero() => {
             state.fail(Instant::now());
             let secs = retry.as_secs();
             log(
@@ -171,7 +171,7 @@ async fn direct(
                 ),
             );
         }
-        (exchange::CONNECT_FAILED, _) => {
+        (ExchangeStatus::ConnectFailed, _) => {
             log(
                 Level::Error,
                 format_args!(
@@ -181,7 +181,7 @@ async fn direct(
             );
         }
         // It connected: whatever went wrong after, the backend is reachable.
-        (_, Some((state, _))) if code != exchange::DECLINED => state.recover(),
+        (_, Some((state, _))) if code != ExchangeStatus::Declined => state.recover(),
         _ => {}
     }
     status_for(code, &outcome, a.target)
@@ -210,7 +210,7 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
     loop {
         let picked = match b.pick(name, req) {
             Ok(p) => p,
-            Err(pick::NONE_USABLE) => {
+            Err(PickError::NoneUsable) => {
                 // How long a request may wait for a usable member, from its start.
                 let until = *give_up.get_or_insert_with(|| started + b.wait(name));
                 let now = Instant::now();
@@ -224,11 +224,11 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
                 );
                 return Status::Http(503);
             }
-            Err(code) => {
+            Err(why) => {
                 log(
                     Level::Error,
                     format_args!(
-                        "proxy: balancer://{name}: no member picked (code {code}); answering 500"
+                        "proxy: balancer://{name}: no member picked ({why:?}); answering 500"
                     ),
                 );
                 return Status::Http(500);
@@ -273,10 +273,10 @@ async fn balanced(m: &Proxy, req: &mut Request, url: &str, name: &str, flags: u3
 /// never answered may be tried again elsewhere too when repeating the
 /// request is harmless (a bodiless safe method): a stalled member then
 /// costs no client an error.
-fn failover_reason(code: i32, req: &Request) -> Option<&'static str> {
+fn failover_reason(code: ExchangeStatus, req: &Request) -> Option<&'static str> {
     match code {
-        exchange::CONNECT_FAILED => Some("connect failed"),
-        exchange::TIMEOUT if repeatable(req) => Some("timed out before answering"),
+        ExchangeStatus::ConnectFailed => Some("connect failed"),
+        ExchangeStatus::Timeout if repeatable(req) => Some("timed out before answering"),
         _ => None,
     }
 }
@@ -311,29 +311,29 @@ fn repeatable(req: &Request) -> bool {
     safe && no_body
 }
 
-/// The answer for an exchange code.
-fn status_for(code: i32, outcome: &ExchangeOutcome, target: &str) -> Status {
+/// The answer for how an exchange ended.
+fn status_for(code: ExchangeStatus, outcome: &ExchangeOutcome, target: &str) -> Status {
     let (status, why) = match code {
-        exchange::OK => return Status::Ok,
+        ExchangeStatus::Relayed => return Status::Ok,
         // error_override: the core's own page for the backend's status.
-        exchange::OVERRIDDEN if (400..=599).contains(&outcome.status) => {
+        ExchangeStatus::Overridden if (400..=599).contains(&outcome.status) => {
             return Status::Http(outcome.status)
         }
-        exchange::OVERRIDDEN => (500, "error override without an error status"),
-        exchange::BODY_TIMEOUT => (504, "the backend did not take the request body in time"),
-        exchange::CONNECT_FAILED => return Status::Http(503),
+        ExchangeStatus::Overridden => (500, "error override without an error status"),
+        ExchangeStatus::BodyTimeout => (504, "the backend did not take the request body in time"),
+        ExchangeStatus::ConnectFailed => return Status::Http(503),
         // The head is already out: 502 makes the host abort the connection,
         // so the response can never look complete.
-        exchange::ABORTED => return Status::Http(502),
+        ExchangeStatus::Aborted => return Status::Http(502),
         // The client's fault; proxy_http names it.
-        exchange::CLIENT_ERROR => return Status::Http(400),
-        exchange::CLIENT_TOO_LARGE => return Status::Http(413),
-        exchange::CLIENT_TIMEOUT => return Status::Http(408),
+        ExchangeStatus::ClientError => return Status::Http(400),
+        ExchangeStatus::ClientTooLarge => return Status::Http(413),
+        ExchangeStatus::ClientTimeout => return Status::Http(408),
         // Apache answers 502, not 504, when no head arrives in time.
-        exchange::TIMEOUT => (502, "no response head in time"),
-        exchange::BAD_RESPONSE => (502, "malformed response head"),
-        exchange::DECLINED => (500, "no scheme handler took the exchange"),
-        _ => (500, "the scheme handler failed"),
+        ExchangeStatus::Timeout => (502, "no response head in time"),
+        ExchangeStatus::BadResponse => (502, "malformed response head"),
+        ExchangeStatus::Declined => (500, "no scheme handler took the exchange"),
+        ExchangeStatus::Failed => (500, "the scheme handler failed"),
     };
     log(
         Level::Error,
@@ -359,7 +359,7 @@ struct PendingReport<'a> {
 
 impl PendingReport<'_> {
     /// `failed_over`: the request goes on to another member.
-    fn finish(mut self, code: i32, timed: &TimedOutcome, failed_over: bool) {
+    fn finish(mut self, code: ExchangeStatus, timed: &TimedOutcome, failed_over: bool) {
         self.done = true;
         let over = if failed_over {
             outcome_flags::FAILED_OVER
@@ -369,7 +369,7 @@ impl PendingReport<'_> {
         self.send(code, timed, over);
     }
 
-    fn send(&self, code: i32, timed: &TimedOutcome, flags: u32) {
+    fn send(&self, code: ExchangeStatus, timed: &TimedOutcome, flags: u32) {
         let retry = if self.retry { outcome_flags::RETRY } else { 0 };
         let o = &timed.outcome;
         let outcome = LbOutcome {
@@ -377,7 +377,7 @@ impl PendingReport<'_> {
             total_us: micros(self.started.elapsed()),
             bytes_sent: o.bytes_sent,
             bytes_received: o.bytes_received,
-            code,
+            code: code.code(),
             flags: flags | retry,
             status: o.status,
         };
@@ -388,7 +388,7 @@ impl PendingReport<'_> {
 impl Drop for PendingReport<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.send(exchange::ABORTED, &TimedOutcome::default(), 0);
+            self.send(ExchangeStatus::Aborted, &TimedOutcome::default(), 0);
         }
     }
 }

@@ -24,9 +24,9 @@ mod wiring;
 mod worker;
 
 use config::ProxyConfig;
-use modproxy_api::abi::{order, HookKind};
 use modproxy_api::proxy::{BalancerHandle, SchemeHandle};
-use modproxy_api::{log, Level, Module, Registrar, Section};
+use modproxy_api::sdk::{order, HookKind};
+use modproxy_api::{log, ConfigError, Level, Module, Registrar, Section};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use vhost::VhostProxy;
 use wiring::Providers;
@@ -80,12 +80,13 @@ impl Module for Proxy {
 
 modproxy_api::declare_module!(Proxy);
 
-fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
+fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), ConfigError> {
     let at = format!("{}: {}", s.file, s.key);
     let Some(index) = s.vhost else {
         return Err(format!(
             "{at}: proxy settings belong to a virtual host: move them under [vhost.proxy]"
-        ));
+        )
+        .into());
     };
     let (compiled, errors) = compile::compile(s.value, &at, &m.workers);
     for warning in compile::shadowed(&compiled.rules, &at) {
@@ -98,11 +99,7 @@ fn on_vhost_section(m: &Proxy, s: Section<ProxyConfig>) -> Result<(), String> {
         vhosts.resize(index + 1, None);
     }
     vhosts[index] = Some(Arc::new(compiled));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
-    }
+    ConfigError::result(errors)
 }
 
 impl Proxy {

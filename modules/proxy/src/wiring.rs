@@ -7,6 +7,7 @@ use crate::Proxy;
 use modproxy_api::hash::ConfigMap;
 use modproxy_api::proxy::{show_scheme, worker_flags, BalancerHandle, SchemeHandle, SCHEME_GROUP};
 use modproxy_api::sdk::provider;
+use modproxy_api::ConfigError;
 
 /// The handles found, cached for the request path.
 #[derive(Default)]
@@ -16,7 +17,7 @@ pub struct Providers {
     pub balancer: Option<BalancerHandle>,
 }
 
-pub fn resolve(m: &Proxy) -> Result<(), String> {
+pub fn resolve(m: &Proxy) -> Result<(), ConfigError> {
     let mut found = Providers {
         balancer: BalancerHandle::lookup(),
         ..Providers::default()
@@ -60,11 +61,7 @@ pub fn resolve(m: &Proxy) -> Result<(), String> {
         }
     }
     m.freeze(found);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
-    }
+    ConfigError::result(errors)
 }
 
 fn need_scheme(found: &mut Providers, at: &str, url: &str, errors: &mut Vec<String>) {

@@ -7,11 +7,41 @@ use crate::manager::state::{apply_set, member_views, restore, BalancerView, Memb
 use crate::pick::{choose, Refusal};
 use crate::table::Table;
 use modproxy_api::lb::{self, InstanceError, LbMethodInstance, LbOutcome};
-use modproxy_api::proxy::{pick, Picked};
+use modproxy_api::proxy::{PickError, Picked};
 use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
+
+/// Why an operator's change (from the balancer manager, or restored from
+/// its saved state) was refused; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// The balancer has no member by that URL.
+    NoSuchMember(String),
+    /// The change is not valid for the member, or names an lbmethod that
+    /// is not loaded.
+    Invalid(String),
+}
+
+impl ChangeError {
+    /// The manager API's answer: 404 for a member that is not there, 400
+    /// for a change that cannot be made.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ChangeError::NoSuchMember(_) => 404,
+            ChangeError::Invalid(_) => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::NoSuchMember(why) | ChangeError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
 
 pub struct Cluster {
     pub policy: Policy,
@@ -112,34 +142,35 @@ impl Cluster {
         self.lock().method_name.clone()
     }
 
-    fn member_index(&self, url: &str) -> Result<usize, String> {
+    fn member_index(&self, url: &str) -> Result<usize, ChangeError> {
         let wanted = url.trim_end_matches('/');
         self.urls.iter().position(|u| *u == wanted).ok_or_else(|| {
-            format!(
+            ChangeError::NoSuchMember(format!(
                 "balancer://{} has no member {url}: members are {}",
                 self.policy.name,
                 self.urls.join(", ")
-            )
+            ))
         })
     }
 
     /// An operator's change to one member (all or nothing).
-    pub fn change_member(&self, url: &str, set: &MemberSet) -> Result<(), String> {
+    pub fn change_member(&self, url: &str, set: &MemberSet) -> Result<(), ChangeError> {
         let i = self.member_index(url)?;
-        apply_set(&mut self.lock().table, i, set)
-            .map_err(|e| format!("balancer://{} member {url}: {e}", self.policy.name))
+        apply_set(&mut self.lock().table, i, set).map_err(|e| {
+            ChangeError::Invalid(format!("balancer://{} member {url}: {e}", self.policy.name))
+        })
     }
 
     /// Puts persisted settings back on member `i`.
-    pub fn restore_member(&self, i: usize, settings: &Settings) -> Result<(), String> {
-        restore(&mut self.lock().table, i, settings)
+    pub fn restore_member(&self, i: usize, settings: &Settings) -> Result<(), ChangeError> {
+        restore(&mut self.lock().table, i, settings).map_err(ChangeError::Invalid)
     }
 
     /// Switches to lbmethod `name`, which must be loaded; the new method
     /// starts from its own fresh state, as after a restart.
-    pub fn set_lbmethod(&self, name: &str) -> Result<(), String> {
+    pub fn set_lbmethod(&self, name: &str) -> Result<(), ChangeError> {
         let balancer = &self.policy.name;
-        let method = LbMethodInstance::new(name, balancer).map_err(|e| match e {
+        let method = LbMethodInstance::new(name, balancer).map_err(|e| ChangeError::Invalid(match e {
             InstanceError::NotLoaded => {
                 let why = no_such_lbmethod(name);
                 // A switch at run time finds only the loaded methods.
@@ -150,7 +181,7 @@ impl Cluster {
                 }
             }
             InstanceError::StateFailed => format!("lbmethod {name} failed to set up its state for balancer://{balancer} (see its log line)"),
-        })?;
+        }))?;
         let mut guard = self.lock();
         let State {
             table,
@@ -173,7 +204,7 @@ impl Cluster {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn pick(&self, req: &mut Request) -> Result<Picked, i32> {
+    pub fn pick(&self, req: &mut Request) -> Result<Picked, PickError> {
         let route = self.route(req);
         let name = &self.policy.name;
         let mut guard = self.lock();
@@ -198,10 +229,10 @@ impl Cluster {
                 ),
                 Refusal::Panicked => log(Level::Error, format_args!("lbmethod {method_name} panicked; answering 503")),
             }
-            pick::NONE_USABLE
+            PickError::NoneUsable
         })?;
         let meta = &table.meta[i];
-        let member = u32::try_from(i).map_err(|_| pick::NONE_USABLE)?;
+        let member = u32::try_from(i).map_err(|_| PickError::NoneUsable)?;
         Ok(Picked {
             member,
             url: meta.url,
@@ -231,8 +262,8 @@ impl Cluster {
         let i = usize::try_from(member).unwrap_or(usize::MAX);
         let mut guard = self.lock();
         let State { table, method, .. } = &mut *guard;
-        let (code, ex) = (outcome.code, outcome.exchange());
-        let failure = table.report(&self.policy, i, code, &ex, Instant::now);
+        let (status, ex) = (outcome.exchange_status(), outcome.exchange());
+        let failure = table.report(&self.policy, i, status, &ex, Instant::now);
         table.time(i, outcome);
         method.done(&mut table.members, &table.stats, i, outcome);
         let Some(failure) = failure else {

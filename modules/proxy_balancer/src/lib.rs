@@ -23,16 +23,16 @@ mod table;
 use cluster::Cluster;
 use config::BalancerConfig;
 use manager::{Manager, ManagerConfig};
-use modproxy_api::abi::{order, HookKind};
 use modproxy_api::hash::ConfigMap;
 use modproxy_api::lb::{self, LbOutcome};
 use modproxy_api::metrics::register_metrics;
 use modproxy_api::proxy::{
-    pick as pick_code, register_balancer, show_scheme, Balancer, ExchangeOutcome, Picked,
+    register_balancer, show_scheme, Balancer, ExchangeOutcome, ExchangeStatus, PickError, Picked,
     SCHEME_GROUP,
 };
 use modproxy_api::sdk::provider;
-use modproxy_api::{Module, Registrar, Request, Section};
+use modproxy_api::sdk::{order, HookKind};
+use modproxy_api::{ConfigError, Module, Registrar, Request, Section};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,7 @@ impl ProxyBalancer {
     /// problem of every entry, not only the first. A balancer with problems
     /// is remembered as unbuilt, so that `pass` rules naming it and its
     /// member schemes are still checked in the same pass.
-    fn configure(&self, section: Section<Vec<BalancerConfig>>) -> Result<(), String> {
+    fn configure(&self, section: Section<Vec<BalancerConfig>>) -> Result<(), ConfigError> {
         let now = Instant::now();
         let mut errors = Vec::new();
         for (i, entry) in section.value.into_iter().enumerate() {
@@ -134,11 +134,7 @@ impl ProxyBalancer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(name, unbuilt);
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
-        }
+        ConfigError::result(errors)
     }
 
     fn write_clusters(&self) -> std::sync::RwLockWriteGuard<'_, ConfigMap<String, Arc<Cluster>>> {
@@ -159,7 +155,7 @@ impl ProxyBalancer {
     /// Every member's scheme needs a loaded scheme handler, or each request
     /// to it would fail at run time instead of now. Unbuilt balancers are
     /// checked too, so their scheme typos show up with their other problems.
-    fn check_schemes(&self) -> Result<(), String> {
+    fn check_schemes(&self) -> Result<(), ConfigError> {
         let clusters = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
         let unbuilt = self.unbuilt.read().unwrap_or_else(PoisonError::into_inner);
         let built = clusters.values().map(|c| {
@@ -184,11 +180,7 @@ impl ProxyBalancer {
             }
         }
         errors.sort();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
-        }
+        ConfigError::result(errors)
     }
 }
 
@@ -210,18 +202,18 @@ impl Balancer for ProxyBalancer {
         self.cluster(name).map_or(0, |c| c.policy.max_attempts)
     }
 
-    fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, i32> {
+    fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, PickError> {
         self.cluster(name)
-            .ok_or(pick_code::NO_SUCH_BALANCER)?
+            .ok_or(PickError::NoSuchBalancer)?
             .pick(req)
     }
 
     /// From a proxy built before ABI 1.2: no times, no failover flags.
-    fn report(&self, name: &str, member: u32, code: i32, outcome: &ExchangeOutcome) {
+    fn report(&self, name: &str, member: u32, status: ExchangeStatus, outcome: &ExchangeOutcome) {
         let outcome = LbOutcome {
             bytes_sent: outcome.bytes_sent,
             bytes_received: outcome.bytes_received,
-            code,
+            code: status.code(),
             status: outcome.status,
             ..LbOutcome::default()
         };

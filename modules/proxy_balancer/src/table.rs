@@ -4,7 +4,7 @@
 
 use crate::config::Policy;
 use modproxy_api::lb::{flags, LbMember, LbOutcome, LbStats};
-use modproxy_api::proxy::{exchange, ExchangeOutcome, WorkerParams};
+use modproxy_api::proxy::{ExchangeOutcome, ExchangeStatus, WorkerParams};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -154,7 +154,7 @@ impl Table {
         &mut self,
         policy: &Policy,
         i: usize,
-        code: i32,
+        status: ExchangeStatus,
         outcome: &ExchangeOutcome,
         now: impl FnOnce() -> Instant,
     ) -> Option<Failure> {
@@ -163,11 +163,9 @@ impl Table {
         m.busy = m.busy.saturating_sub(1);
         m.bytes_written = m.bytes_written.saturating_add(outcome.bytes_sent);
         m.bytes_read = m.bytes_read.saturating_add(outcome.bytes_received);
-        let failure = if code == exchange::CONNECT_FAILED {
+        let failure = if status == ExchangeStatus::ConnectFailed {
             Failure::ConnectFailed
-        } else if (code == exchange::TIMEOUT || code == exchange::BODY_TIMEOUT)
-            && policy.failontimeout
-        {
+        } else if status.is_backend_timeout() && policy.failontimeout {
             Failure::TimedOut
         } else if outcome.status != 0 && policy.failonstatus.contains(&outcome.status) {
             Failure::Status(outcome.status)
@@ -231,10 +229,10 @@ pub(crate) mod tests {
         t.meta[1].retry = Duration::ZERO;
         let failed = ExchangeOutcome::default();
         assert_eq!(
-            t.report(&policy(), 0, exchange::CONNECT_FAILED, &failed, || t0),
+            t.report(&policy(), 0, ExchangeStatus::ConnectFailed, &failed, || t0),
             Some(Failure::ConnectFailed)
         );
-        t.report(&policy(), 1, exchange::CONNECT_FAILED, &failed, || t0);
+        t.report(&policy(), 1, ExchangeStatus::ConnectFailed, &failed, || t0);
         t.expire_retries(|| t0 + Duration::from_secs(59));
         assert_eq!((t.members[0].flags, t.members[1].flags), (IN_ERROR, 0));
         t.expire_retries(|| t0 + Duration::from_secs(60));
@@ -270,11 +268,23 @@ pub(crate) mod tests {
             status,
         };
         assert_eq!(
-            t.report(&policy(), 0, exchange::OK, &answered(404), || now),
+            t.report(
+                &policy(),
+                0,
+                ExchangeStatus::Relayed,
+                &answered(404),
+                || now
+            ),
             None
         );
         assert_eq!(
-            t.report(&policy(), 0, exchange::OK, &answered(503), || now),
+            t.report(
+                &policy(),
+                0,
+                ExchangeStatus::Relayed,
+                &answered(503),
+                || now
+            ),
             Some(Failure::Status(503))
         );
         assert_eq!(t.members[0].flags, IN_ERROR);
@@ -283,12 +293,18 @@ pub(crate) mod tests {
             (20, 40)
         );
         assert_eq!(
-            t.report(&policy(), 1, exchange::CONNECT_FAILED, &answered(0), || now),
+            t.report(
+                &policy(),
+                1,
+                ExchangeStatus::ConnectFailed,
+                &answered(0),
+                || now
+            ),
             None
         );
         assert_eq!(t.members[1].flags, IGNORE_ERRORS);
         assert_eq!(
-            t.report(&policy(), 1, exchange::TIMEOUT, &answered(0), || now),
+            t.report(&policy(), 1, ExchangeStatus::Timeout, &answered(0), || now),
             None,
             "failontimeout is off"
         );
@@ -298,11 +314,11 @@ pub(crate) mod tests {
         };
         let mut t = table(&[("a", 0)]);
         assert_eq!(
-            t.report(&strict, 0, exchange::TIMEOUT, &answered(0), || now),
+            t.report(&strict, 0, ExchangeStatus::Timeout, &answered(0), || now),
             Some(Failure::TimedOut)
         );
         assert_eq!(
-            t.report(&strict, 7, exchange::OK, &answered(200), || now),
+            t.report(&strict, 7, ExchangeStatus::Relayed, &answered(200), || now),
             None,
             "unknown member"
         );
@@ -315,7 +331,7 @@ pub(crate) mod tests {
         t.report(
             &policy(),
             0,
-            exchange::CONNECT_FAILED,
+            ExchangeStatus::ConnectFailed,
             &refused,
             Instant::now,
         );
@@ -343,14 +359,14 @@ pub(crate) mod tests {
         t.report(
             &policy(),
             0,
-            exchange::OK,
+            ExchangeStatus::Relayed,
             &ExchangeOutcome::default(),
             Instant::now,
         );
         t.report(
             &policy(),
             0,
-            exchange::OK,
+            ExchangeStatus::Relayed,
             &ExchangeOutcome::default(),
             Instant::now,
         );

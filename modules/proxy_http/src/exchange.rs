@@ -14,7 +14,7 @@ use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
 use crate::send::{self, BodyError, BodyProgress, Plan};
 use crate::target::Target;
 use modproxy_api::proxy::{
-    exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome, WorkerParams,
+    exchange_flags, worker_flags, Exchange, ExchangeOutcome, ExchangeStatus, WorkerParams,
 };
 use modproxy_api::sdk::net::{timeout, IdleState, TcpConn};
 use modproxy_api::{log, IoError, Level, Request};
@@ -62,7 +62,7 @@ impl Ctx<'_> {
 enum Step {
     /// Final: this code goes to the caller.
     Done {
-        code: i32,
+        code: ExchangeStatus,
         status: u16,
         reusable: bool,
     },
@@ -71,7 +71,7 @@ enum Step {
     /// stray bytes that came after the peek), retried once on a fresh
     /// connection; otherwise it ends with `code`.
     Broken {
-        code: i32,
+        code: ExchangeStatus,
         why: String,
         /// How loudly to log a retry: the race is routine, garbage is not.
         retry_level: Level,
@@ -88,7 +88,7 @@ pub async fn run(
     req: &mut Request,
     ex: &mut Exchange,
     head_time: &mut Option<Duration>,
-) -> (i32, ExchangeOutcome) {
+) -> (ExchangeStatus, ExchangeOutcome) {
     let mut outcome = ExchangeOutcome::default();
     let (worker, url, params) = (ex.worker(), ex.target(), ex.params());
     let fail = |why: String| log(Level::Error, format_args!("proxy_http: {worker}: {why}"));
@@ -96,7 +96,7 @@ pub async fn run(
         Ok(t) => t,
         Err(e) => {
             fail(format!("invalid target URL {url:?}: {e}"));
-            return (code::CLIENT_ERROR, outcome);
+            return (ExchangeStatus::ClientError, outcome);
         }
     };
     let reuse = params.flags & worker_flags::DISABLE_REUSE == 0 && params.max_idle > 0;
@@ -104,7 +104,7 @@ pub async fn run(
         Ok(p) => p,
         Err(why) => {
             fail(why);
-            return (code::CLIENT_ERROR, outcome);
+            return (ExchangeStatus::ClientError, outcome);
         }
     };
     let limits = Limits {
@@ -131,7 +131,7 @@ pub async fn run(
                 Ok(conn) => (conn, false),
                 Err(why) => {
                     fail(why);
-                    return (code::CONNECT_FAILED, outcome);
+                    return (ExchangeStatus::ConnectFailed, outcome);
                 }
             },
         };
@@ -243,7 +243,7 @@ async fn attempt(
     if let Err(e) = b.write(&plan.head).await {
         // A backend never acts on half a head: safe to try another member.
         return Step::Broken {
-            code: code::CONNECT_FAILED,
+            code: ExchangeStatus::ConnectFailed,
             why: format!("sending the request head failed: {e}"),
             retry_level: Level::Debug,
         };
@@ -277,16 +277,16 @@ async fn attempt(
                 Ok(()) => body_sent = true,
                 Err(BodyError::Client(e)) => {
                     let rc = match e {
-                        IoError::TooLarge => code::CLIENT_TOO_LARGE,
-                        IoError::Timeout => code::CLIENT_TIMEOUT,
-                        _ => code::CLIENT_ERROR,
+                        IoError::TooLarge => ExchangeStatus::ClientTooLarge,
+                        IoError::Timeout => ExchangeStatus::ClientTimeout,
+                        _ => ExchangeStatus::ClientError,
                     };
                     return done(ctx, rc, format!("reading the client's request body: {e}"));
                 }
                 Err(BodyError::Length { got, want }) => {
                     return done(
                         ctx,
-                        code::CLIENT_ERROR,
+                        ExchangeStatus::ClientError,
                         format!("client body of {got} bytes, Content-Length said {want}"),
                     )
                 }
@@ -316,11 +316,11 @@ async fn attempt(
                 Ok(None) if body_timed_out => {
                     let ms = ctx.io_timeout.as_millis();
                     let why = format!("the backend did not read the request body within {ms} ms");
-                    return done(ctx, code::BODY_TIMEOUT, why);
+                    return done(ctx, ExchangeStatus::BodyTimeout, why);
                 }
                 Ok(None) => {
                     let why = format!("no response head within {} ms", ctx.io_timeout.as_millis());
-                    return done(ctx, code::TIMEOUT, why);
+                    return done(ctx, ExchangeStatus::Timeout, why);
                 }
                 Err(step) => return step,
             }
@@ -343,7 +343,7 @@ async fn attempt(
             ),
         );
         return Step::Done {
-            code: code::OVERRIDDEN,
+            code: ExchangeStatus::Overridden,
             status,
             reusable,
         };
@@ -352,7 +352,7 @@ async fn attempt(
         Ok(clean) => {
             log_surplus(ctx, b, status);
             Step::Done {
-                code: code::OK,
+                code: ExchangeStatus::Relayed,
                 status,
                 reusable: keep && clean,
             }
@@ -363,7 +363,7 @@ async fn attempt(
                 format_args!("client went away during the response: {e}"),
             );
             Step::Done {
-                code: code::ABORTED,
+                code: ExchangeStatus::Aborted,
                 status,
                 reusable: false,
             }
@@ -371,7 +371,7 @@ async fn attempt(
         Err(RelayError::Backend(why)) => {
             ctx.log(Level::Error, format_args!("response aborted: {why}"));
             Step::Done {
-                code: code::ABORTED,
+                code: ExchangeStatus::Aborted,
                 status,
                 reusable: false,
             }
@@ -420,20 +420,20 @@ async fn read_final(
 fn head_failed(ctx: &Ctx<'_>, b: &Backend, fail: HeadFail) -> Step {
     match fail {
         HeadFail::ClosedEarly => Step::Broken {
-            code: code::BAD_RESPONSE,
+            code: ExchangeStatus::BadResponse,
             why: "backend closed the connection without responding".to_owned(),
             retry_level: Level::Debug,
         },
         HeadFail::Bad(why) if b.reused => Step::Broken {
-            code: code::BAD_RESPONSE,
+            code: ExchangeStatus::BadResponse,
             why: format!("no valid response head on a reused connection: {why}"),
             retry_level: Level::Warn,
         },
-        HeadFail::Bad(why) => done(ctx, code::BAD_RESPONSE, why),
+        HeadFail::Bad(why) => done(ctx, ExchangeStatus::BadResponse, why),
     }
 }
 
-fn done(ctx: &Ctx<'_>, code: i32, why: String) -> Step {
+fn done(ctx: &Ctx<'_>, code: ExchangeStatus, why: String) -> Step {
     ctx.log(Level::Error, why);
     Step::Done {
         code,

@@ -21,7 +21,7 @@ mod relay;
 mod send;
 mod target;
 
-use modproxy_api::proxy::{register_scheme, Exchange, SchemeHandler};
+use modproxy_api::proxy::{register_scheme, Exchange, ExchangeStatus, SchemeHandler};
 use modproxy_api::{Module, Registrar, Request};
 
 pub struct ProxyHttp {
@@ -48,7 +48,7 @@ impl Module for ProxyHttp {
 }
 
 impl SchemeHandler for ProxyHttp {
-    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
+    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> ExchangeStatus {
         let mut head_time = None;
         let (code, outcome) = exchange::run(&self.pools, &mut req, &mut ex, &mut head_time).await;
         ex.set_outcome(outcome);

@@ -48,7 +48,7 @@ fn build(
     )?;
     let client_host = headers.first(Known::Host);
     let target_host;
-    let host = match client_host.and_then(modproxy_api::abi::utf8) {
+    let host = match client_host.and_then(modproxy_api::sdk::utf8) {
         Some(h) if flags & exchange_flags::PRESERVE_HOST != 0 => h,
         _ => {
             target_host = target.host_header();

@@ -8,7 +8,7 @@ use crate::pump;
 use crate::target::{self, Target};
 use bytes::BytesMut;
 use modproxy_api::proxy::{
-    exchange as code, exchange_flags, worker_flags, Exchange, ExchangeOutcome, WorkerParams,
+    exchange_flags, worker_flags, Exchange, ExchangeOutcome, ExchangeStatus, WorkerParams,
 };
 use modproxy_api::sdk::net::{timeout, TcpConn};
 use modproxy_api::{log, Headers, IoError, Level, Request};
@@ -31,7 +31,7 @@ pub fn wants_websocket(req: &Request) -> bool {
         .is_some_and(names_websocket)
 }
 
-pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome) {
+pub async fn run(req: &mut Request, ex: &mut Exchange) -> (ExchangeStatus, ExchangeOutcome) {
     let mut outcome = ExchangeOutcome::default();
     let url = ex.target().to_owned();
     let worker = ex.worker().to_owned();
@@ -45,14 +45,14 @@ pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome)
         Ok(t) => t,
         Err(why) => {
             fail(format!("invalid target URL {url:?}: {why}"));
-            return (code::CLIENT_ERROR, outcome);
+            return (ExchangeStatus::ClientError, outcome);
         }
     };
     let head = match request_head(req, &t, ex.flags()) {
         Ok(h) => h,
         Err(why) => {
             fail(why);
-            return (code::CLIENT_ERROR, outcome);
+            return (ExchangeStatus::ClientError, outcome);
         }
     };
     let params = ex.params();
@@ -61,16 +61,16 @@ pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome)
         Ok(c) => c,
         Err(why) => {
             fail(why);
-            return (code::CONNECT_FAILED, outcome);
+            return (ExchangeStatus::ConnectFailed, outcome);
         }
     };
     match timeout(io_timeout, backend.write_all(&head)).await {
         Ok(Ok(())) => outcome.bytes_sent += head.len() as u64,
         Ok(Err(e)) => {
             fail(format!("sending the upgrade request failed: {e}"));
-            return (code::CONNECT_FAILED, outcome);
+            return (ExchangeStatus::ConnectFailed, outcome);
         }
-        Err(_) => return (code::TIMEOUT, outcome),
+        Err(_) => return (ExchangeStatus::Timeout, outcome),
     }
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let is_head = req.method().eq_ignore_ascii_case("HEAD");
@@ -82,14 +82,14 @@ pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome)
         }
         Ok(Err(why)) => {
             fail(why);
-            return (code::BAD_RESPONSE, outcome);
+            return (ExchangeStatus::BadResponse, outcome);
         }
         Err(_) => {
             fail(format!(
                 "no answer to the upgrade within {} ms: raise the worker's timeout if the backend is slow",
                 io_timeout.as_millis()
             ));
-            return (code::TIMEOUT, outcome);
+            return (ExchangeStatus::Timeout, outcome);
         }
     };
     outcome.status = head.status;
@@ -100,14 +100,14 @@ pub async fn run(req: &mut Request, ex: &mut Exchange) -> (i32, ExchangeOutcome)
             Ok(length) => length,
             Err(why) => {
                 fail(why);
-                return (code::BAD_RESPONSE, outcome);
+                return (ExchangeStatus::BadResponse, outcome);
             }
         };
         return relay_refusal(req, &mut backend, buf, length, io_timeout, &mut outcome).await;
     }
     if let Err(why) = switch_headers(req, &head) {
         fail(why);
-        return (code::BAD_RESPONSE, outcome);
+        return (ExchangeStatus::BadResponse, outcome);
     }
     tunnel(req, backend, buf, io_timeout, &worker, outcome).await
 }
@@ -121,9 +121,9 @@ async fn tunnel(
     io_timeout: Duration,
     worker: &str,
     mut outcome: ExchangeOutcome,
-) -> (i32, ExchangeOutcome) {
+) -> (ExchangeStatus, ExchangeOutcome) {
     if req.send_head().is_err() {
-        return (code::ABORTED, outcome);
+        return (ExchangeStatus::Aborted, outcome);
     }
     let client = match TcpConn::upgrade(req).await {
         Ok(c) => c,
@@ -134,7 +134,7 @@ async fn tunnel(
                     "proxy_wstunnel: {worker}: the client connection was not handed over: {e}"
                 ),
             );
-            return (code::ABORTED, outcome);
+            return (ExchangeStatus::Aborted, outcome);
         }
     };
     let moved = pump::run(client, backend, buf.freeze(), io_timeout).await;
@@ -146,7 +146,7 @@ async fn tunnel(
             format_args!("proxy_wstunnel: {worker}: tunnel ended: {why}"),
         );
     }
-    (code::OK, outcome)
+    (ExchangeStatus::Relayed, outcome)
 }
 
 /// A worker's timeout in milliseconds; 0 means the default.
@@ -234,9 +234,9 @@ async fn relay_refusal(
     length: Option<u64>,
     io_timeout: Duration,
     outcome: &mut ExchangeOutcome,
-) -> (i32, ExchangeOutcome) {
+) -> (ExchangeStatus, ExchangeOutcome) {
     if req.send_head().is_err() {
-        return (code::ABORTED, *outcome);
+        return (ExchangeStatus::Aborted, *outcome);
     }
     let mut left = length.unwrap_or(u64::MAX);
     loop {
@@ -245,15 +245,15 @@ async fn relay_refusal(
             let chunk = buf.split_to(take).freeze();
             left -= chunk.len() as u64;
             if req.write_body(chunk).await.is_err() {
-                return (code::ABORTED, *outcome);
+                return (ExchangeStatus::Aborted, *outcome);
             }
         }
         if left == 0 {
-            return (code::OK, *outcome);
+            return (ExchangeStatus::Relayed, *outcome);
         }
         match timeout(io_timeout, backend.read_buf(&mut buf, 64 * 1024)).await {
-            Ok(Ok(0)) if length.is_none() => return (code::OK, *outcome),
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return (code::ABORTED, *outcome),
+            Ok(Ok(0)) if length.is_none() => return (ExchangeStatus::Relayed, *outcome),
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return (ExchangeStatus::Aborted, *outcome),
             Ok(Ok(n)) => outcome.bytes_received += n as u64,
         }
     }

@@ -17,9 +17,7 @@ mod handshake;
 mod pump;
 mod target;
 
-use modproxy_api::proxy::{
-    exchange as code, register_scheme, Exchange, SchemeHandle, SchemeHandler,
-};
+use modproxy_api::proxy::{register_scheme, Exchange, ExchangeStatus, SchemeHandle, SchemeHandler};
 use modproxy_api::{log, Level, Module, Registrar, Request};
 
 pub struct ProxyWstunnel;
@@ -39,7 +37,7 @@ impl Module for ProxyWstunnel {
 }
 
 impl SchemeHandler for ProxyWstunnel {
-    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> i32 {
+    async fn exchange(&'static self, mut req: Request, mut ex: Exchange) -> ExchangeStatus {
         if !handshake::wants_websocket(&req) {
             return plain_http(&mut req, &mut ex).await;
         }
@@ -51,7 +49,7 @@ impl SchemeHandler for ProxyWstunnel {
 
 /// A request without a WebSocket upgrade to a `ws://` target: an ordinary
 /// exchange with the same backend, by proxy_http.
-async fn plain_http(req: &mut Request, ex: &mut Exchange) -> i32 {
+async fn plain_http(req: &mut Request, ex: &mut Exchange) -> ExchangeStatus {
     let url = target::as_http(ex.target());
     let scheme = if url.starts_with("https:") {
         "https"
@@ -66,7 +64,7 @@ async fn plain_http(req: &mut Request, ex: &mut Exchange) -> i32 {
                 ex.target()
             ),
         );
-        return code::DECLINED;
+        return ExchangeStatus::Declined;
     };
     let (rc, outcome) = http
         .exchange(req, &url, ex.worker(), ex.params(), ex.flags())

@@ -20,13 +20,11 @@
 //! change: a change there means an existing minor's layout moved, which
 //! is a new major.
 
+use super::balancer::{BalancerV1, MemberPick};
+use super::lbmethod::{LbMember, LbMethodV1, LbOutcome, LbStats};
+use super::metrics::MetricsV1;
+use super::proxy::{ExchangeOutcome, ProxyExchange, SchemeHandlerV1, TimedOutcome, WorkerParams};
 use super::*;
-use crate::lb::{LbMember, LbMethodV1, LbOutcome, LbStats};
-use crate::metrics::MetricsV1;
-use crate::proxy::{
-    BalancerV1, ExchangeOutcome, MemberPick, ProxyExchange, SchemeHandlerV1, TimedOutcome,
-    WorkerParams,
-};
 use std::mem::{align_of, offset_of, size_of};
 
 /// A major and a minor version, as the header carries them.

@@ -67,10 +67,22 @@ pub fn log(level: Level, msg: impl Display) {
     );
 }
 
-/// A path of the running server (e.g. [`crate::abi::server_file::CONFIG`]);
-/// `None` when the host does not know it.
-pub fn server_file(which: u32) -> Option<std::path::PathBuf> {
+/// Which path of the running server [`server_file`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFile {
+    /// SERVER_ROOT (`-d`).
+    Root,
+    /// The main configuration file (`-f`).
+    Config,
+}
+
+/// A path of the running server; `None` when the host does not know it.
+pub fn server_file(which: ServerFile) -> Option<std::path::PathBuf> {
     let host = HOST.get()?;
+    let which = match which {
+        ServerFile::Root => crate::abi::server_file::SERVER_ROOT,
+        ServerFile::Config => crate::abi::server_file::CONFIG,
+    };
     let s = (host.server_file)(which);
     // SAFETY: the host keeps server paths alive for the process.
     let text = unsafe { s.to_str_lossy() };

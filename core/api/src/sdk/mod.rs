@@ -1,16 +1,27 @@
 //! The safe SDK: what a module author uses. No `unsafe` is needed above
-//! this layer; every function the host calls is generated here with its
-//! panic caught on the module's side.
+//! this layer; every function the host calls is generated here, through
+//! [`shim`]'s one macro, with its panic caught on the module's side.
+//!
+//! Families, each the safe face of one file in [`crate::abi`]: [`module`]
+//! (declaring a module, hooks, sections), [`request`], [`net`] (the
+//! host's runtime), [`proxy`] (scheme handlers and the balancer), [`lb`]
+//! (lbmethods), [`metrics`]. The plain-data `repr(C)` types a trait
+//! signature uses (`LbMember`, `WorkerParams`, …) are re-exported beside it.
 
 pub mod host;
+pub mod lb;
+pub mod metrics;
 pub mod module;
 pub mod net;
 pub mod provider;
+pub mod proxy;
 pub mod request;
 pub mod section;
+pub mod shim;
 
+pub use crate::abi::{order, utf8, HookKind};
 pub use host::{log, module_name, Level};
-pub use module::{Module, Registrar, Section, Status};
+pub use module::{ConfigError, Module, Registrar, Section, Status};
 pub use request::{FieldList, Headers, Request};
 
 use crate::abi::io;

@@ -7,15 +7,13 @@
 //! `submit!` in a library the cdylib never references is silently dropped
 //! (docs/architecture.md, "Facts the design rests on", 8), while a registration call cannot go missing.
 
-use super::host::{host, install, log, module_name, Level};
+use super::host::{host, install};
 use super::request::Request;
+use super::shim::{report_panic, shim_fn};
 use crate::abi::{self, code, AbiFuture, AbiSection, AbiStr, HookKind, HostApi};
-use crate::future::panic_message;
 use serde::de::DeserializeOwned;
-use std::any::Any;
 use std::ffi::c_void;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 
 /// What a hook decided (Apache's OK / DECLINED / HTTP status).
@@ -82,8 +80,55 @@ pub struct Registrar<M: 'static> {
 
 type SyncHook<M> = fn(&M, &mut Request) -> Status;
 type AsyncHook<M, Fut> = fn(&'static M, Request) -> Option<Fut>;
-type ConfigHook<M> = fn(&M) -> Result<(), String>;
-type SectionHook<M, T> = fn(&M, Section<T>) -> Result<(), String>;
+type ConfigHook<M> = fn(&M) -> Result<(), ConfigError>;
+type SectionHook<M, T> = fn(&M, Section<T>) -> Result<(), ConfigError>;
+
+/// A handler's future, as the shim needs it named.
+pub trait StatusFuture: Future<Output = Status> + Send + 'static {}
+impl<F: Future<Output = Status> + Send + 'static> StatusFuture for F {}
+
+/// Why a module refused its configuration: one line per problem, each
+/// starting with where it is (`FILE: KEY`) and saying what to do. Every
+/// line reaches the operator (configtest lists them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    /// `Ok` when nothing was found wrong, else every problem.
+    pub fn result(problems: Vec<String>) -> Result<(), ConfigError> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+impl From<String> for ConfigError {
+    fn from(problem: String) -> Self {
+        ConfigError {
+            problems: vec![problem],
+        }
+    }
+}
+impl From<&str> for ConfigError {
+    fn from(problem: &str) -> Self {
+        ConfigError::from(problem.to_owned())
+    }
+}
+impl From<Vec<String>> for ConfigError {
+    fn from(problems: Vec<String>) -> Self {
+        ConfigError { problems }
+    }
+}
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+impl std::error::Error for ConfigError {}
 
 /// What a shim needs: the module and the author's function.
 pub(crate) struct Slot<M: 'static, F> {
@@ -170,8 +215,8 @@ impl<M: Module> Registrar<M> {
         self.record(path, rc);
     }
 
-    /// Registers a provider whose vtable the caller built (see `proxy`, `lb`).
-    pub fn provider_raw(
+    /// Registers a provider whose table the caller built ([`Registrar::provider`]).
+    pub(crate) fn provider_raw(
         &mut self,
         group: &'static str,
         name: &str,
@@ -191,162 +236,165 @@ impl<M: Module> Registrar<M> {
     }
 }
 
-/// Logs a panic caught on this side, naming the module.
-pub(crate) fn report_panic(payload: &(dyn Any + Send)) {
-    log(
-        Level::Error,
-        format_args!(
-            "panic in module {}: {}",
-            module_name(),
-            panic_message(payload)
-        ),
-    );
-}
-
-/// Runs `f`, turning a panic into `on_panic` after logging it.
-pub(crate) fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(payload) => {
-            report_panic(&*payload);
-            on_panic
-        }
-    }
-}
-
-extern "C" fn sync_hook_shim<M: Module>(slot: *const c_void, req: *mut c_void) -> i32 {
-    // SAFETY: `slot` was made by Registrar::slot with this M and F.
-    let slot = unsafe { &*(slot as *const Slot<M, SyncHook<M>>) };
-    guard(code::PANICKED, || {
-        // SAFETY: the host passes a live request for the duration of the call.
-        let mut req = unsafe { Request::from_raw(req) };
+shim_fn! {
+    fn sync_hook_shim<M: Module>(slot: *const c_void, req: *mut c_void) -> i32 = code::PANICKED;
+    {
+        // SAFETY: `slot` was made by Registrar::slot with this M and F; the
+        // host passes a live request for the duration of the call.
+        let (slot, mut req) = unsafe {
+            (&*(slot as *const Slot<M, SyncHook<M>>), Request::from_raw(req))
+        };
         (slot.f)(slot.module, &mut req).code()
-    })
-}
+    }
 
-extern "C" fn handler_shim<M, Fut>(slot: *const c_void, req: *mut c_void) -> AbiFuture
-where
-    M: Module,
-    Fut: Future<Output = Status> + Send + 'static,
-{
-    // SAFETY: as in sync_hook_shim.
-    let slot = unsafe { &*(slot as *const Slot<M, AsyncHook<M, Fut>>) };
-    guard(AbiFuture::ready(code::PANICKED), || {
-        // SAFETY: the host keeps the request alive until it drops this future.
-        let req = unsafe { Request::from_raw(req) };
+    fn handler_shim<M: Module, Fut: StatusFuture>(slot: *const c_void, req: *mut c_void) -> AbiFuture
+        = AbiFuture::ready(code::PANICKED);
+    {
+        // SAFETY: as in sync_hook_shim; the host keeps the request alive
+        // until it drops this future.
+        let (slot, req) = unsafe {
+            (&*(slot as *const Slot<M, AsyncHook<M, Fut>>), Request::from_raw(req))
+        };
         match (slot.f)(slot.module, req) {
             None => AbiFuture::ready(code::DECLINED),
             // The handler's future moves into the one box `export` makes.
             Some(fut) => crate::future::export(fut, report_panic),
         }
-    })
+    }
+
+    fn post_config_shim<M: Module>(slot: *const c_void, errors: *mut c_void) -> i32 = code::PANICKED;
+    {
+        // SAFETY: as in sync_hook_shim.
+        let slot = unsafe { &*(slot as *const Slot<M, ConfigHook<M>>) };
+        verdict(errors, (slot.f)(slot.module))
+    }
+
+    fn section_shim<M: Module, T: DeserializeOwned>(
+        slot: *const c_void,
+        section: *const AbiSection,
+        errors: *mut c_void,
+    ) -> i32 = code::PANICKED;
+    {
+        // SAFETY: as in sync_hook_shim; the host passes a section whose
+        // strings are valid for the call.
+        let (slot, raw) = unsafe { (&*(slot as *const Slot<M, SectionHook<M, T>>), &*section) };
+        // SAFETY: as above.
+        let text = unsafe { SectionText::borrow(raw) };
+        verdict(errors, section_impl(text, |s| (slot.f)(slot.module, s)))
+    }
+
+    /// The body of every module's init (called by [`crate::declare_module!`]).
+    // Public because the macro expands in the module's crate; only the host
+    // calls it, through the header, with its own table.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn init_shim<M: Module>(
+        host_api: *const HostApi,
+        reg: *mut c_void,
+        errors: *mut c_void,
+    ) -> *const c_void = std::ptr::null();
+    {
+        // SAFETY: the host passes its table, which lives as long as the process.
+        let host_api: &'static HostApi = unsafe { &*host_api };
+        if host_api.size < std::mem::size_of::<HostApi>() {
+            // Too old a host: its table lacks functions we would call.
+            (host_api.error_write)(errors, AbiStr::from_static("the host's service table is older than this module's SDK; rebuild the module against the host's modproxy-api"));
+            return std::ptr::null();
+        }
+        install(host_api, M::NAME);
+        init_impl::<M>(reg).unwrap_or_else(|e| {
+            write_error(errors, &e);
+            std::ptr::null()
+        })
+    }
+}
+
+/// Writes each problem of `result` to the host's error list.
+fn verdict(errors: *mut c_void, result: Result<(), ConfigError>) -> i32 {
+    match result {
+        Ok(()) => code::OK,
+        Err(e) => {
+            e.problems.iter().for_each(|p| write_error(errors, p));
+            code::ERROR
+        }
+    }
 }
 
 fn write_error(errors: *mut c_void, msg: &str) {
     (host().error_write)(errors, AbiStr::new(msg.as_bytes()));
 }
 
-extern "C" fn post_config_shim<M: Module>(slot: *const c_void, errors: *mut c_void) -> i32 {
-    // SAFETY: as in sync_hook_shim.
-    let slot = unsafe { &*(slot as *const Slot<M, ConfigHook<M>>) };
-    guard(code::PANICKED, || match (slot.f)(slot.module) {
-        Ok(()) => code::OK,
-        Err(msg) => {
-            write_error(errors, &msg);
-            code::ERROR
-        }
-    })
+/// A section as the host lends it, as text.
+struct SectionText<'a> {
+    path: std::borrow::Cow<'a, str>,
+    vhost: i64,
+    file: std::borrow::Cow<'a, str>,
+    key: std::borrow::Cow<'a, str>,
+    toml: std::borrow::Cow<'a, str>,
 }
 
-extern "C" fn section_shim<M: Module, T: DeserializeOwned>(
-    slot: *const c_void,
-    section: *const AbiSection,
-    errors: *mut c_void,
-) -> i32 {
-    // SAFETY: as in sync_hook_shim.
-    let slot = unsafe { &*(slot as *const Slot<M, SectionHook<M, T>>) };
-    guard(code::PANICKED, || {
-        // SAFETY: the host passes a valid section for the call.
-        let raw = unsafe { &*section };
-        // SAFETY: the section's strings are valid for the call.
-        let (path, file, key, text) = unsafe {
-            (
-                raw.path.to_str_lossy(),
-                raw.file.to_str_lossy(),
-                raw.key.to_str_lossy(),
-                raw.toml.to_str_lossy(),
-            )
-        };
-        // TOML cannot hold a bare array or value at the top, so sections
-        // travel as `value = ...`.
-        let value = text
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("value"))
-            .unwrap_or(toml::Value::Table(toml::Table::new()));
-        // Every problem serde finds is reported, and what could be read
-        // still goes to the module, so its own checks run in the same pass.
-        let (value, problems) = super::section::read::<T>(&format!("{file}: {key}"), value);
-        problems.iter().for_each(|p| write_error(errors, p));
-        let Some(value) = value else {
-            return code::ERROR;
-        };
+impl SectionText<'_> {
+    /// # Safety
+    /// The section's strings are valid for `'a`.
+    unsafe fn borrow<'a>(raw: &AbiSection) -> SectionText<'a> {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            SectionText {
+                path: raw.path.to_str_lossy(),
+                vhost: raw.vhost,
+                file: raw.file.to_str_lossy(),
+                key: raw.key.to_str_lossy(),
+                toml: raw.toml.to_str_lossy(),
+            }
+        }
+    }
+}
+
+/// Reads a section into `T` and hands it to `apply`. Every problem serde
+/// finds is reported, and what could be read still goes to the module, so
+/// its own checks run in the same pass.
+fn section_impl<T: DeserializeOwned>(
+    text: SectionText<'_>,
+    apply: impl FnOnce(Section<T>) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    // TOML cannot hold a bare array or value at the top, so sections
+    // travel as `value = ...`.
+    let value = text
+        .toml
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("value"))
+        .unwrap_or(toml::Value::Table(toml::Table::new()));
+    let at = format!("{}: {}", text.file, text.key);
+    let (value, mut problems) = super::section::read::<T>(&at, value);
+    if let Some(value) = value {
         let section = Section {
-            path: path.into_owned(),
-            vhost: usize::try_from(raw.vhost).ok(),
-            file: file.into_owned(),
-            key: key.into_owned(),
+            path: text.path.into_owned(),
+            vhost: usize::try_from(text.vhost).ok(),
+            file: text.file.into_owned(),
+            key: text.key.into_owned(),
             value,
         };
-        let verdict = (slot.f)(slot.module, section);
-        if let Err(msg) = &verdict {
-            write_error(errors, msg);
+        if let Err(e) = apply(section) {
+            problems.extend(e.problems);
         }
-        if verdict.is_ok() && problems.is_empty() {
-            code::OK
-        } else {
-            code::ERROR
-        }
-    })
+    }
+    ConfigError::result(problems)
 }
 
-/// The body of every module's init (called by [`crate::declare_module!`]).
-// Public because the macro expands in the module's crate; only the host
-// calls it, through the header, with its own table.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub extern "C" fn init_shim<M: Module>(
-    host_api: *const HostApi,
-    reg: *mut c_void,
-    errors: *mut c_void,
-) -> *const c_void {
-    // SAFETY: the host passes its table, which lives as long as the process.
-    let host_api: &'static HostApi = unsafe { &*host_api };
-    if host_api.size < std::mem::size_of::<HostApi>() {
-        // Too old a host: its table lacks functions we would call.
-        (host_api.error_write)(errors, AbiStr::from_static("the host's service table is older than this module's SDK; rebuild the module against the host's modproxy-api"));
-        return std::ptr::null();
+/// Builds the module and lets it register; the module's data pointer, or
+/// why it refused.
+fn init_impl<M: Module>(reg: *mut c_void) -> Result<*const c_void, String> {
+    let module: &'static M = Box::leak(Box::new(M::init()?));
+    let mut r = Registrar {
+        raw: reg,
+        module,
+        errors: Vec::new(),
+    };
+    M::register(&mut r);
+    if !r.errors.is_empty() {
+        return Err(r.errors.join("; "));
     }
-    install(host_api, M::NAME);
-    guard(std::ptr::null(), || {
-        let module: &'static M = match M::init() {
-            Ok(m) => Box::leak(Box::new(m)),
-            Err(msg) => {
-                write_error(errors, &msg);
-                return std::ptr::null();
-            }
-        };
-        let mut r = Registrar {
-            raw: reg,
-            module,
-            errors: Vec::new(),
-        };
-        M::register(&mut r);
-        if !r.errors.is_empty() {
-            write_error(errors, &r.errors.join("; "));
-            return std::ptr::null();
-        }
-        module as *const M as *const c_void
-    })
+    Ok(module as *const M as *const c_void)
 }
 
 /// Exports `$module` (a type implementing [`Module`]) as a modproxy module.
@@ -369,4 +417,56 @@ macro_rules! declare_module {
             &HEADER
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Conf {
+        #[allow(dead_code)]
+        timeout: u32,
+    }
+
+    fn text(toml: &str) -> SectionText<'_> {
+        SectionText {
+            path: Cow::Borrowed("vhost.test"),
+            vhost: 0,
+            file: Cow::Borrowed("modproxy.toml"),
+            key: Cow::Borrowed("vhost[0].test"),
+            toml: Cow::Borrowed(toml),
+        }
+    }
+
+    /// The module's own problems and serde's come back together, each
+    /// naming where it is; a section serde cannot read never reaches it.
+    #[test]
+    fn a_section_reports_every_problem_and_reaches_the_module_when_readable() {
+        let ok = section_impl::<Conf>(text("value = { timeout = 5 }"), |s| {
+            assert_eq!((s.vhost, s.key.as_str()), (Some(0), "vhost[0].test"));
+            Ok(())
+        });
+        assert_eq!(ok, Ok(()));
+
+        let refused = section_impl::<Conf>(text("value = { timeout = 5 }"), |_| {
+            Err(ConfigError::from(vec![
+                "first".to_owned(),
+                "second".to_owned(),
+            ]))
+        });
+        assert_eq!(refused.unwrap_err().problems, ["first", "second"]);
+
+        let unreadable = section_impl::<Conf>(text("value = { timeout = \"x\" }"), |_| {
+            panic!("an unreadable section must not reach the module")
+        });
+        let problems = unreadable.unwrap_err().problems;
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("modproxy.toml: vhost[0].test.timeout"),
+            "{problems:?}"
+        );
+    }
 }

@@ -289,5 +289,5 @@ pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapse
 
 /// Runs `fut` on the host's runtime, detached.
 pub fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) {
-    (host().spawn)(crate::future::export(fut, super::module::report_panic));
+    (host().spawn)(crate::future::export(fut, super::shim::report_panic));
 }

@@ -1,7 +1,43 @@
-//! Looking up providers registered by other modules.
+//! Providers: registering one ([`Registrar::provider`]) and looking up
+//! those other modules registered. Every family's table (`abi::proxy`,
+//! `abi::balancer`, `abi::lbmethod`, `abi::metrics`) goes through these.
 
 use super::host::host;
+use super::module::{Module, Registrar};
 use crate::abi::{AbiProvider, AbiStr};
+use std::ffi::c_void;
+
+impl<M: Module> Registrar<M> {
+    /// Registers provider `group:name`: `table` is its C face (a
+    /// size-prefixed table of the family in `abi/`, leaked: modules live
+    /// as long as the process), `data` what its entries get first.
+    pub(crate) fn provider<T: 'static, D: Sync + 'static>(
+        &mut self,
+        group: &'static str,
+        name: &str,
+        table: T,
+        data: &'static D,
+    ) {
+        let table: &'static T = Box::leak(Box::new(table));
+        let (table, data) = (
+            table as *const T as *const c_void,
+            data as *const D as *const c_void,
+        );
+        self.provider_raw(group, name, 1, table, data);
+    }
+}
+
+/// Whether a provider's table reaches the entry at `offset` (a function
+/// pointer): a module built for an older minor has a shorter table, whose
+/// first field says how long it is.
+///
+/// # Safety
+/// `table` points to a table of the family `T`, which starts with its size.
+pub(crate) unsafe fn table_reaches<T>(table: *const T, offset: usize) -> bool {
+    // SAFETY: guaranteed by the caller: every family's table starts with `size: usize`.
+    let size = unsafe { *(table as *const usize) };
+    size >= offset + std::mem::size_of::<usize>()
+}
 
 /// A (group, name) provider, untyped; the typed handles in `proxy` and
 /// `lb` wrap it.

@@ -4,9 +4,10 @@
 use super::persist::{self, Pair, Saved};
 use super::state::{BalancerView, Change};
 use super::{access, http, page};
+use crate::cluster::ChangeError;
 use crate::ProxyBalancer;
-use modproxy_api::abi::server_file;
-use modproxy_api::sdk::{host, provider};
+use modproxy_api::sdk::host::{self, ServerFile};
+use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request, Status};
 use serde::Serialize;
 
@@ -104,9 +105,11 @@ async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<(), (u16, String
     let done = match (&change.member, &change.set, &change.lbmethod) {
         (Some(url), Some(set), None) => cluster.change_member(url, set),
         (None, None, Some(name)) => cluster.set_lbmethod(name),
-        _ => Err("give either `member` with `set`, or `lbmethod`, not both".into()),
+        _ => Err(ChangeError::Invalid(
+            "give either `member` with `set`, or `lbmethod`, not both".into(),
+        )),
     };
-    done.map_err(|e| (400, e))?;
+    done.map_err(|e| (e.http_status(), e.to_string()))?;
     log(
         Level::Info,
         format_args!(
@@ -144,7 +147,7 @@ impl ProxyBalancer {
     }
 
     fn state_path() -> Option<std::path::PathBuf> {
-        host::server_file(server_file::CONFIG).map(|c| persist::path_for(&c))
+        host::server_file(ServerFile::Config).map(|c| persist::path_for(&c))
     }
 
     /// Writes every setting the manager changed, beside the config.

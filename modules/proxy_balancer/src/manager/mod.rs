@@ -18,7 +18,7 @@ pub mod state;
 
 use crate::ProxyBalancer;
 use access::Net;
-use modproxy_api::{HandlerFuture, Request, Section, Status};
+use modproxy_api::{ConfigError, HandlerFuture, Request, Section, Status};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -69,10 +69,10 @@ fn check_path(at: &str, key: &str, p: &str) -> Result<String, String> {
 
 impl Manager {
     /// Reads one `[vhost.balancer_manager]` section.
-    pub fn configure(&self, section: Section<ManagerConfig>) -> Result<(), String> {
+    pub fn configure(&self, section: Section<ManagerConfig>) -> Result<(), ConfigError> {
         let at = format!("{}: {}", section.file, section.key);
         let Some(vhost) = section.vhost else {
-            return Err(format!("{at}: balancer_manager belongs inside a [[vhost]]"));
+            return Err(format!("{at}: balancer_manager belongs inside a [[vhost]]").into());
         };
         let c = section.value;
         let path = c.path.map(|p| check_path(&at, "path", &p)).transpose()?;
@@ -81,7 +81,7 @@ impl Manager {
             .map(|p| check_path(&at, "metrics", &p))
             .transpose()?;
         if path.is_none() && metrics.is_none() {
-            return Err(format!("{at}: maps nothing: set path = \"/balancer-manager\" and/or metrics = \"/metrics\""));
+            return Err(format!("{at}: maps nothing: set path = \"/balancer-manager\" and/or metrics = \"/metrics\"").into());
         }
         let allow = match c.allow {
             None => access::loopback(),

@@ -17,18 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Defines host services: `fn name(args) -> T = FAIL; { body }`, where
-/// `FAIL` is what the caller gets if `body` panics.
+/// `FAIL` is what the caller gets if `body` panics. The SDK's `ffi_fn!`,
+/// which writes every module-side shim too, with this side's guard.
 macro_rules! host_fn {
-    ($(
-        $(#[$meta:meta])*
-        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $fail:expr;
-        $body:block
-    )*) => {$(
-        $(#[$meta])*
-        $vis extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
-            $crate::loader::host_api::guard::run(stringify!($name), || $body, || $fail)
-        }
-    )*};
+    ($($t:tt)*) => {
+        modproxy_api::ffi_fn! { guard = $crate::loader::host_api::guard::run; $($t)* }
+    };
 }
 
 /// Runs `body`; if it panics, logs that and returns `fail()`.

@@ -1,24 +1,18 @@
-//! The `metrics` provider group: a module that keeps counters registers a
-//! [`MetricsSource`] (group `metrics`, its own name) and the host appends
-//! its Prometheus text lines after the core's own when `/metrics` is
-//! served. [`render_all`] asks the host for the whole text.
+//! The `metrics` provider group, safe side: a module that keeps counters
+//! registers a [`MetricsSource`] (group `metrics`, its own name) and the
+//! host appends its Prometheus text lines after the core's own when
+//! `/metrics` is served. [`render_all`] asks the host for the whole text.
+//! The C face is [`crate::abi::metrics`].
 
+pub use crate::abi::metrics::GROUP;
+
+use crate::abi::metrics::MetricsV1;
 use crate::abi::{AbiStr, HeaderVisitor};
 use crate::sdk::host::host;
-use crate::sdk::module::{guard, Registrar};
+use crate::sdk::module::Registrar;
+use crate::sdk::shim::shim_fn;
 use crate::sdk::Module;
 use std::ffi::c_void;
-
-pub const GROUP: &str = "metrics";
-
-/// The C face of a metrics source. Fields are only ever appended.
-#[repr(C)]
-pub struct MetricsV1 {
-    pub size: usize,
-    /// Writes Prometheus text lines (each ending in `\n`) through
-    /// `visitor(ud, text, "")`, in as many pieces as it likes.
-    pub render: extern "C" fn(data: *const c_void, visitor: HeaderVisitor, ud: *mut c_void),
-}
 
 /// A module's counters in Prometheus text format.
 pub trait MetricsSource: Send + Sync + 'static {
@@ -27,19 +21,15 @@ pub trait MetricsSource: Send + Sync + 'static {
     fn render(&self, out: &mut String);
 }
 
-extern "C" fn render_shim<S: MetricsSource>(
-    data: *const c_void,
-    visitor: HeaderVisitor,
-    ud: *mut c_void,
-) {
-    // SAFETY: `data` is the &'static S registered in register_metrics.
-    let source = unsafe { &*(data as *const S) };
-    let text = guard(String::new(), || {
+shim_fn! {
+    fn render_shim<S: MetricsSource>(data: *const c_void, visitor: HeaderVisitor, ud: *mut c_void) = ();
+    {
+        // SAFETY: `data` is the &'static S registered in register_metrics.
+        let source = unsafe { &*(data as *const S) };
         let mut out = String::new();
         source.render(&mut out);
-        out
-    });
-    visitor(ud, AbiStr::new(text.as_bytes()), AbiStr::EMPTY);
+        visitor(ud, AbiStr::new(out.as_bytes()), AbiStr::EMPTY);
+    }
 }
 
 /// Registers `source` as metrics provider `name` (usually the module's name).
@@ -48,17 +38,11 @@ pub fn register_metrics<M: Module, S: MetricsSource>(
     name: &str,
     source: &'static S,
 ) {
-    let vtable: &'static MetricsV1 = Box::leak(Box::new(MetricsV1 {
+    let table = MetricsV1 {
         size: std::mem::size_of::<MetricsV1>(),
         render: render_shim::<S>,
-    }));
-    r.provider_raw(
-        GROUP,
-        name,
-        1,
-        vtable as *const _ as *const c_void,
-        source as *const S as *const c_void,
-    );
+    };
+    r.provider(GROUP, name, table, source);
 }
 
 extern "C" fn append(ud: *mut c_void, text: AbiStr, _: AbiStr) {
@@ -88,7 +72,7 @@ pub unsafe fn call_source(
     visitor: HeaderVisitor,
     ud: *mut c_void,
 ) {
-    // SAFETY: guaranteed by the caller.
-    let vtable = unsafe { &*(vtable as *const MetricsV1) };
-    (vtable.render)(data, visitor, ud);
+    // SAFETY: guaranteed by the caller; `render` is in every version's table.
+    let render = unsafe { (*(vtable as *const MetricsV1)).render };
+    render(data, visitor, ud);
 }

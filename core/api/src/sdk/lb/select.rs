@@ -153,7 +153,7 @@ fn elect(members: &mut [LbMember], best: Option<usize>, total: i64) -> Option<us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::flags::*;
+    use crate::abi::lbmethod::flags::*;
 
     fn member(loadfactor: i64, lbset: u32, flags: u32) -> LbMember {
         LbMember {
