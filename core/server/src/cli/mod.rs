@@ -2,6 +2,7 @@
 //! like apache2's `-d` and `-f`.
 
 mod daemon;
+mod import;
 mod modules;
 mod scaffold;
 
@@ -20,6 +21,7 @@ commands:
   ensite | dissite NAME...  enable or disable sites-available/NAME.toml
   modules             list available modules, and what the enabled ones register
   new-lbmethod NAME DIR [--api PATH]  write a third-party lbmethod crate that builds as is
+  import APACHE_CONF [-o FILE]  convert an Apache configuration (exit 2: something was not converted)
 
   -d SERVER_ROOT      defaults to the current directory
   -f CONFIG           defaults to SERVER_ROOT/modproxy.toml (relative to SERVER_ROOT)";
@@ -53,6 +55,7 @@ pub fn main() -> i32 {
         "dissite" => modules::switch(&paths, modules::Switch::DisableSite, &rest),
         "modules" => modules::list(&paths),
         "new-lbmethod" => scaffold::new_lbmethod(&rest),
+        "import" => import::run(&rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             0
