@@ -21,6 +21,7 @@ commands:
   dismod [-f] NAME... disable modules (-f also disables their dependants)
   ensite | dissite NAME...  enable or disable sites-available/NAME.toml
   modules             list available modules, and what the enabled ones register
+  vhosts              the virtual hosts by listen address (apachectl -S)
   new-lbmethod NAME DIR [--api PATH]  write a third-party lbmethod crate that builds as is
   import APACHE_CONF [-o FILE]  convert an Apache configuration (exit 2: something was not converted)
 
