@@ -122,7 +122,11 @@ fn is_flag_command(arg: &str) -> bool {
 
 fn parse(args: &[String]) -> Result<(Paths, String, &[String]), String> {
     // `modproxy -t -f x.toml`, as with apachectl: the paths may follow a flag.
-    if let Some(pos) = args.iter().position(|a| is_flag_command(a)) {
+    let mut first = 0;
+    while first < args.len() && (args[first] == "-d" || args[first] == "-f") {
+        first += 2;
+    }
+    if let Some(pos) = (first < args.len() && is_flag_command(&args[first])).then_some(first) {
         let takes_action = args[pos] == "-k";
         let end = pos + 1 + usize::from(takes_action);
         if end <= args.len() && args[end..].iter().any(|a| a == "-d" || a == "-f") {
