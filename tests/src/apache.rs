@@ -50,6 +50,34 @@ impl Apache {
         apache
     }
 
+    /// Starts Apache on a whole configuration the test wrote, `conf` in
+    /// `dir` (see [`preamble`]), and waits until every port in `ports`
+    /// accepts. `dir` is removed on drop.
+    pub fn start_config(dir: &Path, conf: &Path, ports: &[u16]) -> Apache {
+        assert!(
+            Path::new(BINARY).exists(),
+            "{BINARY} is missing: run tests/setup.sh (it installs Debian's apache2)"
+        );
+        let log = fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(BINARY)
+            .arg("-X")
+            .arg("-f")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start apache2");
+        let mut apache = Apache {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        for port in ports {
+            apache.wait_for(*port);
+        }
+        apache
+    }
+
     fn wait_for(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -83,6 +111,20 @@ impl Drop for Apache {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The start of an httpd.conf that keeps everything under `dir` and
+/// loads `modules` (names as in `mod_NAME.so`) from Debian's apache2.
+pub fn preamble(dir: &Path, modules: &[&str]) -> String {
+    let d = dir.display();
+    let mut c = format!(
+        "ServerRoot {d}\nDefaultRuntimeDir {d}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\nLogLevel info\n\
+         User nobody\nGroup nogroup\nServerName proxy.test\n"
+    );
+    for m in modules {
+        c.push_str(&format!("LoadModule {m}_module {MODULES}/mod_{m}.so\n"));
+    }
+    c
 }
 
 /// A minimal httpd.conf: the event MPM, authz_core (for the default

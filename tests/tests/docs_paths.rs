@@ -17,6 +17,7 @@ const TOP: &[&str] = &[
     "sites-available/",
     "demo/",
     "fuzz/",
+    "scripts/",
 ];
 
 /// Words that look like repository paths, as written in `text`.

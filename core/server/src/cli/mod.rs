@@ -2,8 +2,10 @@
 //! like apache2's `-d` and `-f`.
 
 mod daemon;
+mod import;
 mod modules;
 mod scaffold;
+mod vhosts;
 
 use std::path::PathBuf;
 
@@ -19,10 +21,16 @@ commands:
   dismod [-f] NAME... disable modules (-f also disables their dependants)
   ensite | dissite NAME...  enable or disable sites-available/NAME.toml
   modules             list available modules, and what the enabled ones register
+  vhosts              the virtual hosts by listen address (apachectl -S)
   new-lbmethod NAME DIR [--api PATH]  write a third-party lbmethod crate that builds as is
+  import APACHE_CONF [-o FILE]  convert an Apache configuration (exit 2: something was not converted)
 
   -d SERVER_ROOT      defaults to the current directory
-  -f CONFIG           defaults to SERVER_ROOT/modproxy.toml (relative to SERVER_ROOT)";
+  -f CONFIG           defaults to SERVER_ROOT/modproxy.toml (relative to SERVER_ROOT)
+
+apachectl's spellings work too: -t (configtest), -M (modules), -S (the
+virtual hosts and their listeners), -v (version),
+-k start|stop|restart|graceful|graceful-stop";
 
 /// The resolved -d and -f.
 pub struct Paths {
@@ -40,7 +48,15 @@ pub fn main() -> i32 {
         }
     };
     let rest: Vec<String> = rest.to_vec();
+    let command = match apachectl(&command, &rest) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("modproxy: {msg}\n\n{USAGE}");
+            return 2;
+        }
+    };
     match command.as_str() {
+        "-S" | "vhosts" => vhosts::show(&paths),
         "run" => daemon::run(paths),
         "start" => daemon::start(paths),
         "stop" => daemon::stop(paths),
@@ -53,6 +69,7 @@ pub fn main() -> i32 {
         "dissite" => modules::switch(&paths, modules::Switch::DisableSite, &rest),
         "modules" => modules::list(&paths),
         "new-lbmethod" => scaffold::new_lbmethod(&rest),
+        "import" => import::run(&rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             0
@@ -72,7 +89,54 @@ pub fn main() -> i32 {
     }
 }
 
+/// apachectl's flags as the command they stand for: `-t` configtest,
+/// `-M` modules, `-k ACTION` (restart and graceful are both modproxy's
+/// graceful restart, graceful-stop is stop, which drains).
+fn apachectl(command: &str, rest: &[String]) -> Result<String, String> {
+    Ok(match command {
+        "-t" => "configtest".into(),
+        "-M" => "modules".into(),
+        "-k" => match rest.first().map(String::as_str) {
+            Some("start") => "start".into(),
+            Some("stop") | Some("graceful-stop") => "stop".into(),
+            Some("restart") | Some("graceful") => "restart".into(),
+            Some(other) => {
+                return Err(format!(
+                    "-k {other}: use -k start, stop, restart, graceful or graceful-stop"
+                ))
+            }
+            None => {
+                return Err(
+                    "-k needs an action: start, stop, restart, graceful or graceful-stop".into(),
+                )
+            }
+        },
+        other => other.to_string(),
+    })
+}
+
+/// Whether `arg` is an apachectl flag after which `-d` and `-f` may still come.
+fn is_flag_command(arg: &str) -> bool {
+    matches!(arg, "-t" | "-M" | "-S" | "-v" | "-k")
+}
+
 fn parse(args: &[String]) -> Result<(Paths, String, &[String]), String> {
+    // `modproxy -t -f x.toml`, as with apachectl: the paths may follow a flag.
+    let mut first = 0;
+    while first < args.len() && (args[first] == "-d" || args[first] == "-f") {
+        first += 2;
+    }
+    if let Some(pos) = (first < args.len() && is_flag_command(&args[first])).then_some(first) {
+        let takes_action = args[pos] == "-k";
+        let end = pos + 1 + usize::from(takes_action);
+        if end <= args.len() && args[end..].iter().any(|a| a == "-d" || a == "-f") {
+            let mut reordered: Vec<String> = args[..pos].to_vec();
+            reordered.extend_from_slice(&args[end..]);
+            reordered.extend_from_slice(&args[pos..end]);
+            let (paths, command, _) = parse(&reordered)?;
+            return Ok((paths, command, &args[pos + 1..end]));
+        }
+    }
     let mut root: Option<PathBuf> = None;
     let mut config: Option<PathBuf> = None;
     let mut i = 0;

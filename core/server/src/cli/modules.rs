@@ -14,16 +14,25 @@ pub enum Switch {
 
 pub fn switch(paths: &Paths, what: Switch, args: &[String]) -> i32 {
     let force = args.iter().any(|a| a == "-f" || a == "--force");
+    // a2enmod's -q: say nothing unless something is wrong.
+    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
+    let root = &paths.server_root;
+    let modules = matches!(what, Switch::EnableModule | Switch::DisableModule);
     let names: Vec<String> = args
         .iter()
         .filter(|a| !a.starts_with('-'))
-        .cloned()
+        .map(|a| {
+            if modules {
+                module_name(root, a)
+            } else {
+                a.clone()
+            }
+        })
         .collect();
     if names.is_empty() {
         eprintln!("name at least one module or site");
         return 2;
     }
-    let root = &paths.server_root;
     let result = match what {
         Switch::EnableModule => modproxy_config::enable(root, &names),
         Switch::DisableModule => modproxy_config::disable(root, &names, force),
@@ -32,7 +41,7 @@ pub fn switch(paths: &Paths, what: Switch, args: &[String]) -> i32 {
     };
     match result {
         Ok(messages) => {
-            for m in messages {
+            for m in messages.iter().filter(|_| !quiet) {
                 println!("{m}");
             }
             if what == Switch::EnableModule {
@@ -44,6 +53,21 @@ pub fn switch(paths: &Paths, what: Switch, args: &[String]) -> i32 {
             eprintln!("{e}");
             1
         }
+    }
+}
+
+/// `mod_proxy_http` (Apache's spelling) as `proxy_http`, when that is the
+/// module there is; any other name as written.
+fn module_name(root: &std::path::Path, name: &str) -> String {
+    let Some(bare) = name.strip_prefix("mod_") else {
+        return name.to_string();
+    };
+    let available = modproxy_config::available(root).unwrap_or_default();
+    let has = |n: &str| available.iter().any(|d| d.name == n);
+    if has(bare) && !has(name) {
+        bare.to_string()
+    } else {
+        name.to_string()
     }
 }
 
