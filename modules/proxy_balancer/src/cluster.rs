@@ -3,11 +3,13 @@
 //! manager's change, never across I/O).
 
 use crate::config::Policy;
+use crate::health::Transition;
 use crate::manager::state::{apply_set, member_views, restore, BalancerView, MemberSet, Settings};
 use crate::pick::{choose, Refusal};
-use crate::table::Table;
+use crate::table::{HcMask, Table};
 use modproxy_api::lb::{self, InstanceError, LbMethodInstance, LbOutcome};
-use modproxy_api::proxy::{PickError, Picked};
+use modproxy_api::proxy::{ExchangeStatus, PickError, Picked};
+use modproxy_api::sdk::health::{CheckReport, CheckTarget};
 use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -45,6 +47,8 @@ impl std::fmt::Display for ChangeError {
 
 pub struct Cluster {
     pub policy: Policy,
+    /// The name, leaked once: health-check targets hand it out as `'static`.
+    name_static: &'static str,
     /// Where it was defined (`file: key[i]`), for duplicate-name errors.
     pub defined_at: String,
     /// Member URLs in config order; fixed after config, so kept out of the lock.
@@ -96,6 +100,7 @@ impl Cluster {
             .collect();
         let method_name = policy.lbmethod.clone();
         Ok(Cluster {
+            name_static: Box::leak(policy.name.clone().into_boxed_str()),
             policy,
             defined_at: at.to_owned(),
             urls,
@@ -220,7 +225,19 @@ impl Cluster {
                 format_args!("balancer://{name}: every member is in error state; forcing recovery"),
             );
         }
-        let i = choose(table, self.policy.nofailover, route.as_deref(), |ms, stats| method.find(ms, stats, req)).map_err(|r| {
+        let mask = table.mask_hc_failed();
+        if matches!(mask, HcMask::Lifted(_)) && !table.all_hc_failed {
+            table.all_hc_failed = true;
+            log(Level::Error, format_args!("balancer://{name}: every member failed its health checks; requests still go to them until one passes"));
+        }
+        let chosen = choose(
+            table,
+            self.policy.nofailover,
+            route.as_deref(),
+            |ms, stats| method.find(ms, stats, req),
+        );
+        table.unmask(mask);
+        let i = chosen.map_err(|r| {
             match r {
                 Refusal::NoneUsable => log(Level::Error, format_args!("balancer://{name}: all members are in error state")),
                 Refusal::RouteDown => log(
@@ -257,8 +274,9 @@ impl Cluster {
     }
 
     /// Books an attempt on `member` and tells the lbmethod how it went,
-    /// under one lock: once per pick.
-    pub fn report(&self, member: u32, outcome: &LbOutcome) {
+    /// under one lock: once per pick. True when the member's health
+    /// changed (its passive check took it out).
+    pub fn report(&self, member: u32, outcome: &LbOutcome) -> bool {
         let i = usize::try_from(member).unwrap_or(usize::MAX);
         let mut guard = self.lock();
         let State { table, method, .. } = &mut *guard;
@@ -266,8 +284,23 @@ impl Cluster {
         let failure = table.report(&self.policy, i, status, &ex, Instant::now);
         table.time(i, outcome);
         method.done(&mut table.members, &table.stats, i, outcome);
+        // What the passive check counts: no answer, or a 5xx.
+        let failed = failure.is_some()
+            || status.is_backend_timeout()
+            || status == ExchangeStatus::ConnectFailed
+            || outcome.status >= 500;
+        if let (Some(m), Some(meta)) = (table.members.get_mut(i), table.meta.get_mut(i)) {
+            if let Some(t) = meta
+                .health
+                .book_traffic(&mut m.flags, failed, Instant::now())
+            {
+                drop(guard);
+                self.log_transition(i, &t);
+                return true;
+            }
+        }
         let Some(failure) = failure else {
-            return;
+            return false;
         };
         let retry = table.meta[i].retry.as_secs();
         drop(guard);
@@ -276,5 +309,96 @@ impl Cluster {
             Level::Error,
             format_args!("balancer://{name}: member {url} in error state for {retry}s: {failure}"),
         );
+        false
+    }
+
+    /// Books one health check of member `member` (proxy_hcheck's report).
+    /// True when the member's health changed.
+    pub fn book_check(&self, member: u32, report: &CheckReport) -> bool {
+        let i = usize::try_from(member).unwrap_or(usize::MAX);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut guard = self.lock();
+        let table = &mut guard.table;
+        let (Some(m), Some(meta)) = (table.members.get_mut(i), table.meta.get_mut(i)) else {
+            return false;
+        };
+        let transition = meta.health.book(&mut m.flags, report, unix);
+        if let (Some(pct), Some(c)) = (meta.health.agent_weight, self.configured.get(i)) {
+            m.lbfactor = (i64::from(c.loadfactor) * i64::from(pct)).max(1);
+        }
+        drop(guard);
+        if let Some(t) = &transition {
+            self.log_transition(i, t);
+        }
+        transition.is_some()
+    }
+
+    /// Every member with a check configured, for proxy_hcheck.
+    pub fn check_targets(&self) -> Vec<CheckTarget> {
+        let guard = self.lock();
+        let meta = guard.table.meta.iter().enumerate();
+        let target = |(j, m): (usize, &crate::table::MemberMeta)| {
+            let s = m.health.settings.as_ref()?;
+            Some(CheckTarget {
+                balancer: self.name_static,
+                member: u32::try_from(j).ok()?,
+                method: s.method,
+                url: m.url,
+                uri: s.uri,
+                expr: s.expr,
+                agent: s.agent,
+                at: s.at,
+                interval: s.interval,
+                timeout: s.timeout,
+                params: m.params,
+            })
+        };
+        meta.filter_map(target).collect()
+    }
+
+    /// Which members failed their health checks, by URL (kept across a restart).
+    pub fn hc_failed_urls(&self) -> Vec<&'static str> {
+        let guard = self.lock();
+        let failed = |(j, m): (usize, &modproxy_api::lb::LbMember)| {
+            (m.flags & modproxy_api::lb::flags::HC_FAILED != 0).then_some(self.urls[j])
+        };
+        guard
+            .table
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(failed)
+            .collect()
+    }
+
+    /// Puts a member known bad before a restart back out, until it passes.
+    pub fn restore_hc_failed(&self, url: &str) -> bool {
+        let Some(i) = self.urls.iter().position(|u| *u == url) else {
+            return false;
+        };
+        let mut guard = self.lock();
+        let table = &mut guard.table;
+        let checked = table.meta[i].health.settings.is_some();
+        if checked {
+            table.members[i].flags |= modproxy_api::lb::flags::HC_FAILED;
+            table.meta[i].health.down_reason = "failed its checks before the restart".into();
+        }
+        checked
+    }
+
+    fn log_transition(&self, i: usize, t: &Transition) {
+        let (name, url) = (&self.policy.name, self.urls[i]);
+        match t {
+            Transition::Out(why) => log(
+                Level::Error,
+                format_args!("balancer://{name}: member {url} failed its health check ({why}); no requests go to it until it passes"),
+            ),
+            Transition::Back => log(
+                Level::Info,
+                format_args!("balancer://{name}: member {url} passed its health checks; it serves again"),
+            ),
+        }
     }
 }

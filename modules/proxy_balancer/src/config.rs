@@ -1,6 +1,7 @@
 //! The `[[vhost.proxy.balancer]]` section: its TOML shape, and the checks
 //! that turn one entry into a balancer's policy and member table.
 
+use crate::health::{HcKeys, Health, PassiveKeys};
 use crate::status::parse_status;
 use crate::sticky::Sticky;
 use crate::table::{MemberMeta, Table};
@@ -33,6 +34,16 @@ pub struct BalancerConfig {
     #[serde(default)]
     pub timeout: u64,
     pub members: Vec<MemberConfig>,
+    // The balancer's health-check keys: its members' defaults.
+    pub hcmethod: Option<String>,
+    pub hcuri: Option<String>,
+    pub hcinterval: Option<u64>,
+    pub hcpasses: Option<u32>,
+    pub hcfails: Option<u32>,
+    pub hcexpr: Option<String>,
+    pub hctimeout: Option<u64>,
+    pub hcagent: Option<String>,
+    pub hcpassive: Option<PassiveKeys>,
 }
 
 /// One member (Apache's `BalancerMember url key=value…`).
@@ -70,6 +81,34 @@ pub struct MemberConfig {
     /// `https://` members: PEM roots to verify against instead of the system's.
     #[serde(default)]
     pub tls_ca_file: String,
+    // Health checks (proxy_hcheck): see crate::health::HcKeys.
+    pub hcmethod: Option<String>,
+    pub hcuri: Option<String>,
+    pub hcinterval: Option<u64>,
+    pub hcpasses: Option<u32>,
+    pub hcfails: Option<u32>,
+    pub hcexpr: Option<String>,
+    pub hctimeout: Option<u64>,
+    pub hcagent: Option<String>,
+    pub hcpassive: Option<PassiveKeys>,
+}
+
+/// The `hc*` keys of a member or balancer entry (serde's `flatten` does
+/// not mix with `deny_unknown_fields`, so both list them).
+macro_rules! hc_keys {
+    ($c:expr) => {
+        HcKeys {
+            hcmethod: $c.hcmethod.take(),
+            hcuri: $c.hcuri.take(),
+            hcinterval: $c.hcinterval,
+            hcpasses: $c.hcpasses,
+            hcfails: $c.hcfails,
+            hcexpr: $c.hcexpr.take(),
+            hctimeout: $c.hctimeout,
+            hcagent: $c.hcagent.take(),
+            hcpassive: $c.hcpassive,
+        }
+    };
 }
 
 fn byrequests() -> String {
@@ -110,8 +149,9 @@ impl BalancerConfig {
     /// policy and the members that passed, with every problem found (a
     /// balancer with problems is never served; the rest still lets later
     /// checks, such as member schemes, run in the same pass).
-    pub fn check(self, at: &str, now: Instant) -> Checked {
+    pub fn check(mut self, at: &str, now: Instant) -> Checked {
         let mut problems = Vec::new();
+        let hc_defaults = hc_keys!(self);
         let urls = self
             .members
             .iter()
@@ -136,7 +176,7 @@ impl BalancerConfig {
             .unwrap_or_default();
         let mut table = Table::default();
         for (j, m) in self.members.into_iter().enumerate() {
-            match m.check(&format!("{at}.members[{j}]"), now) {
+            match m.check(&format!("{at}.members[{j}]"), now, &hc_defaults) {
                 Ok((member, meta)) => table.push(member, meta),
                 Err(e) => problems.extend(e),
             }
@@ -179,8 +219,17 @@ pub struct Checked {
 
 impl MemberConfig {
     /// The member, or every problem with it.
-    fn check(self, at: &str, now: Instant) -> Result<(LbMember, MemberMeta), Vec<String>> {
+    fn check(
+        mut self,
+        at: &str,
+        now: Instant,
+        hc_defaults: &HcKeys,
+    ) -> Result<(LbMember, MemberMeta), Vec<String>> {
         let mut problems = Vec::new();
+        let hc = hc_keys!(self)
+            .or(hc_defaults)
+            .check(at, Duration::from_secs(self.timeout))
+            .map_err(|e| problems.extend(e));
         if !(1..=100).contains(&self.loadfactor) {
             problems.push(format!(
                 "{at}.loadfactor: {} is out of range: use a weight from 1 to 100",
@@ -190,7 +239,7 @@ impl MemberConfig {
         let status =
             parse_status(&self.status).map_err(|e| problems.push(format!("{at}.status: {e}")));
         let url = member_url(&self.url).map_err(|e| problems.push(format!("{at}.url: {e}")));
-        let (Ok(status), Ok(url), true) = (status, url, problems.is_empty()) else {
+        let (Ok(status), Ok(url), Ok(hc), true) = (status, url, hc, problems.is_empty()) else {
             return Err(problems);
         };
         let mut worker = 0;
@@ -229,6 +278,10 @@ impl MemberConfig {
                 tls_ca_file: StaticText::new(Box::leak(self.tls_ca_file.into_boxed_str())),
             },
             last_error: String::new(),
+            health: Health {
+                settings: hc,
+                ..Health::default()
+            },
         };
         Ok((member, meta))
     }

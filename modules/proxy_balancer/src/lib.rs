@@ -13,6 +13,8 @@
 
 mod cluster;
 mod config;
+mod health;
+mod health_state;
 mod manager;
 mod metrics;
 mod pick;
@@ -30,6 +32,7 @@ use modproxy_api::proxy::{
     register_balancer, show_scheme, Balancer, ExchangeOutcome, ExchangeStatus, PickError, Picked,
     SCHEME_GROUP,
 };
+use modproxy_api::sdk::health::register_health;
 use modproxy_api::sdk::provider;
 use modproxy_api::sdk::{order, HookKind};
 use modproxy_api::{ConfigError, Module, Registrar, Request, Section};
@@ -62,10 +65,13 @@ impl Module for ProxyBalancer {
         let module = r.module();
         register_balancer(r, module);
         register_metrics(r, "proxy_balancer", module);
+        register_health(r, module);
         r.post_config(order::MIDDLE, ProxyBalancer::check_schemes);
+        r.post_config(order::MIDDLE, ProxyBalancer::check_hcheck);
         r.post_config(order::LAST, |m| {
             m.manager.freeze();
             m.restore();
+            m.restore_health();
             Ok(())
         });
         // Before proxy's `pass` rules (FIRST), which may match every path.
@@ -152,6 +158,23 @@ impl ProxyBalancer {
         unbuilt.get(name).map(|u| u.defined_at.clone())
     }
 
+    /// Members with `hc*` keys need proxy_hcheck, which runs the checks
+    /// (it registers the metrics source `proxy_hcheck`): without it the
+    /// keys would be read and silently never acted on.
+    fn check_hcheck(&self) -> Result<(), ConfigError> {
+        if provider::exists(modproxy_api::metrics::GROUP, "proxy_hcheck") {
+            return Ok(());
+        }
+        let first = self
+            .clusters_sorted()
+            .iter()
+            .find_map(|c| c.check_targets().into_iter().next());
+        match first {
+            Some(t) => Err(format!("{}: health-check keys (hcmethod, hcagent…) need module proxy_hcheck, which is not enabled: run `modproxy enmod proxy_hcheck`", t.at).into()),
+            None => Ok(()),
+        }
+    }
+
     /// Every member's scheme needs a loaded scheme handler, or each request
     /// to it would fail at run time instead of now. Unbuilt balancers are
     /// checked too, so their scheme typos show up with their other problems.
@@ -221,8 +244,11 @@ impl Balancer for ProxyBalancer {
     }
 
     fn report_done(&self, name: &str, member: u32, outcome: &LbOutcome) {
-        if let Some(c) = self.cluster(name) {
-            c.report(member, outcome);
+        if self
+            .cluster(name)
+            .is_some_and(|c| c.report(member, outcome))
+        {
+            self.save_health();
         }
     }
 

@@ -1,12 +1,20 @@
 //! proxy_balancer's lines in the server's Prometheus text: per member
 //! elected, busy, errors, traffic and state.
 
-use crate::manager::state::MemberView;
+use crate::manager::state::{CheckView, MemberView};
 use crate::ProxyBalancer;
 use modproxy_api::metrics::MetricsSource;
 use std::fmt::Write;
 
-const STATES: [&str; 6] = ["ok", "disabled", "stopped", "error", "draining", "standby"];
+const STATES: [&str; 7] = [
+    "ok",
+    "disabled",
+    "stopped",
+    "hc-failed",
+    "error",
+    "draining",
+    "standby",
+];
 
 /// A label value with `\`, `"` and newlines escaped (Prometheus text format).
 fn label(s: &str) -> String {
@@ -67,8 +75,9 @@ impl MetricsSource for ProxyBalancer {
                 }
             }
         }
+        render_checks(out, &views);
         let name = "modproxy_balancer_member_state";
-        let _ = writeln!(out, "# HELP {name} 1 for the member's current state (ok, disabled, stopped, error, draining, standby).\n# TYPE {name} gauge");
+        let _ = writeln!(out, "# HELP {name} 1 for the member's current state (ok, disabled, stopped, hc-failed, error, draining, standby).\n# TYPE {name} gauge");
         for b in &views {
             for m in &b.members {
                 for s in STATES {
@@ -78,6 +87,49 @@ impl MetricsSource for ProxyBalancer {
                         "{name}{{balancer=\"{}\",member=\"{}\",state=\"{s}\"}} {on}",
                         label(&b.name),
                         label(&m.url)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The health checks' series, for members that have checks.
+fn render_checks(out: &mut String, views: &[crate::manager::state::BalancerView]) {
+    type CheckSample = fn(&CheckView) -> String;
+    let series: [(&str, &str, CheckSample); 4] = [
+        (
+            "modproxy_balancer_member_check_passed",
+            "1 when the member's last health check passed.",
+            |c| u8::from(c.last_result == "passed").to_string(),
+        ),
+        (
+            "modproxy_balancer_member_check_timestamp_seconds",
+            "Unix time of the member's last health check.",
+            |c| c.last_check.to_string(),
+        ),
+        (
+            "modproxy_balancer_member_check_duration_seconds",
+            "How long the member's last health check took.",
+            |c| format!("{:.6}", c.last_duration_ms / 1000.0),
+        ),
+        (
+            "modproxy_balancer_member_check_failures_in_a_row",
+            "Consecutive failed health checks of the member.",
+            |c| c.consecutive_fails.to_string(),
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for b in views {
+            for m in &b.members {
+                if let Some(c) = &m.hcheck {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{balancer=\"{}\",member=\"{}\"}} {}",
+                        label(&b.name),
+                        label(&m.url),
+                        value(c)
                     );
                 }
             }

@@ -3,6 +3,7 @@
 //! outcome does to its member. Plain data, no host: every rule is unit-tested.
 
 use crate::config::Policy;
+use crate::health::Health;
 use modproxy_api::lb::{flags, LbMember, LbOutcome, LbStats};
 use modproxy_api::proxy::{ExchangeOutcome, ExchangeStatus, WorkerParams};
 use std::fmt;
@@ -23,6 +24,8 @@ pub struct MemberMeta {
     /// The last reason an attempt put this member in error state (with
     /// its Unix time), for the balancer manager; the count is in `LbStats`.
     pub last_error: String,
+    /// Its health checks, when it has any (proxy_hcheck).
+    pub health: Health,
 }
 
 /// Member `i` of `members` is described by `meta[i]` and `stats[i]`
@@ -33,6 +36,24 @@ pub struct Table {
     pub meta: Vec<MemberMeta>,
     /// What lbmethods built for ABI 1.2 read beside `members`.
     pub stats: Vec<LbStats>,
+    /// Every member failed its health checks and requests still go to
+    /// them; said once in the error log, until one comes back.
+    pub all_hc_failed: bool,
+}
+
+/// How members that failed their health checks were shown to one pick
+/// ([`Table::mask_hc_failed`]); undone by [`Table::unmask`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HcMask {
+    /// No member failed its checks: nothing changed.
+    None,
+    /// These members also carry IN_ERROR for the pick: an lbmethod built
+    /// before ABI 1.3 does not know HC_FAILED, but skips members in error.
+    Hidden(Vec<usize>),
+    /// Every otherwise usable member failed its checks: their HC_FAILED is
+    /// lifted for the pick, so that requests still try them (as Apache
+    /// does) rather than all get a 503.
+    Lifted(Vec<usize>),
 }
 
 /// What a sticky route leads to.
@@ -113,6 +134,44 @@ impl Table {
             }
         }
         all
+    }
+
+    /// Shows members that failed their health checks to one pick as
+    /// [`HcMask`] says; costs one scan when none has.
+    pub fn mask_hc_failed(&mut self) -> HcMask {
+        let failed: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].flags & flags::HC_FAILED != 0)
+            .collect();
+        if failed.is_empty() {
+            self.all_hc_failed = false;
+            return HcMask::None;
+        }
+        if self.members.iter().any(|m| m.is_usable()) {
+            self.all_hc_failed = false;
+            let hide: Vec<usize> = failed
+                .into_iter()
+                .filter(|&i| self.members[i].flags & flags::IN_ERROR == 0)
+                .collect();
+            hide.iter()
+                .for_each(|&i| self.members[i].flags |= flags::IN_ERROR);
+            return HcMask::Hidden(hide);
+        }
+        failed
+            .iter()
+            .for_each(|&i| self.members[i].flags &= !flags::HC_FAILED);
+        HcMask::Lifted(failed)
+    }
+
+    pub fn unmask(&mut self, mask: HcMask) {
+        match mask {
+            HcMask::None => {}
+            HcMask::Hidden(v) => v
+                .iter()
+                .for_each(|&i| self.members[i].flags &= !flags::IN_ERROR),
+            HcMask::Lifted(v) => v
+                .iter()
+                .for_each(|&i| self.members[i].flags |= flags::HC_FAILED),
+        }
     }
 
     /// The member that serves sessions of `route`: ordinary members before
@@ -209,6 +268,7 @@ pub(crate) mod tests {
                     error_since: None,
                     params: WorkerParams::default(),
                     last_error: String::new(),
+                    health: Health::default(),
                 },
             );
         }

@@ -37,10 +37,14 @@ pub enum HookKind {
     ResponseHeaders = 6,
     /// run-all, after the response is finished (or aborted).
     LogTransaction = 7,
+    /// ABI 1.3. run-all, once per server process when it starts serving
+    /// (never in configtest), on the main worker's runtime: where a module
+    /// starts its background tasks with `spawn` (Apache's child_init).
+    ChildInit = 8,
 }
 
 impl HookKind {
-    pub const ALL: [HookKind; 8] = [
+    pub const ALL: [HookKind; 9] = [
         HookKind::PostConfig,
         HookKind::PostReadRequest,
         HookKind::TranslateName,
@@ -49,6 +53,7 @@ impl HookKind {
         HookKind::Handler,
         HookKind::ResponseHeaders,
         HookKind::LogTransaction,
+        HookKind::ChildInit,
     ];
     pub fn from_u32(v: u32) -> Option<HookKind> {
         HookKind::ALL.get(v as usize).copied()
@@ -63,6 +68,7 @@ impl HookKind {
             HookKind::Handler => "handler",
             HookKind::ResponseHeaders => "response_headers",
             HookKind::LogTransaction => "log_transaction",
+            HookKind::ChildInit => "child_init",
         }
     }
     pub fn runs_first(self) -> bool {
@@ -84,6 +90,8 @@ pub mod order {
 pub type RequestHookFn = extern "C" fn(module: *const c_void, req: *mut c_void) -> i32;
 /// Signature of the handler hook: returns a future whose result is a hook code.
 pub type HandlerHookFn = extern "C" fn(module: *const c_void, req: *mut c_void) -> AbiFuture;
+/// Signature of the child_init hook (ABI 1.3).
+pub type ChildInitFn = extern "C" fn(module: *const c_void) -> i32;
 /// Signature of the post_config hook.
 pub type PostConfigFn = extern "C" fn(module: *const c_void, errors: *mut c_void) -> i32;
 /// Receives one configuration section the module claimed.

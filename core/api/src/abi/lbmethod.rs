@@ -25,6 +25,10 @@ pub mod flags {
     pub const STOPPED: u32 = 1 << 5;
     /// +I: ignore errors: never put in error state.
     pub const IGNORE_ERRORS: u32 = 1 << 6;
+    /// +C (ABI 1.3): failed its health checks; not usable until it passes
+    /// `hcpasses` of them. An lbmethod built before 1.3 does not know
+    /// this bit: the balancer shows such a member to it as in error too.
+    pub const HC_FAILED: u32 = 1 << 7;
 }
 
 /// One balancer member as an lbmethod sees it.
@@ -58,7 +62,7 @@ impl LbMember {
     /// Usable for new requests: not disabled, stopped or in error
     /// (Apache's `PROXY_WORKER_IS_USABLE`).
     pub fn is_usable(&self) -> bool {
-        self.flags & (flags::DISABLED | flags::STOPPED | flags::IN_ERROR) == 0
+        self.flags & (flags::DISABLED | flags::STOPPED | flags::IN_ERROR | flags::HC_FAILED) == 0
     }
     pub fn is_draining(&self) -> bool {
         self.flags & flags::DRAINING != 0

@@ -18,11 +18,12 @@
 //! One file per family, each with its ownership notes: [`values`] (what
 //! crosses in every call), [`header`] (the entry symbol), [`host`] (the
 //! host services), [`hooks`], [`proxy`] (scheme handlers), [`balancer`],
-//! [`lbmethod`], [`metrics`]; [`version`] holds the versioning rule and the
+//! [`lbmethod`], [`health`], [`metrics`]; [`version`] holds the versioning rule and the
 //! layout hash over all of them. Nothing here imports from the SDK.
 
 pub mod balancer;
 pub mod header;
+pub mod health;
 pub mod hooks;
 pub mod host;
 pub mod lbmethod;
@@ -33,7 +34,8 @@ pub mod version;
 
 pub use header::{ModuleEntryFn, ModuleHeader, ENTRY_SYMBOL, MAGIC};
 pub use hooks::{
-    code, order, AbiSection, HandlerHookFn, HookKind, PostConfigFn, RequestHookFn, SectionFn,
+    code, order, AbiSection, ChildInitFn, HandlerHookFn, HookKind, PostConfigFn, RequestHookFn,
+    SectionFn,
 };
 pub use host::{field, headers, idle_state, io, server_file, tls_flags, AbiProvider, HostApi};
 pub use values::{

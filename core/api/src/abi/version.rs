@@ -21,6 +21,7 @@
 //! is a new major.
 
 use super::balancer::{BalancerV1, MemberPick};
+use super::health::{HcReport, HcTarget, HealthV1};
 use super::lbmethod::{LbMember, LbMethodV1, LbOutcome, LbStats};
 use super::metrics::MetricsV1;
 use super::proxy::{ExchangeOutcome, ProxyExchange, SchemeHandlerV1, TimedOutcome, WorkerParams};
@@ -36,7 +37,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 2 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 3 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -101,7 +102,8 @@ const FACTS: &[&[usize]] = &[
         offset_of!(BalancerV1, report_done),
         offset_of!(LbMethodV1, find_with_stats),
         size_of::<MetricsV1>(),
-        HookKind::ALL.len(),
+        // The hook kinds 1.0 had (1.3 added child_init).
+        8,
     ],
     // 1.1: HostApi::conn_idle_state and provider_module.
     &[
@@ -128,6 +130,17 @@ const FACTS: &[&[usize]] = &[
         size_of::<ExchangeOutcome>(),
         size_of::<TimedOutcome>(),
         offset_of!(TimedOutcome, head_us),
+    ],
+    // 1.3: health checks (the health family: HealthV1, HcTarget, HcReport;
+    // LbMember's flag HC_FAILED) and the child_init hook that starts them.
+    &[
+        HookKind::ALL.len(),
+        size_of::<HealthV1>(),
+        offset_of!(HealthV1, report),
+        size_of::<HcTarget>(),
+        offset_of!(HcTarget, params),
+        size_of::<HcReport>(),
+        offset_of!(HcReport, reason),
     ],
 ];
 
@@ -174,7 +187,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.2");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.3");
     }
 
     #[test]
@@ -190,10 +203,13 @@ mod tests {
     fn released_minors_keep_their_hash() {
         assert_eq!(layout_hash_for(0), Some(HASH_1_0));
         assert_eq!(layout_hash_for(1), Some(HASH_1_1));
+        assert_eq!(layout_hash_for(2), Some(HASH_1_2));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
     /// 1.1 as released (commit 3c16002).
     const HASH_1_1: u64 = 0xcd22_25b2_c206_5749;
+    /// 1.2 as released (commit b5d90cb).
+    const HASH_1_2: u64 = 0xff8f_6b9b_2386_9855;
 
     /// The arrays a method gets are frozen: their size is their stride.
     #[test]

@@ -81,6 +81,7 @@ pub struct Registrar<M: 'static> {
 type SyncHook<M> = fn(&M, &mut Request) -> Status;
 type AsyncHook<M, Fut> = fn(&'static M, Request) -> Option<Fut>;
 type ConfigHook<M> = fn(&M) -> Result<(), ConfigError>;
+type ChildHook<M> = fn(&'static M);
 type SectionHook<M, T> = fn(&M, Section<T>) -> Result<(), ConfigError>;
 
 /// A handler's future, as the shim needs it named.
@@ -199,6 +200,19 @@ impl<M: Module> Registrar<M> {
         );
     }
 
+    /// Runs once when the server process starts serving (never in
+    /// configtest), on a runtime: start background tasks here with
+    /// [`crate::sdk::net::spawn`] (Apache's child_init). ABI 1.3.
+    pub fn child_init(&mut self, order: i32, f: ChildHook<M>) {
+        let shim: abi::ChildInitFn = child_init_shim::<M>;
+        self.hook(
+            HookKind::ChildInit,
+            order,
+            shim as *const c_void,
+            self.slot(f),
+        );
+    }
+
     /// Claims a configuration table (e.g. `vhost.proxy`); each occurrence is
     /// deserialized into `T` and handed to `f`.
     pub fn section<T: DeserializeOwned + 'static>(
@@ -267,6 +281,14 @@ shim_fn! {
         // SAFETY: as in sync_hook_shim.
         let slot = unsafe { &*(slot as *const Slot<M, ConfigHook<M>>) };
         verdict(errors, (slot.f)(slot.module))
+    }
+
+    fn child_init_shim<M: Module>(slot: *const c_void) -> i32 = code::PANICKED;
+    {
+        // SAFETY: as in sync_hook_shim.
+        let slot = unsafe { &*(slot as *const Slot<M, ChildHook<M>>) };
+        (slot.f)(slot.module);
+        code::OK
     }
 
     fn section_shim<M: Module, T: DeserializeOwned>(

@@ -143,6 +143,14 @@ pub fn configure(
     }
 }
 
+/// Runs every child_init hook: the server has started serving, on the
+/// main worker's runtime, where modules start their background tasks.
+pub fn start_serving(registry: &Registry) {
+    for hook in registry.hooks(HookKind::ChildInit) {
+        host_api::call_child_init(hook);
+    }
+}
+
 /// Sections travel as `value = ...` (TOML has no bare top-level values).
 fn wrap_value(value: &toml::Value) -> String {
     let mut t = toml::Table::new();

@@ -269,6 +269,7 @@ async fn serve(
             .join(", "),
         loaded.registry.modules.len()
     ));
+    crate::loader::start_serving(loaded.registry);
     handoff::report_ready().await;
 
     let successor = handoff::Successor {

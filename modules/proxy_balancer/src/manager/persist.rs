@@ -62,8 +62,13 @@ pub fn read(path: &Path) -> Result<Saved, String> {
 /// never leaves half a file for the next start.
 pub fn write(path: &Path, saved: &Saved) -> Result<(), String> {
     let text = serde_json::to_string_pretty(saved).map_err(|e| e.to_string())?;
+    write_text(path, &text)
+}
+
+/// Writes `text` through a temporary file and a rename.
+pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
     let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text + "\n")
+    std::fs::write(&tmp, format!("{text}\n"))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

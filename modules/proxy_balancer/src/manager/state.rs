@@ -2,6 +2,7 @@
 //! view, the settings an operator may change, and how a change request
 //! applies to a member table. No host, no locks: every rule is unit-tested.
 
+use crate::health::Health;
 use crate::table::{MemberMeta, Table};
 use modproxy_api::lb::{flags, LbMember, LbStats};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// config or to the balancer's own error handling.
 pub const ADMIN_FLAGS: u32 = flags::DISABLED | flags::DRAINING | flags::STANDBY | flags::STOPPED;
 
-const LETTERS: [(u32, char); 7] = [
+const LETTERS: [(u32, char); 8] = [
     (flags::DISABLED, 'D'),
     (flags::STOPPED, 'S'),
     (flags::IGNORE_ERRORS, 'I'),
@@ -18,6 +19,7 @@ const LETTERS: [(u32, char); 7] = [
     (flags::SPARE, 'R'),
     (flags::DRAINING, 'N'),
     (flags::IN_ERROR, 'E'),
+    (flags::HC_FAILED, 'C'),
 ];
 
 /// `+D+N`-style text of `bits` (empty when none is set).
@@ -35,6 +37,8 @@ pub fn state_word(bits: u32) -> &'static str {
         "stopped"
     } else if bits & flags::DISABLED != 0 {
         "disabled"
+    } else if bits & flags::HC_FAILED != 0 {
+        "hc-failed"
     } else if bits & flags::IN_ERROR != 0 {
         "error"
     } else if bits & flags::DRAINING != 0 {
@@ -183,9 +187,54 @@ pub struct MemberView {
     pub bytes_from: u64,
     pub errors: u64,
     pub last_error: String,
-    /// `ok` or `failing` (from the balancer's own error state; there are
-    /// no active health checks).
+    /// `ok`, `failing` (the balancer's own error state) or `hc-failed`
+    /// (its health checks took it out); `unchecked` is never shown: a
+    /// member without checks is `ok` or `failing`.
     pub health: &'static str,
+    /// Its health checks (proxy_hcheck), when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hcheck: Option<CheckView>,
+}
+
+/// A member's health checks as the manager, `modproxy status` and the
+/// metrics show them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckView {
+    pub method: String,
+    /// Unix time of the last check; 0 before the first.
+    pub last_check: u64,
+    /// `passed`, `failed`, or `none` before the first check.
+    pub last_result: &'static str,
+    pub last_duration_ms: f64,
+    pub consecutive_passes: u32,
+    pub consecutive_fails: u32,
+    /// Why the last check failed, or why the member is out.
+    pub reason: String,
+}
+
+impl CheckView {
+    fn of(h: &Health) -> Option<CheckView> {
+        let settings = h.settings.as_ref()?;
+        let last = h.last.clone().unwrap_or_default();
+        let reason = if h.down_reason.is_empty() {
+            last.reason.clone()
+        } else {
+            h.down_reason.clone()
+        };
+        Some(CheckView {
+            method: format!("{:?}", settings.method).to_ascii_uppercase(),
+            last_check: last.unix,
+            last_result: match &h.last {
+                None => "none",
+                Some(l) if l.passed => "passed",
+                Some(_) => "failed",
+            },
+            last_duration_ms: last.duration.as_secs_f64() * 1000.0,
+            consecutive_passes: h.passes,
+            consecutive_fails: h.fails,
+            reason,
+        })
+    }
 }
 
 /// Every member of `t` as the manager shows it, in config order.
@@ -213,11 +262,14 @@ impl MemberView {
             bytes_from: member.bytes_read,
             errors: stats.errors,
             last_error: meta.last_error.clone(),
-            health: if member.flags & flags::IN_ERROR != 0 {
+            health: if member.flags & flags::HC_FAILED != 0 {
+                "hc-failed"
+            } else if member.flags & flags::IN_ERROR != 0 {
                 "failing"
             } else {
                 "ok"
             },
+            hcheck: CheckView::of(&meta.health),
         }
     }
 }
@@ -267,6 +319,22 @@ pub fn status_table(balancers: &[BalancerView]) -> String {
                 "  {:width$}  {:8}  {:>8}  {:>5}  {:>6}  {:>6}  {:>5}  {}\n",
                 m.url, m.state, m.elected, m.busy, m.errors, m.loadfactor, m.lbset, m.route
             ));
+            if let Some(c) = &m.hcheck {
+                out.push_str(&format!(
+                    "  {:width$}  check {} {}: {} passes, {} failures in a row, last {:.1} ms{}\n",
+                    "",
+                    c.method,
+                    c.last_result,
+                    c.consecutive_passes,
+                    c.consecutive_fails,
+                    c.last_duration_ms,
+                    if c.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", c.reason)
+                    }
+                ));
+            }
         }
     }
     out

@@ -21,6 +21,13 @@ pub fn call_handler(hook: &Hook, req: *mut c_void) -> Imported {
     unsafe { Imported::new(f(hook.data, req)) }
 }
 
+/// Runs a child_init hook (ABI 1.3); the module logged any panic.
+pub fn call_child_init(hook: &Hook) {
+    // SAFETY: registered for HookKind::ChildInit with this signature.
+    let f: ChildInitFn = unsafe { std::mem::transmute::<*const c_void, ChildInitFn>(hook.func) };
+    f(hook.data);
+}
+
 pub fn call_post_config(hook: &Hook) -> Result<(), Vec<String>> {
     // SAFETY: registered for HookKind::PostConfig with this signature.
     let f: PostConfigFn = unsafe { std::mem::transmute::<*const c_void, PostConfigFn>(hook.func) };

@@ -28,8 +28,8 @@ use crate::log::{self, Level};
 use bytes::Bytes;
 use modproxy_api::abi::{
     self, code, field, headers as hmap, io, AbiChunk, AbiFieldList, AbiFieldSpan, AbiFuture,
-    AbiProvider, AbiSection, AbiStr, AbiWaker, HandlerHookFn, HookKind, HostApi, PostConfigFn,
-    RequestHookFn, SectionFn,
+    AbiProvider, AbiSection, AbiStr, AbiWaker, ChildInitFn, HandlerHookFn, HookKind, HostApi,
+    PostConfigFn, RequestHookFn, SectionFn,
 };
 use modproxy_api::future::Imported;
 use std::ffi::c_void;
