@@ -41,10 +41,13 @@ pub enum HookKind {
     /// (never in configtest), on the main worker's runtime: where a module
     /// starts its background tasks with `spawn` (Apache's child_init).
     ChildInit = 8,
+    /// ABI 1.4. An output filter (`abi::filter`): `func` is its table.
+    /// Filters run in order on every response whose head they accept.
+    OutputFilter = 9,
 }
 
 impl HookKind {
-    pub const ALL: [HookKind; 9] = [
+    pub const ALL: [HookKind; 10] = [
         HookKind::PostConfig,
         HookKind::PostReadRequest,
         HookKind::TranslateName,
@@ -54,6 +57,7 @@ impl HookKind {
         HookKind::ResponseHeaders,
         HookKind::LogTransaction,
         HookKind::ChildInit,
+        HookKind::OutputFilter,
     ];
     pub fn from_u32(v: u32) -> Option<HookKind> {
         HookKind::ALL.get(v as usize).copied()
@@ -69,6 +73,7 @@ impl HookKind {
             HookKind::ResponseHeaders => "response_headers",
             HookKind::LogTransaction => "log_transaction",
             HookKind::ChildInit => "child_init",
+            HookKind::OutputFilter => "output_filter",
         }
     }
     pub fn runs_first(self) -> bool {

@@ -18,10 +18,11 @@
 //! One file per family, each with its ownership notes: [`values`] (what
 //! crosses in every call), [`header`] (the entry symbol), [`host`] (the
 //! host services), [`hooks`], [`proxy`] (scheme handlers), [`balancer`],
-//! [`lbmethod`], [`health`], [`metrics`]; [`version`] holds the versioning rule and the
+//! [`lbmethod`], [`health`], [`filter`], [`metrics`]; [`version`] holds the versioning rule and the
 //! layout hash over all of them. Nothing here imports from the SDK.
 
 pub mod balancer;
+pub mod filter;
 pub mod header;
 pub mod health;
 pub mod hooks;

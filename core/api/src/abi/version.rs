@@ -21,6 +21,7 @@
 //! is a new major.
 
 use super::balancer::{BalancerV1, MemberPick};
+use super::filter::{OutputFilterV1, MAX_EMIT_PER_CHUNK};
 use super::health::{HcReport, HcTarget, HealthV1};
 use super::lbmethod::{LbMember, LbMethodV1, LbOutcome, LbStats};
 use super::metrics::MetricsV1;
@@ -37,7 +38,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 3 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 4 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -134,13 +135,21 @@ const FACTS: &[&[usize]] = &[
     // 1.3: health checks (the health family: HealthV1, HcTarget, HcReport;
     // LbMember's flag HC_FAILED) and the child_init hook that starts them.
     &[
-        HookKind::ALL.len(),
+        // The hook kinds 1.3 had (1.4 added output_filter).
+        9,
         size_of::<HealthV1>(),
         offset_of!(HealthV1, report),
         size_of::<HcTarget>(),
         offset_of!(HcTarget, params),
         size_of::<HcReport>(),
         offset_of!(HcReport, reason),
+    ],
+    // 1.4: output filters (OutputFilterV1, the output_filter hook kind).
+    &[
+        HookKind::ALL.len(),
+        size_of::<OutputFilterV1>(),
+        offset_of!(OutputFilterV1, drop_state),
+        MAX_EMIT_PER_CHUNK,
     ],
 ];
 
@@ -187,7 +196,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.3");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.4");
     }
 
     #[test]
@@ -204,12 +213,15 @@ mod tests {
         assert_eq!(layout_hash_for(0), Some(HASH_1_0));
         assert_eq!(layout_hash_for(1), Some(HASH_1_1));
         assert_eq!(layout_hash_for(2), Some(HASH_1_2));
+        assert_eq!(layout_hash_for(3), Some(HASH_1_3));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
     /// 1.1 as released (commit 3c16002).
     const HASH_1_1: u64 = 0xcd22_25b2_c206_5749;
     /// 1.2 as released (commit b5d90cb).
     const HASH_1_2: u64 = 0xff8f_6b9b_2386_9855;
+    /// 1.3 as released (commit 8f663b8).
+    const HASH_1_3: u64 = 0x31e1_8c1f_00f8_aa34;
 
     /// The arrays a method gets are frozen: their size is their stride.
     #[test]

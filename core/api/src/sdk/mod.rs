@@ -8,6 +8,7 @@
 //! (lbmethods), [`metrics`]. The plain-data `repr(C)` types a trait
 //! signature uses (`LbMember`, `WorkerParams`, …) are re-exported beside it.
 
+pub mod filter;
 pub mod health;
 pub mod host;
 pub mod lb;

@@ -158,7 +158,13 @@ impl<M: Module> Registrar<M> {
         }
     }
 
-    fn hook(&mut self, kind: HookKind, order: i32, func: *const c_void, data: *const c_void) {
+    pub(crate) fn hook(
+        &mut self,
+        kind: HookKind,
+        order: i32,
+        func: *const c_void,
+        data: *const c_void,
+    ) {
         let rc = (host().register_hook)(self.raw, kind as u32, order, func, data);
         self.record(kind.name(), rc);
     }

@@ -6,6 +6,7 @@
 
 pub mod conn;
 mod dl;
+pub mod filters;
 #[macro_use]
 pub mod host_api;
 pub mod operate;

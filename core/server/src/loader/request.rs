@@ -95,6 +95,9 @@ pub struct RequestCtx {
     /// The connection cannot carry another request after this one.
     pub close: bool,
     pub upgrade: UpgradeSlot,
+    /// The output filters taking part in the response (ABI 1.4), set when
+    /// its head goes out; empty for most responses.
+    pub filters: super::filters::Chain,
 }
 
 /// The client connection after a 101, on its way to the module.

@@ -80,6 +80,7 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wir
         response_headers: Fields::with_capacity(512, 12),
         head_sent: false,
         pending_chunk: None,
+        filters: Default::default(),
         bytes_sent: 0,
         started: std::time::Instant::now(),
         close: false,

@@ -9,6 +9,7 @@ use crate::http::outbox::Outbox;
 use crate::http::request_body::RequestBody;
 use crate::http::request_head::BodyFraming;
 use crate::http::response_head::{self, Framing, HeadFacts};
+use crate::loader::filters::Chain;
 use crate::loader::request::UpgradeSlot;
 use bytes::Bytes;
 use modproxy_api::abi::code;
@@ -39,6 +40,24 @@ pub async fn send(
 ) -> Option<Wire> {
     let ctx = reply.finish.ctx();
     let status = ctx.status.as_u16();
+    let mut filters = std::mem::take(&mut ctx.filters);
+    if !filters.is_empty() {
+        if let ReplyBody::Full(body) = &mut reply.body {
+            // A complete body goes through the filters at once: its new
+            // length is known before the head goes out.
+            match filter_whole(&mut filters, std::mem::take(body)) {
+                Ok(filtered) => *body = filtered,
+                Err(module) => {
+                    crate::log::error(&format!(
+                        "module {}: its output filter failed; the response is aborted",
+                        module_name(module)
+                    ));
+                    return None;
+                }
+            }
+        }
+    }
+    let ctx = reply.finish.ctx();
     let facts = HeadFacts {
         status,
         version: ctx.head.version,
@@ -67,7 +86,9 @@ pub async fn send(
     }
     let ended_well = match handler {
         None => true,
-        Some((future, module)) => stream(&mut reply, out, framing, future, module).await,
+        Some((future, module)) => {
+            stream(&mut reply, out, framing, future, module, &mut filters).await
+        }
     };
     // Everything is queued: the request is over as far as modules go.
     // It is logged and counted now, before its last bytes go out, so a
@@ -101,6 +122,26 @@ pub async fn send(
     Some(wire)
 }
 
+/// A complete body through the whole chain, its end included.
+fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, usize> {
+    let mut out = Vec::new();
+    if !body.is_empty() {
+        filters.push(body, &mut out)?;
+    }
+    filters.finish(&mut out)?;
+    Ok(match out.len() {
+        0 => Bytes::new(),
+        1 => out.remove(0),
+        _ => Bytes::from(out.concat()),
+    })
+}
+
+fn module_name(index: usize) -> String {
+    crate::loader::registry::frozen()
+        .and_then(|r| r.modules.get(index))
+        .map_or_else(|| "?".to_owned(), |m| m.name.clone())
+}
+
 /// Closes a connection whose client may still be sending (a body left
 /// unread, a request behind the last): closing at once would answer that
 /// data with a reset, which can destroy the response still in flight.
@@ -127,8 +168,12 @@ async fn stream(
     framing: Framing,
     mut future: modproxy_api::future::Imported,
     module: &'static str,
+    filters: &mut Chain,
 ) -> bool {
     let chunked = framing == Framing::Chunked;
+    // What the filters emitted and the client has not been sent yet.
+    let mut filtered: std::collections::VecDeque<Bytes> = Default::default();
+    let mut filters_done = filters.is_empty();
     let mut last_chunk_owed = chunked;
     let mut running = true;
     let mut failed = None;
@@ -140,7 +185,24 @@ async fn stream(
         let mut progress = false;
         if out.queued() < HIGH_WATER {
             let ctx = reply.finish.ctx();
-            if let Some(chunk) = ctx.pending_chunk.take() {
+            let next = if !filtered.is_empty() {
+                filtered.pop_front()
+            } else if !filters.is_empty() && ctx.pending_chunk.is_some() {
+                let chunk = ctx.pending_chunk.take().unwrap_or_default();
+                let mut out_chunks = Vec::new();
+                if let Err(m) = filters.push(chunk, &mut out_chunks) {
+                    failed = Some(format!(
+                        "module {}: its output filter failed",
+                        module_name(m)
+                    ));
+                    return Poll::Ready(false);
+                }
+                filtered.extend(out_chunks);
+                continue;
+            } else {
+                ctx.pending_chunk.take()
+            };
+            if let Some(chunk) = next {
                 ctx.bytes_sent += chunk.len() as u64;
                 if let Some(left) = body_left.as_mut() {
                     let Some(rest) = left.checked_sub(chunk.len() as u64) else {
@@ -171,6 +233,18 @@ async fn stream(
                 if out.is_empty() {
                     return Poll::Ready(false);
                 }
+            } else if !filters_done {
+                filters_done = true;
+                let mut out_chunks = Vec::new();
+                if let Err(m) = filters.finish(&mut out_chunks) {
+                    failed = Some(format!(
+                        "module {}: its output filter failed",
+                        module_name(m)
+                    ));
+                    return Poll::Ready(false);
+                }
+                filtered.extend(out_chunks);
+                progress = true;
             } else if body_left.is_some_and(|left| left > 0) {
                 failed = Some(format!("module {module} sent less than its Content-Length"));
                 return Poll::Ready(false);
@@ -193,7 +267,12 @@ async fn stream(
                 Poll::Pending => {}
             }
         }
-        if !running && !last_chunk_owed && reply.finish.ctx().pending_chunk.is_none() {
+        if !running
+            && !last_chunk_owed
+            && filters_done
+            && filtered.is_empty()
+            && reply.finish.ctx().pending_chunk.is_none()
+        {
             return Poll::Ready(failed.is_none());
         }
         if !progress {

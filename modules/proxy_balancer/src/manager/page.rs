@@ -52,7 +52,9 @@ async function post(change) {
 
 function memberRow(b, m) {
   const act = (label, status) => `<button data-b="${esc(b.name)}" data-m="${esc(m.url)}" data-status="${status}">${label}</button>`;
-  const admin = m.status.replace(/\+[EIR]/g, '');
+  const admin = m.status.replace(/\+[EIRC]/g, '');
+  const c = m.hcheck;
+  const check = c ? ` <small title="${esc(c.reason)}">${esc(c.method)} ${c.last_result}, ${c.consecutive_passes} pass / ${c.consecutive_fails} fail in a row${c.reason ? ': ' + esc(c.reason) : ''}</small>` : '';
   const buttons = [
     admin.includes('+D') ? act('Enable', '-D') : act('Disable', '+D'),
     admin.includes('+N') ? act('Undrain', '-N') : act('Drain', '+N'),
@@ -66,7 +68,7 @@ function memberRow(b, m) {
     <td>${esc(m.status || '-')}</td><td class="${m.state}">${m.state}</td>
     <td class="num">${m.elected}</td><td class="num">${m.busy}</td><td class="num">${m.lbstatus}</td>
     <td class="num">${m.bytes_to}</td><td class="num">${m.bytes_from}</td>
-    <td class="num">${m.errors}</td><td>${esc(m.last_error || '-')}</td><td>${m.health}</td>
+    <td class="num">${m.errors}</td><td>${esc(m.last_error || '-')}</td><td>${m.health}${check}</td>
     <td>${buttons}<button data-b="${esc(b.name)}" data-m="${esc(m.url)}" data-save="1">Save</button></td></tr>`;
 }
 

@@ -177,6 +177,15 @@ host_fn! {
                     );
                 }
             }
+            if !registry.hooks(HookKind::OutputFilter).is_empty() {
+                let chain = crate::loader::filters::Chain::start(registry, raw);
+                let r = req(raw);
+                if !chain.is_empty() {
+                    // The filters change the body: the core frames it.
+                    r.response_headers.remove(b"content-length");
+                }
+                r.filters = chain;
+            }
         }
         req(raw).head_sent = true;
         io::READY
