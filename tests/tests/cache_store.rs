@@ -1,0 +1,206 @@
+//! Module cache (memory store) with a real backend that counts its
+//! requests: a fresh response served without the backend, with its Age;
+//! 200 concurrent cold requests for one URL make one backend request; one
+//! variant per Accept-Encoding with deflate; private, no-store and
+//! Set-Cookie answers not stored; a client's no-cache goes to the origin;
+//! the memory bound held under 10,000 distinct URLs.
+
+use modproxy_tests::client::{parse, Response};
+use modproxy_tests::{free_port, send_raw, Backend, Server, ServerRoot};
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// modproxy with proxy_http, cache and `modules`, passing `/` to
+/// `backend`; `cache` adds keys to `[vhost.cache]`, `extra` more tables.
+fn serve(backend: &Backend, cache: &str, modules: &[&str], extra: &str) -> (ServerRoot, Server) {
+    let root = ServerRoot::new();
+    let mut all = vec!["proxy_http", "cache"];
+    all.extend_from_slice(modules);
+    root.enable(&all);
+    let port = free_port();
+    root.config(&format!(
+        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n\n[vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n\n{extra}\n[vhost.cache]\nenable = [{{ path = \"/\" }}]\nheader = true\n{cache}\n",
+        backend.url()
+    ));
+    let server = Server::start(&root, port);
+    (root, server)
+}
+
+fn get(port: u16, path: &str, extra: &str) -> Response {
+    let raw =
+        format!("GET {path} HTTP/1.1\r\nHost: cache.test\r\n{extra}Connection: close\r\n\r\n");
+    parse(&send_raw(port, raw.as_bytes()).unwrap()).unwrap()
+}
+
+/// A backend whose answers carry `fields`, counting what it serves.
+fn counting(
+    fields: &'static [(&'static str, &'static str)],
+    delay: Duration,
+) -> (Backend, Arc<AtomicUsize>) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = n.clone();
+    let backend = Backend::start(move |seen| {
+        let i = c.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(delay);
+        let mut f: Vec<(String, String)> = fields
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        f.push(("Content-Type".into(), "text/html".into()));
+        (
+            200,
+            f,
+            format!("answer {i} for {} {}", seen.target, "x".repeat(400)).into_bytes(),
+        )
+    });
+    (backend, n)
+}
+
+#[test]
+fn a_fresh_response_is_served_without_the_backend_with_its_age() {
+    let (b, n) = counting(&[("Cache-Control", "max-age=60")], Duration::ZERO);
+    let (root, server) = serve(&b, "", &[], "");
+    let first = get(server.port, "/page", "");
+    assert_eq!(first.header("x-cache"), Some("MISS"), "{}", root.log());
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..3 {
+        let again = get(server.port, "/page", "");
+        assert_eq!(again.header("x-cache"), Some("HIT"));
+        assert_eq!(again.body, first.body);
+        assert!(
+            again
+                .header("age")
+                .is_some_and(|a| a.parse::<u64>().unwrap() >= 1),
+            "{:?}",
+            again.headers
+        );
+    }
+    assert_eq!(n.load(Ordering::SeqCst), 1, "the backend answered once");
+    let other = get(server.port, "/other", "");
+    assert_eq!(other.header("x-cache"), Some("MISS"));
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn two_hundred_concurrent_cold_requests_make_one_backend_request() {
+    let (b, n) = counting(
+        &[("Cache-Control", "max-age=60")],
+        Duration::from_millis(300),
+    );
+    let (root, server) = serve(&b, "", &[], "");
+    let port = server.port;
+    let clients: Vec<_> = (0..200)
+        .map(|_| std::thread::spawn(move || get(port, "/cold", "")))
+        .collect();
+    let answers: Vec<Response> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 200 && r.body == answers[0].body),
+        "{}",
+        root.log()
+    );
+    assert_eq!(n.load(Ordering::SeqCst), 1, "{}", root.log());
+    let hits = answers
+        .iter()
+        .filter(|r| r.header("x-cache") == Some("HIT"))
+        .count();
+    assert_eq!(hits, 199);
+}
+
+#[test]
+fn one_variant_per_encoding_with_deflate() {
+    let (b, n) = counting(&[("Cache-Control", "max-age=60")], Duration::ZERO);
+    let deflate = "[vhost.deflate]\nencodings = [\"gzip\"]\nmin_length = 0\n";
+    let (root, server) = serve(&b, "", &["deflate"], deflate);
+    let gz = get(server.port, "/v", "Accept-Encoding: gzip\r\n");
+    let plain = get(server.port, "/v", "");
+    assert_eq!(
+        gz.header("content-encoding"),
+        Some("gzip"),
+        "{}",
+        root.log()
+    );
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        2,
+        "one backend request per variant"
+    );
+    let gz2 = get(server.port, "/v", "Accept-Encoding: gzip\r\n");
+    let plain2 = get(server.port, "/v", "");
+    assert_eq!(
+        (gz2.header("x-cache"), plain2.header("x-cache")),
+        (Some("HIT"), Some("HIT"))
+    );
+    assert_eq!(gz2.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz2.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert!(
+        unzipped.starts_with(b"answer 0"),
+        "the gzip variant is the first answer"
+    );
+    assert!(plain2.body.starts_with(b"answer 1"));
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn private_no_store_and_cookies_are_not_stored_and_no_cache_goes_to_the_origin() {
+    for fields in [
+        &[("Cache-Control", "private, max-age=60")][..],
+        &[("Cache-Control", "no-store")][..],
+        &[("Cache-Control", "max-age=60"), ("Set-Cookie", "s=1")][..],
+        &[][..],
+    ] {
+        let (b, n) = counting(fields, Duration::ZERO);
+        let (root, server) = serve(&b, "", &[], "");
+        get(server.port, "/p", "");
+        get(server.port, "/p", "");
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            2,
+            "{fields:?} was stored\n{}",
+            root.log()
+        );
+    }
+    let (b, n) = counting(&[("Cache-Control", "max-age=60")], Duration::ZERO);
+    let (_root, server) = serve(&b, "", &[], "");
+    get(server.port, "/p", "");
+    let fresh = get(server.port, "/p", "Cache-Control: no-cache\r\n");
+    assert_eq!(fresh.header("x-cache"), Some("MISS"));
+    assert_eq!(n.load(Ordering::SeqCst), 2, "no-cache went to the origin");
+    let after = get(server.port, "/p", "");
+    assert!(
+        after.body.starts_with(b"answer 1"),
+        "and refreshed the copy"
+    );
+}
+
+#[test]
+fn the_memory_bound_holds_under_ten_thousand_urls() {
+    let (b, n) = counting(&[("Cache-Control", "max-age=600")], Duration::ZERO);
+    let manager = "[vhost.balancer_manager]\nmetrics = \"/metrics\"\n";
+    let (root, server) = serve(&b, "max_size = 1048576", &["proxy_balancer"], manager);
+    for i in 0..10_000 {
+        let r = get(server.port, &format!("/u/{i}"), "");
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(n.load(Ordering::SeqCst), 10_000);
+    // The newest are still there, the oldest were evicted.
+    assert_eq!(
+        get(server.port, "/u/9999", "").header("x-cache"),
+        Some("HIT")
+    );
+    assert_eq!(get(server.port, "/u/0", "").header("x-cache"), Some("MISS"));
+    let text = String::from_utf8_lossy(&get(server.port, "/metrics", "").body).into_owned();
+    let size: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("modproxy_cache_size_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text}"));
+    assert!(size <= 1_048_576 && size > 512 * 1024, "{size} bytes held");
+}
