@@ -184,7 +184,7 @@ fn private_no_store_and_cookies_are_not_stored_and_no_cache_goes_to_the_origin()
 fn the_memory_bound_holds_under_ten_thousand_urls() {
     let (b, n) = counting(&[("Cache-Control", "max-age=600")], Duration::ZERO);
     let manager = "[vhost.balancer_manager]\nmetrics = \"/metrics\"\n";
-    let (root, server) = serve(&b, "max_size = 1048576", &["proxy_balancer"], manager);
+    let (_root, server) = serve(&b, "max_size = 1048576", &["proxy_balancer"], manager);
     for i in 0..10_000 {
         let r = get(server.port, &format!("/u/{i}"), "");
         assert_eq!(r.status, 200);
@@ -203,4 +203,146 @@ fn the_memory_bound_holds_under_ten_thousand_urls() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no size in {text}"));
     assert!(size <= 1_048_576 && size > 512 * 1024, "{size} bytes held");
+}
+
+/// A backend with a validator: 304 to a matching If-None-Match, else the
+/// page; `Cache-Control` as given. Counts full answers and 304s apart.
+fn validating(cc: &'static str) -> (Backend, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (full, not_modified) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (f, nm) = (full.clone(), not_modified.clone());
+    let backend = Backend::start(move |seen| {
+        let fields = vec![
+            ("Cache-Control".to_owned(), cc.to_owned()),
+            ("ETag".to_owned(), "\"v1\"".to_owned()),
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ];
+        if seen.header("if-none-match") == Some("\"v1\"") {
+            nm.fetch_add(1, Ordering::SeqCst);
+            return (304, fields, Vec::new());
+        }
+        f.fetch_add(1, Ordering::SeqCst);
+        (200, fields, b"the page".to_vec())
+    });
+    (backend, full, not_modified)
+}
+
+#[test]
+fn a_stale_copy_is_revalidated_with_its_etag_and_a_clients_own_validator_gets_304() {
+    let (b, full, nm) = validating("max-age=1");
+    let (root, server) = serve(&b, "", &[], "");
+    assert_eq!(get(server.port, "/r", "").body, b"the page");
+    std::thread::sleep(Duration::from_millis(1200));
+    let again = get(server.port, "/r", "");
+    assert_eq!(
+        (again.status, again.header("x-cache")),
+        (200, Some("REVALIDATED")),
+        "{}",
+        root.log()
+    );
+    assert_eq!(again.body, b"the page");
+    assert_eq!(
+        (full.load(Ordering::SeqCst), nm.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    // Fresh again: a hit, and the client's own If-None-Match is answered 304.
+    assert_eq!(get(server.port, "/r", "").header("x-cache"), Some("HIT"));
+    let cond = get(server.port, "/r", "If-None-Match: \"v1\"\r\n");
+    assert_eq!((cond.status, cond.body.len()), (304, 0));
+    assert_eq!(
+        (full.load(Ordering::SeqCst), nm.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+}
+
+/// A backend that answers one request, with `cc`, then is gone: its
+/// port refuses every later connect.
+fn one_shot(cc: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let body = "the page";
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nCache-Control: {cc}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    url
+}
+
+fn serve_url(url: &str) -> (ServerRoot, Server) {
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http", "cache"]);
+    let port = free_port();
+    root.config(&format!(
+        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n\n[vhost.proxy]\npass = [{{ path = \"/\", url = \"{url}/\" }}]\n\n[vhost.cache]\nenable = [{{ path = \"/\" }}]\nheader = true\n"
+    ));
+    let server = Server::start(&root, port);
+    (root, server)
+}
+
+#[test]
+fn a_dead_backend_is_answered_from_a_stale_copy_within_stale_if_error() {
+    let (root, server) = serve_url(&one_shot("max-age=1, stale-if-error=60"));
+    assert_eq!(get(server.port, "/s", "").body, b"the page");
+    std::thread::sleep(Duration::from_millis(1200));
+    let stale = get(server.port, "/s", "");
+    assert_eq!(
+        (stale.status, stale.header("x-cache")),
+        (200, Some("STALE")),
+        "{}",
+        root.log()
+    );
+    assert_eq!(stale.body, b"the page");
+    assert!(root
+        .log()
+        .contains("answering with the stale copy (stale-if-error)"));
+    // Without the window, the error goes through.
+    let (_root2, server2) = serve_url(&one_shot("max-age=1"));
+    get(server2.port, "/s", "");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(get(server2.port, "/s", "").status, 503);
+}
+
+#[test]
+fn while_one_request_revalidates_the_others_get_the_stale_copy() {
+    // The revalidation takes 500 ms; stale-while-revalidate lets the
+    // requests meanwhile have the stale copy at once.
+    let slow = Arc::new(AtomicUsize::new(0));
+    let s = slow.clone();
+    let b = Backend::start(move |_| {
+        if s.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let fields = vec![
+            (
+                "Cache-Control".to_owned(),
+                "max-age=1, stale-while-revalidate=30".to_owned(),
+            ),
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ];
+        (200, fields, b"page".to_vec())
+    });
+    let (root, server) = serve(&b, "", &[], "");
+    get(server.port, "/w", "");
+    std::thread::sleep(Duration::from_millis(1200));
+    let port = server.port;
+    let first = std::thread::spawn(move || get(port, "/w", ""));
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    let other = get(server.port, "/w", "");
+    assert_eq!(other.header("x-cache"), Some("STALE"), "{}", root.log());
+    assert!(
+        t0.elapsed() < Duration::from_millis(300),
+        "it did not wait for the revalidation"
+    );
+    assert_eq!(first.join().unwrap().header("x-cache"), Some("MISS"));
+    assert_eq!(slow.load(Ordering::SeqCst), 2);
 }

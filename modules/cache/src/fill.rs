@@ -1,13 +1,16 @@
 //! The output filter that stores a backend's answer: it sees the head of
 //! a response whose request took the fill lock (the `cache-fill` note),
 //! keeps a copy of the body as it passes, and stores it at the end when
-//! RFC 9111 allows. The lock is released whatever happens.
+//! RFC 9111 allows. A 304 to a revalidation becomes the stored response,
+//! fresh again; a 5xx (the backend's, or the proxy's own when the backend
+//! is down) becomes the stale copy inside its `stale-if-error` window.
+//! The lock is released whatever happens.
 
 use crate::rules::{self, Limits, ResponseFacts};
 use crate::store::Stored;
-use crate::{Cache, Site, FILL_NOTE};
+use crate::{Cache, Site, FILL_NOTE, REVALIDATE_NOTE};
 use modproxy_api::sdk::filter::{Emit, FilterStep, OutputFilter};
-use modproxy_api::{Bytes, Headers, Request};
+use modproxy_api::{Bytes, Headers, Level, Request};
 use std::time::{Duration, Instant};
 
 /// Fields the cache never stores: hop-by-hop, framing, its own.
@@ -25,13 +28,17 @@ const NOT_STORED: [&str; 11] = [
     "set-cookie",
 ];
 
-/// One response on its way into the store.
+/// One response on its way into the store, or answered from it.
 pub struct Filling {
     site: &'static Site,
     key: String,
+    /// What will be stored at the end, while it is small enough.
     stored: Option<Stored>,
     body: Vec<u8>,
     limit: usize,
+    /// The stored body that answers instead of the backend's (a 304 or a
+    /// 5xx replaced); the backend's own body is then dropped.
+    replay: Option<Bytes>,
 }
 
 impl Drop for Filling {
@@ -46,25 +53,56 @@ impl OutputFilter for Cache {
     fn start(&self, req: &mut Request) -> Option<Filling> {
         let site = self.site(req)?;
         let key = req.note(FILL_NOTE)?.to_owned();
-        if site.config.header {
-            req.set_header(Headers::Response, "x-cache", b"MISS");
-        }
-        let stored = storable(site, req);
-        if stored.is_none() {
-            site.store().end_fill(&key);
-            return None;
-        }
         let limit = usize::try_from(site.config.max_size / 4).unwrap_or(usize::MAX);
-        Some(Filling {
+        let mut state = Filling {
             site,
             key,
-            stored,
+            stored: None,
             body: Vec::new(),
             limit,
-        })
+            replay: None,
+        };
+        let value_of = |name: &str| req.header_str(Headers::Request, name).map(str::to_owned);
+        let copy = site.store().get(&state.key, &value_of);
+        let status = req.status();
+        match copy {
+            Some(old) if status == 304 && req.note(REVALIDATE_NOTE).is_some() => {
+                // Still valid: the stored response, with the 304's fields.
+                req.set_status(old.status);
+                add_missing(req, &old.fields);
+                mark(site, req, "REVALIDATED");
+                if let Some(mut fresh) = storable(site, req) {
+                    fresh.body = old.body.clone();
+                    site.store().refresh(&state.key, &fresh);
+                }
+                state.replay = Some(old.body);
+                return Some(state);
+            }
+            Some(old) if status >= 500 && old.may_serve_on_error(Instant::now()) => {
+                replace_all(req, &old);
+                mark(site, req, "STALE");
+                modproxy_api::log(
+                    Level::Warn,
+                    format_args!(
+                        "cache: {}: the backend answered {status}; answering with the stale copy (stale-if-error)",
+                        state.key
+                    ),
+                );
+                state.replay = Some(old.body);
+                return Some(state);
+            }
+            _ => {}
+        }
+        mark(site, req, "MISS");
+        state.stored = storable(site, req);
+        // None: not stored, and the lock goes with the state right away.
+        state.stored.is_some().then_some(state)
     }
 
     fn body(&self, state: &mut Filling, chunk: Bytes, out: &mut Emit) -> FilterStep {
+        if state.replay.is_some() {
+            return FilterStep::Continue; // the stored body answers instead
+        }
         if state.stored.is_some() {
             if state.body.len() + chunk.len() > state.limit {
                 state.stored = None; // too big to keep: passed on, not stored
@@ -77,7 +115,11 @@ impl OutputFilter for Cache {
         FilterStep::Continue
     }
 
-    fn finish(&self, state: &mut Filling, _out: &mut Emit) -> FilterStep {
+    fn finish(&self, state: &mut Filling, out: &mut Emit) -> FilterStep {
+        if let Some(body) = state.replay.take() {
+            out.send(body);
+            return FilterStep::Continue;
+        }
         if let Some(mut stored) = state.stored.take() {
             stored.body = Bytes::from(std::mem::take(&mut state.body));
             stored.stored_at = Instant::now();
@@ -85,6 +127,34 @@ impl OutputFilter for Cache {
         }
         FilterStep::Continue
     }
+}
+
+fn mark(site: &Site, req: &mut Request, how: &str) {
+    if site.config.header {
+        req.set_header(Headers::Response, "x-cache", how.as_bytes());
+    }
+}
+
+/// Adds the stored fields the response lacks (a 304 carries only some).
+fn add_missing(req: &mut Request, fields: &[(String, Vec<u8>)]) {
+    for (name, value) in fields {
+        if req.header(Headers::Response, name).is_none() {
+            req.add_header(Headers::Response, name, value);
+        }
+    }
+}
+
+/// Puts the stored response in place of this one (an error's fields go).
+fn replace_all(req: &mut Request, stored: &Stored) {
+    let mut names = Vec::new();
+    req.for_each_header(Headers::Response, |n, _| names.push(n.to_owned()));
+    for n in names {
+        req.remove_header(Headers::Response, &n);
+    }
+    req.set_status(stored.status);
+    add_missing(req, &stored.fields);
+    let age = stored.age(Instant::now()).to_string();
+    req.set_header(Headers::Response, "age", age.as_bytes());
 }
 
 /// The response as it will be stored, if RFC 9111 lets a shared cache keep it.
@@ -128,6 +198,7 @@ fn storable(site: &Site, req: &Request) -> Option<Stored> {
         }
     });
     let age_at_store = h("age").and_then(|a| a.trim().parse().ok()).unwrap_or(0);
+    let (stale_while_revalidate, stale_if_error) = rules::stale_windows(facts.cache_control);
     Some(Stored {
         status: facts.status,
         fields,
@@ -136,5 +207,7 @@ fn storable(site: &Site, req: &Request) -> Option<Stored> {
         lifetime,
         age_at_store,
         vary,
+        stale_while_revalidate,
+        stale_if_error,
     })
 }

@@ -23,6 +23,8 @@ use store::Store;
 
 /// The note that marks a request whose answer may be stored: its key.
 const FILL_NOTE: &str = "cache-fill";
+/// The note that marks a request sent as a revalidation of a stale copy.
+const REVALIDATE_NOTE: &str = "cache-revalidate";
 
 /// `[vhost.cache]` as written.
 #[derive(Debug, Deserialize)]

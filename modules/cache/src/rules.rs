@@ -117,6 +117,41 @@ pub fn lifetime(r: &ResponseFacts<'_>, limits: &Limits) -> Result<Duration, &'st
     Ok(life.min(limits.max_expire))
 }
 
+/// RFC 5861's `stale-while-revalidate` and `stale-if-error` of a
+/// response; none when it says `must-revalidate` or `proxy-revalidate`.
+pub fn stale_windows(cc: Option<&str>) -> (Duration, Duration) {
+    let cc = cc.unwrap_or("");
+    if directive(cc, "must-revalidate").is_some() || directive(cc, "proxy-revalidate").is_some() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let secs = |name| Duration::from_secs(seconds(cc, name).unwrap_or(0));
+    (secs("stale-while-revalidate"), secs("stale-if-error"))
+}
+
+/// Whether a client's conditional request is met by a response with
+/// these validators (RFC 9110 §13.1: If-None-Match first, weak comparison).
+pub fn not_modified(
+    if_none_match: Option<&str>,
+    if_modified_since: Option<&str>,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+) -> bool {
+    if let Some(inm) = if_none_match {
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        return etag.is_some_and(|e| {
+            inm.split(',')
+                .any(|t| t.trim() == "*" || weak(t) == weak(e))
+        });
+    }
+    match (
+        if_modified_since.and_then(http_date),
+        last_modified.and_then(http_date),
+    ) {
+        (Some(since), Some(lm)) => lm <= since,
+        _ => false,
+    }
+}
+
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as Unix seconds.
 pub fn http_date(s: &str) -> Option<u64> {
     let f: Vec<&str> = s.split_whitespace().collect();
@@ -195,6 +230,38 @@ mod tests {
         assert!(lifetime(&auth, &LIMITS).is_err());
         auth.cache_control = Some("max-age=60, public");
         assert!(lifetime(&auth, &LIMITS).is_ok());
+    }
+
+    #[test]
+    fn stale_windows_and_conditionals() {
+        let (swr, sie) = stale_windows(Some(
+            "max-age=1, stale-while-revalidate=30, stale-if-error=60",
+        ));
+        assert_eq!((swr.as_secs(), sie.as_secs()), (30, 60));
+        assert_eq!(
+            stale_windows(Some("max-age=1, stale-if-error=60, must-revalidate")).1,
+            Duration::ZERO
+        );
+        assert!(not_modified(
+            Some("\"a\", W/\"b\""),
+            None,
+            Some("\"b\""),
+            None
+        ));
+        assert!(!not_modified(Some("\"a\""), None, Some("\"b\""), None));
+        let lm = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(not_modified(
+            None,
+            Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+            None,
+            lm
+        ));
+        assert!(!not_modified(
+            None,
+            Some("Sat, 05 Nov 1994 08:49:37 GMT"),
+            None,
+            lm
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The handler: answers a fresh stored response without the backend; on
-//! a miss takes the URL's fill lock and lets proxy's handler run, or,
-//! while another request fills it, waits for that answer.
+//! The handler: answers a fresh stored response without the backend (or
+//! a 304 when the client's own validators match); a stale one is
+//! revalidated by the request that takes the URL's fill lock, while the
+//! others get the stale copy inside its `stale-while-revalidate` window
+//! or wait; a miss takes the lock and lets proxy's handler run.
 
 use crate::rules::{self, Lookup};
 use crate::store::Stored;
-use crate::{key, Cache, Site, FILL_NOTE, LOCK_WAIT};
+use crate::{key, Cache, Site, FILL_NOTE, LOCK_WAIT, REVALIDATE_NOTE};
 use modproxy_api::sdk::net::sleep;
 use modproxy_api::{Bytes, Headers, Request, Status};
 use std::future::Future;
@@ -35,8 +37,11 @@ pub fn handle(
 /// What one look at the store found.
 enum Found {
     Hit(Stored),
-    /// This request fills the URL: on to the backend.
-    Fill,
+    /// Served stale while another request revalidates it.
+    Stale(Stored),
+    /// This request fills the URL: on to the backend, conditional when a
+    /// stale copy has validators.
+    Fill(Option<Stored>),
     /// Another request is filling it.
     Wait,
 }
@@ -44,15 +49,22 @@ enum Found {
 fn look(site: &Site, req: &Request, key: &str, now: Instant) -> Found {
     let value_of = |name: &str| req.header_str(Headers::Request, name).map(str::to_owned);
     let mut store = site.store();
-    if let Some(hit) = store.get(key, &value_of, now) {
+    let stored = store.get(key, &value_of);
+    if let Some(hit) = stored.as_ref().filter(|s| s.is_fresh(now)) {
         store.hits += 1;
-        return Found::Hit(hit);
+        return Found::Hit(hit.clone());
     }
     if !site.config.lock || store.try_fill(key, now, LOCK_WAIT) {
         store.misses += 1;
-        return Found::Fill;
+        return Found::Fill(stored);
     }
-    Found::Wait
+    match stored {
+        Some(stale) if stale.may_serve_while_revalidating(now) => {
+            store.hits += 1;
+            Found::Stale(stale)
+        }
+        _ => Found::Wait,
+    }
 }
 
 async fn lookup(site: &'static Site, mut req: Request, key: String) -> Status {
@@ -60,9 +72,13 @@ async fn lookup(site: &'static Site, mut req: Request, key: String) -> Status {
     loop {
         let now = Instant::now();
         match look(site, &req, &key, now) {
-            Found::Hit(hit) => return answer(site, req, hit, now).await,
-            Found::Fill => {
+            Found::Hit(hit) => return answer(site, req, hit, now, "HIT").await,
+            Found::Stale(stale) => return answer(site, req, stale, now, "STALE").await,
+            Found::Fill(stale) => {
                 req.set_note(FILL_NOTE, &key);
+                if let Some(stale) = stale {
+                    ask_conditionally(&mut req, &stale);
+                }
                 return Status::Declined;
             }
             // The filling request takes too long: ask the backend too,
@@ -73,9 +89,36 @@ async fn lookup(site: &'static Site, mut req: Request, key: String) -> Status {
     }
 }
 
-/// Sends a stored response, with its Age.
-async fn answer(site: &Site, mut req: Request, hit: Stored, now: Instant) -> Status {
-    req.set_status(hit.status);
+/// Turns the request into a revalidation of `stale`: the backend answers
+/// 304 if it still holds (the filter then answers from the copy).
+fn ask_conditionally(req: &mut Request, stale: &Stored) {
+    let etag = stale.field("etag").map(str::to_owned);
+    let lm = stale.field("last-modified").map(str::to_owned);
+    if etag.is_none() && lm.is_none() {
+        return;
+    }
+    req.set_note(REVALIDATE_NOTE, "1");
+    req.remove_header(Headers::Request, "if-none-match");
+    req.remove_header(Headers::Request, "if-modified-since");
+    if let Some(e) = etag {
+        req.set_header(Headers::Request, "if-none-match", e.as_bytes());
+    }
+    if let Some(l) = lm {
+        req.set_header(Headers::Request, "if-modified-since", l.as_bytes());
+    }
+}
+
+/// Sends a stored response with its Age, or 304 when the client's own
+/// validators match it.
+async fn answer(site: &Site, mut req: Request, hit: Stored, now: Instant, how: &str) -> Status {
+    let not_modified = hit.status == 200
+        && rules::not_modified(
+            req.header_str(Headers::Request, "if-none-match"),
+            req.header_str(Headers::Request, "if-modified-since"),
+            hit.field("etag"),
+            hit.field("last-modified"),
+        );
+    req.set_status(if not_modified { 304 } else { hit.status });
     for (name, value) in &hit.fields {
         req.add_header(Headers::Response, name, value);
     }
@@ -84,14 +127,15 @@ async fn answer(site: &Site, mut req: Request, hit: Stored, now: Instant) -> Sta
         "age",
         hit.age(now).to_string().as_bytes(),
     );
-    req.set_header(
-        Headers::Response,
-        "content-length",
-        hit.body.len().to_string().as_bytes(),
-    );
     if site.config.header {
-        req.set_header(Headers::Response, "x-cache", b"HIT");
+        req.set_header(Headers::Response, "x-cache", how.as_bytes());
     }
+    if not_modified {
+        let _ = req.send_head();
+        return Status::Ok;
+    }
+    let len = hit.body.len().to_string();
+    req.set_header(Headers::Response, "content-length", len.as_bytes());
     if req.send_head().is_ok() && req.method() != "HEAD" {
         let body: Bytes = hit.body.clone();
         if req.write_body(body).await.is_err() {

@@ -20,6 +20,10 @@ pub struct Stored {
     pub age_at_store: u64,
     /// The request's values of the fields `Vary` names (lower-case names).
     pub vary: Vec<(String, Option<String>)>,
+    /// RFC 5861's windows past the lifetime: a stale copy may answer while
+    /// one request revalidates it, or when the backend fails.
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
 }
 
 impl Stored {
@@ -35,9 +39,25 @@ impl Stored {
     pub fn age(&self, now: Instant) -> u64 {
         self.age_at_store + now.saturating_duration_since(self.stored_at).as_secs()
     }
-    pub fn is_fresh(&self, now: Instant) -> bool {
+    /// How long it has been held (its age as a duration).
+    fn held(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.stored_at) + Duration::from_secs(self.age_at_store)
-            < self.lifetime
+    }
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.held(now) < self.lifetime
+    }
+    pub fn may_serve_while_revalidating(&self, now: Instant) -> bool {
+        self.held(now) < self.lifetime + self.stale_while_revalidate
+    }
+    pub fn may_serve_on_error(&self, now: Instant) -> bool {
+        self.held(now) < self.lifetime + self.stale_if_error
+    }
+    /// One of its fields as text (validators for a conditional request).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
     /// Whether this variant answers a request whose field values `value_of` gives.
     pub fn matches(&self, value_of: &dyn Fn(&str) -> Option<String>) -> bool {
@@ -97,24 +117,35 @@ impl Store {
         }
     }
 
-    /// A fresh variant of `key` for this request, if one is stored.
-    pub fn get(
-        &mut self,
-        key: &str,
-        value_of: &dyn Fn(&str) -> Option<String>,
-        now: Instant,
-    ) -> Option<Stored> {
+    /// The variant of `key` for this request, fresh or stale, if one is stored.
+    pub fn get(&mut self, key: &str, value_of: &dyn Fn(&str) -> Option<String>) -> Option<Stored> {
         let found = self
             .entries
             .get(key)?
             .variants
             .iter()
-            .find(|v| v.matches(value_of) && v.is_fresh(now))
+            .find(|v| v.matches(value_of))
             .cloned();
         if found.is_some() {
             self.touch(key);
         }
         found
+    }
+
+    /// A revalidated variant (the backend answered 304): fresh again from
+    /// `now` for `lifetime`, with the fields the 304 updated.
+    pub fn refresh(&mut self, key: &str, updated: &Stored) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        if let Some(v) = e.variants.iter_mut().find(|v| v.vary == updated.vary) {
+            let before = v.size();
+            *v = updated.clone();
+            let after = v.size();
+            // Each total includes `before`: no underflow.
+            e.size = e.size - before + after;
+            self.size = self.size - before + after;
+        }
     }
 
     /// Stores a variant (replacing the one for the same Vary values),
@@ -205,6 +236,8 @@ mod tests {
             lifetime: Duration::from_secs(60),
             age_at_store: 0,
             vary: vec![],
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
         }
     }
 
@@ -215,7 +248,7 @@ mod tests {
             s.put(k, stored(2000));
         }
         let none = |_: &str| None;
-        assert!(s.get("a", &none, Instant::now()).is_some()); // a is now the newest
+        assert!(s.get("a", &none).is_some()); // a is now the newest
         s.put("d", stored(2000));
         s.put("e", stored(2000));
         assert!(s.size() <= 10_000);
@@ -235,8 +268,8 @@ mod tests {
         s.put("k", gz);
         let gzip = |_: &str| Some("gzip".to_owned());
         let plain = |_: &str| None;
-        assert!(s.get("k", &gzip, Instant::now()).is_some());
-        assert!(s.get("k", &plain, Instant::now()).is_none());
+        assert!(s.get("k", &gzip).is_some());
+        assert!(s.get("k", &plain).is_none());
         let t0 = Instant::now();
         assert!(s.try_fill("k", t0, Duration::from_secs(5)));
         assert!(!s.try_fill("k", t0, Duration::from_secs(5)));

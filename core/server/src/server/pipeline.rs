@@ -258,12 +258,14 @@ fn full(mut finish: Finish) -> Reply {
     }
 }
 
-/// An error page in place of whatever fields a module had set.
+/// An error page in place of whatever fields a module had set; output
+/// filters see it as any response.
 fn error_reply(mut finish: Finish, status: StatusCode) -> Reply {
     let (fields, page) = error_page(status);
     let ctx = finish.ctx();
     ctx.status = status;
     ctx.response_headers = fields;
+    crate::loader::host_api::start_filters(finish.raw());
     Reply {
         body: ReplyBody::Full(page),
         finish,

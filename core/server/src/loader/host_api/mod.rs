@@ -15,8 +15,8 @@ mod runtime;
 pub use calls::*;
 pub use registration::RegCtx;
 use registration::*;
-pub use request::start_response;
 use request::*;
+pub use request::{start_filters, start_response};
 pub(crate) use runtime::io_code;
 use runtime::*;
 

@@ -177,15 +177,7 @@ host_fn! {
                     );
                 }
             }
-            if !registry.hooks(HookKind::OutputFilter).is_empty() {
-                let chain = crate::loader::filters::Chain::start(registry, raw);
-                let r = req(raw);
-                if !chain.is_empty() {
-                    // The filters change the body: the core frames it.
-                    r.response_headers.remove(b"content-length");
-                }
-                r.filters = chain;
-            }
+            start_filters_in(registry, raw);
         }
         req(raw).head_sent = true;
         io::READY
@@ -276,6 +268,30 @@ host_fn! {
             r.pending_chunk = Some(data);
         }
         io::READY
+    }
+}
+
+/// Builds the response's output filter chain (ABI 1.4) from the filters
+/// that accept its head; costs one check when none is registered.
+fn start_filters_in(registry: &Registry, raw: *mut c_void) {
+    if registry.hooks(HookKind::OutputFilter).is_empty() {
+        return;
+    }
+    let chain = crate::loader::filters::Chain::start(registry, raw);
+    let r = req(raw);
+    if !chain.is_empty() {
+        // The filters change the body: the core frames it.
+        r.response_headers.remove(b"content-length");
+    }
+    r.filters = chain;
+}
+
+/// The output filters for a response the core answers itself (an error
+/// page in place of a failed handler's): they see it as any other, so a
+/// cache may answer with a stale copy instead (stale-if-error).
+pub fn start_filters(raw: *mut c_void) {
+    if let Some(registry) = frozen() {
+        start_filters_in(registry, raw);
     }
 }
 
