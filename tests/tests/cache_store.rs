@@ -346,3 +346,63 @@ fn while_one_request_revalidates_the_others_get_the_stale_copy() {
     assert_eq!(first.join().unwrap().header("x-cache"), Some("MISS"));
     assert_eq!(slow.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn the_disk_store_survives_a_restart_and_recovers_from_a_cut_file() {
+    let (b, n) = counting(&[("Cache-Control", "max-age=600")], Duration::ZERO);
+    let root = ServerRoot::new();
+    root.enable(&["proxy_http", "cache"]);
+    let port = free_port();
+    root.config(&format!(
+        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\n\n[vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n\n[vhost.cache]\nenable = [{{ path = \"/\", store = \"disk\" }}]\nheader = true\n",
+        b.url()
+    ));
+    let server = Server::start(&root, port);
+    let first = get(port, "/d", "");
+    get(port, "/e", "");
+    assert_eq!(get(port, "/d", "").header("x-cache"), Some("HIT"));
+    root.restart();
+    let after = get(port, "/d", "");
+    assert_eq!(after.header("x-cache"), Some("HIT"), "{}", root.log());
+    assert_eq!(after.body, first.body);
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        2,
+        "the new process answered from the files"
+    );
+    // Every entry file cut short: each is a miss, and is stored again.
+    let dir = root.dir.join("cache");
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "entry") {
+            let data = std::fs::read(e.path()).unwrap();
+            std::fs::write(e.path(), &data[..data.len() / 2]).unwrap();
+        }
+    }
+    assert_eq!(get(port, "/d", "").header("x-cache"), Some("MISS"));
+    assert_eq!(get(port, "/d", "").header("x-cache"), Some("HIT"));
+    // PURGE from loopback: one URL, then a prefix.
+    let purged = parse(
+        &send_raw(
+            port,
+            b"PURGE /d HTTP/1.1\r\nHost: cache.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (purged.status, purged.body.as_slice()),
+        (200, &b"{\"purged\": 1}\n"[..])
+    );
+    assert_eq!(get(port, "/d", "").header("x-cache"), Some("MISS"));
+    let all = parse(
+        &send_raw(
+            port,
+            b"PURGE /* HTTP/1.1\r\nHost: cache.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(all.status, 200, "{}", root.log());
+    assert_eq!(get(port, "/e", "").header("x-cache"), Some("MISS"));
+    drop(server);
+}

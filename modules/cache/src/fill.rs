@@ -8,7 +8,7 @@
 
 use crate::rules::{self, Limits, ResponseFacts};
 use crate::store::Stored;
-use crate::{Cache, Site, FILL_NOTE, REVALIDATE_NOTE};
+use crate::{Cache, Kind, Site, FILL_NOTE, REVALIDATE_NOTE};
 use modproxy_api::sdk::filter::{Emit, FilterStep, OutputFilter};
 use modproxy_api::{Bytes, Headers, Level, Request};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ const NOT_STORED: [&str; 11] = [
 /// One response on its way into the store, or answered from it.
 pub struct Filling {
     site: &'static Site,
+    kind: Kind,
     key: String,
     /// What will be stored at the end, while it is small enough.
     stored: Option<Stored>,
@@ -53,9 +54,11 @@ impl OutputFilter for Cache {
     fn start(&self, req: &mut Request) -> Option<Filling> {
         let site = self.site(req)?;
         let key = req.note(FILL_NOTE)?.to_owned();
+        let kind = site.kind(req.path()).unwrap_or(Kind::Memory);
         let limit = usize::try_from(site.config.max_size / 4).unwrap_or(usize::MAX);
         let mut state = Filling {
             site,
+            kind,
             key,
             stored: None,
             body: Vec::new(),
@@ -63,7 +66,7 @@ impl OutputFilter for Cache {
             replay: None,
         };
         let value_of = |name: &str| req.header_str(Headers::Request, name).map(str::to_owned);
-        let copy = site.store().get(&state.key, &value_of);
+        let copy = site.get(kind, &state.key, &value_of);
         let status = req.status();
         match copy {
             Some(old) if status == 304 && req.note(REVALIDATE_NOTE).is_some() => {
@@ -73,7 +76,7 @@ impl OutputFilter for Cache {
                 mark(site, req, "REVALIDATED");
                 if let Some(mut fresh) = storable(site, req) {
                     fresh.body = old.body.clone();
-                    site.store().refresh(&state.key, &fresh);
+                    site.refresh(kind, &state.key, fresh);
                 }
                 state.replay = Some(old.body);
                 return Some(state);
@@ -123,7 +126,7 @@ impl OutputFilter for Cache {
         if let Some(mut stored) = state.stored.take() {
             stored.body = Bytes::from(std::mem::take(&mut state.body));
             stored.stored_at = Instant::now();
-            state.site.store().put(&state.key, stored);
+            state.site.put(state.kind, &state.key, stored);
         }
         FilterStep::Continue
     }

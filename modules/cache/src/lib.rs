@@ -6,20 +6,26 @@
 //! (the fill lock in store.rs, Apache's CacheLock).
 #![forbid(unsafe_code)]
 
+mod disk;
 mod fill;
 mod rules;
 mod serve;
 mod store;
 
+use disk::DiskStore;
 use modproxy_api::metrics::{register_metrics, MetricsSource};
 use modproxy_api::sdk::filter::register_filter;
+use modproxy_api::sdk::host::{server_file, ServerFile};
 use modproxy_api::sdk::order;
+use modproxy_api::{log, Level};
 use modproxy_api::{ConfigError, Module, Registrar, Request, Section};
 use serde::Deserialize;
 use std::fmt::Write;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use store::Store;
+use store::Stored;
 
 /// The note that marks a request whose answer may be stored: its key.
 const FILL_NOTE: &str = "cache-fill";
@@ -48,6 +54,20 @@ pub struct CacheConfig {
     /// `X-Cache: HIT | MISS` on responses.
     #[serde(default)]
     pub header: bool,
+    /// Where the disk store keeps its files, relative to SERVER_ROOT.
+    #[serde(default = "default_disk_root")]
+    pub disk_root: String,
+}
+
+fn default_disk_root() -> String {
+    "cache".into()
+}
+
+/// Which store a rule uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    Disk,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,19 +98,91 @@ fn memory() -> String {
 /// how long a fill lock lasts if its request never finishes.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// One virtual host's cache: its settings and store.
+/// One virtual host's cache: its settings and stores. The memory store
+/// also keeps the fill locks and the counters, whichever store answers.
 pub struct Site {
     pub config: CacheConfig,
     pub store: Mutex<Store>,
+    /// Opened on first use (configtest creates no directory).
+    disk: OnceLock<Option<DiskStore>>,
+    disk_root: PathBuf,
 }
 
 impl Site {
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    /// Whether `path` is under an `enable` rule.
-    fn covers(&self, path: &str) -> bool {
-        self.config.enable.iter().any(|r| path.starts_with(&r.path))
+    /// The store of the first `enable` rule `path` is under.
+    fn kind(&self, path: &str) -> Option<Kind> {
+        let rule = self
+            .config
+            .enable
+            .iter()
+            .find(|r| path.starts_with(&r.path))?;
+        Some(if rule.store == "disk" {
+            Kind::Disk
+        } else {
+            Kind::Memory
+        })
+    }
+    fn disk(&self) -> Option<&DiskStore> {
+        self.disk
+            .get_or_init(|| match DiskStore::open(&self.disk_root, self.config.max_size) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log(Level::Error, format_args!("cache: cannot use {} for the disk store ({e}): those paths are not cached; make the directory writable", self.disk_root.display()));
+                    None
+                }
+            })
+            .as_ref()
+    }
+    /// The stored variant for a request, fresh or stale.
+    fn get(
+        &self,
+        kind: Kind,
+        key: &str,
+        value_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Stored> {
+        match kind {
+            Kind::Memory => self.store().get(key, value_of),
+            Kind::Disk => self.disk()?.get(key, value_of),
+        }
+    }
+    fn disk_purge(&self, key: &str, exact: bool) -> usize {
+        self.disk().map_or(0, |d| d.purge(key, exact))
+    }
+
+    /// Puts back a variant a 304 made fresh again.
+    fn refresh(&self, kind: Kind, key: &str, fresh: Stored) {
+        match kind {
+            Kind::Memory => self.store().refresh(key, &fresh),
+            Kind::Disk => {
+                if let Some(d) = self.disk() {
+                    let _ = d.put(key, &fresh);
+                }
+            }
+        }
+    }
+
+    /// Stores a new variant.
+    fn put(&self, kind: Kind, key: &str, stored: Stored) {
+        match kind {
+            Kind::Memory => self.store().put(key, stored),
+            Kind::Disk => {
+                if let Some(d) = self.disk() {
+                    match d.put(key, &stored) {
+                        Ok(()) => self.store().stores += 1,
+                        Err(e) => log(
+                            Level::Warn,
+                            format_args!(
+                                "cache: cannot write {key} to {}: {e}",
+                                self.disk_root.display()
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -137,8 +229,11 @@ impl Cache {
                     rule.path
                 ));
             }
-            if rule.store != "memory" {
-                problems.push(format!("{at}.enable[{i}].store: `{}` is not a store modproxy has yet: use \"memory\" (the disk store is not built yet)", rule.store));
+            if rule.store != "memory" && rule.store != "disk" {
+                problems.push(format!(
+                    "{at}.enable[{i}].store: `{}` is not a store: use \"memory\" or \"disk\"",
+                    rule.store
+                ));
             }
         }
         if c.max_expire < c.default_expire {
@@ -148,9 +243,12 @@ impl Cache {
             ));
         }
         let store = Store::new(usize::try_from(c.max_size).unwrap_or(usize::MAX));
+        let root = server_file(ServerFile::Root).unwrap_or_default();
         let site: &'static Site = Box::leak(Box::new(Site {
+            disk_root: root.join(&c.disk_root),
             config: c,
             store: Mutex::new(store),
+            disk: OnceLock::new(),
         }));
         let mut vhosts = self.vhosts.write().unwrap_or_else(PoisonError::into_inner);
         if vhosts.len() <= vhost {
@@ -187,9 +285,14 @@ impl MetricsSource for Cache {
         let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
         let (mut hits, mut misses, mut stores, mut size, mut entries) = (0, 0, 0, 0, 0);
         for site in vhosts.iter().flatten() {
+            let on_disk = site
+                .disk
+                .get()
+                .and_then(|d| d.as_ref())
+                .map_or(0, DiskStore::used);
             let s = site.store();
             (hits, misses, stores) = (hits + s.hits, misses + s.misses, stores + s.stores);
-            (size, entries) = (size + s.size(), entries + s.len());
+            (size, entries) = (size + s.size() as u64 + on_disk, entries + s.len());
         }
         for (name, kind, help, v) in [
             (

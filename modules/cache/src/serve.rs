@@ -6,7 +6,7 @@
 
 use crate::rules::{self, Lookup};
 use crate::store::Stored;
-use crate::{key, Cache, Site, FILL_NOTE, LOCK_WAIT, REVALIDATE_NOTE};
+use crate::{key, Cache, Kind, Site, FILL_NOTE, LOCK_WAIT, REVALIDATE_NOTE};
 use modproxy_api::sdk::net::sleep;
 use modproxy_api::{Bytes, Headers, Request, Status};
 use std::future::Future;
@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 /// How often a waiting miss looks again.
 const POLL: Duration = Duration::from_millis(5);
 
-pub fn handle(
-    m: &'static Cache,
-    mut req: Request,
-) -> Option<impl Future<Output = Status> + Send + 'static> {
+pub fn handle(m: &'static Cache, mut req: Request) -> Option<Pending> {
     let site = m.site(&req)?;
-    if !matches!(req.method(), "GET" | "HEAD") || !site.covers(req.path()) {
+    let kind = site.kind(req.path().trim_end_matches('*'))?;
+    if req.method() == "PURGE" {
+        return Some(Box::pin(purge(site, kind, req)) as Pending);
+    }
+    if !matches!(req.method(), "GET" | "HEAD") {
         return None;
     }
     let key = key(&req);
@@ -31,7 +32,40 @@ pub fn handle(
         site.store().misses += 1;
         return None;
     }
-    Some(async move { lookup(site, req, key).await })
+    Some(Box::pin(lookup(site, kind, req, key)))
+}
+
+type Pending = std::pin::Pin<Box<dyn Future<Output = Status> + Send>>;
+
+/// `PURGE /path` drops the URL's stored variants, `PURGE /prefix*` every
+/// URL under it; only from loopback (as Varnish's and nginx's purge are
+/// usually set up).
+async fn purge(site: &Site, kind: Kind, mut req: Request) -> Status {
+    let ip = req.client_addr().rsplit_once(':').map_or("", |(ip, _)| ip);
+    if !(ip.starts_with("127.") || ip == "[::1]") {
+        return Status::Http(403);
+    }
+    let whole = key(&req);
+    let (prefix, exact) = match whole.strip_suffix('*') {
+        Some(p) => (p.to_owned(), false),
+        None => (whole, true),
+    };
+    let n = match kind {
+        Kind::Memory => site.store().purge_matching(&prefix, exact),
+        Kind::Disk => site.disk_purge(&prefix, exact),
+    };
+    let body = format!("{{\"purged\": {n}}}\n");
+    req.set_status(200);
+    req.set_header(Headers::Response, "content-type", b"application/json");
+    req.set_header(
+        Headers::Response,
+        "content-length",
+        body.len().to_string().as_bytes(),
+    );
+    if req.send_head().is_ok() {
+        let _ = req.write_body(Bytes::from(body)).await;
+    }
+    Status::Ok
 }
 
 /// What one look at the store found.
@@ -46,10 +80,10 @@ enum Found {
     Wait,
 }
 
-fn look(site: &Site, req: &Request, key: &str, now: Instant) -> Found {
+fn look(site: &Site, kind: Kind, req: &Request, key: &str, now: Instant) -> Found {
     let value_of = |name: &str| req.header_str(Headers::Request, name).map(str::to_owned);
+    let stored = site.get(kind, key, &value_of);
     let mut store = site.store();
-    let stored = store.get(key, &value_of);
     if let Some(hit) = stored.as_ref().filter(|s| s.is_fresh(now)) {
         store.hits += 1;
         return Found::Hit(hit.clone());
@@ -67,11 +101,11 @@ fn look(site: &Site, req: &Request, key: &str, now: Instant) -> Found {
     }
 }
 
-async fn lookup(site: &'static Site, mut req: Request, key: String) -> Status {
+async fn lookup(site: &'static Site, kind: Kind, mut req: Request, key: String) -> Status {
     let started = Instant::now();
     loop {
         let now = Instant::now();
-        match look(site, &req, &key, now) {
+        match look(site, kind, &req, &key, now) {
             Found::Hit(hit) => return answer(site, req, hit, now, "HIT").await,
             Found::Stale(stale) => return answer(site, req, stale, now, "STALE").await,
             Found::Fill(stale) => {

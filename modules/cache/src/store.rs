@@ -180,12 +180,13 @@ impl Store {
         }
     }
 
-    /// Drops every entry whose key starts with `prefix`; how many.
-    pub fn purge(&mut self, prefix: &str) -> usize {
+    /// Drops the entry `key` (`exact`) or every entry whose key starts
+    /// with it; how many.
+    pub fn purge_matching(&mut self, key: &str, exact: bool) -> usize {
         let keys: Vec<String> = self
             .entries
             .keys()
-            .filter(|k| k.starts_with(prefix))
+            .filter(|k| if exact { *k == key } else { k.starts_with(key) })
             .cloned()
             .collect();
         for k in &keys {
@@ -279,6 +280,6 @@ mod tests {
         );
         s.end_fill("k");
         assert!(!s.is_filling("k"));
-        assert_eq!(s.purge("k"), 1);
+        assert_eq!(s.purge_matching("k", true), 1);
     }
 }
