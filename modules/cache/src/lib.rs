@@ -317,7 +317,7 @@ impl MetricsSource for Cache {
                 "modproxy_cache_size_bytes",
                 "gauge",
                 "Bytes the store holds.",
-                size as u64,
+                size,
             ),
             (
                 "modproxy_cache_entries",
