@@ -316,7 +316,7 @@ impl MetricsSource for Cache {
             (
                 "modproxy_cache_size_bytes",
                 "gauge",
-                "Bytes the store holds.",
+                "Bytes the stores hold, memory and disk.",
                 size,
             ),
             (
