@@ -2,7 +2,7 @@
 //! `forward = true`, absolute-URI requests), leaving notes for the handler.
 //! Runs first, so a proxied path never reaches another module's mapping.
 
-use crate::notes::{RULE, TARGET};
+use crate::notes::{FCGI, RULE, TARGET};
 use crate::paths::{dot_segment, target};
 use crate::vhost::VhostProxy;
 use crate::Proxy;
@@ -37,6 +37,9 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     };
     req.set_note(TARGET, &url);
     req.set_note(RULE, &rule.name);
+    if let Some(fcgi) = &rule.fcgi {
+        req.set_note(FCGI, fcgi);
+    }
     Status::Ok
 }
 
