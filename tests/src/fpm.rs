@@ -27,6 +27,10 @@ const PAGES: &[(&str, &str)] = &[
         "server.php",
         "<?php header('Content-Type: application/json'); ksort($_SERVER); echo json_encode($_SERVER, JSON_UNESCAPED_SLASHES);",
     ),
+    (
+        "dump.php",
+        "<?php ksort($_SERVER); foreach ($_SERVER as $k => $v) { echo $k, '=', is_string($v) ? addcslashes($v, \"\\n\\\\\") : json_encode($v), \"\\n\"; }",
+    ),
     ("slow.php", "<?php usleep(300000); echo 'slept';"),
     ("small.php", "<?php echo 'ok';"),
 ];

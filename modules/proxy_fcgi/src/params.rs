@@ -67,8 +67,11 @@ impl<'a> Vars<'a> {
         if let Some(len) = i.spooled_len {
             v.add("CONTENT_LENGTH".into(), len.to_string().into_bytes().into());
         }
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-        v.add("PATH".into(), path.into_bytes().into());
+        let env = process_env();
+        v.add("PATH".into(), env.path.as_bytes().into());
+        if let Some(lib) = &env.ld_library_path {
+            v.add("LD_LIBRARY_PATH".into(), lib.as_bytes().into());
+        }
         v.add("SERVER_SIGNATURE".into(), (&b""[..]).into());
         v.add("SERVER_SOFTWARE".into(), SOFTWARE.as_bytes().into());
         let (local_ip, local_port) = split_addr(i.local);
@@ -155,6 +158,20 @@ impl<'a> Vars<'a> {
             push_pair(out, name.as_bytes(), value);
         }
     }
+}
+
+/// What Apache passes on from its own environment (`env2env`), read once.
+struct ProcessEnv {
+    path: String,
+    ld_library_path: Option<String>,
+}
+
+fn process_env() -> &'static ProcessEnv {
+    static ENV: std::sync::OnceLock<ProcessEnv> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| ProcessEnv {
+        path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ld_library_path: std::env::var("LD_LIBRARY_PATH").ok(),
+    })
 }
 
 const SOFTWARE: &str = concat!("modproxy/", env!("CARGO_PKG_VERSION"));
