@@ -14,8 +14,14 @@ use modproxy_api::{log, Level, Request, Status};
 /// request while forwarding is off.
 pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     let Some(v) = m.vhost(req.vhost()) else {
+        if req.method() == "CONNECT" {
+            return connect_refused(req, "this vhost has no [vhost.proxy] section");
+        }
         return Status::Declined;
     };
+    if req.method() == "CONNECT" {
+        return connect(m, v, req);
+    }
     if !req.absolute_authority().is_empty() {
         return forward(v, req);
     }
@@ -64,4 +70,33 @@ fn forward(v: &VhostProxy, req: &mut Request) -> Status {
     req.set_note(TARGET, &url);
     req.set_note(RULE, "forward");
     Status::Ok
+}
+
+/// CONNECT host:port asks for a tunnel (module proxy_connect), on a vhost
+/// that forwards. proxy_connect checks the port and the client.
+fn connect(m: &Proxy, v: &VhostProxy, req: &mut Request) -> Status {
+    if !v.forward {
+        return connect_refused(
+            req,
+            "forward proxying is off (set forward = true in [vhost.proxy], and enable proxy_connect)",
+        );
+    }
+    if m.scheme("connect").is_none() {
+        return connect_refused(
+            req,
+            "no module tunnels CONNECT: run `modproxy enmod proxy_connect`",
+        );
+    }
+    let url = format!("connect://{}", req.path());
+    req.set_note(TARGET, &url);
+    req.set_note(RULE, "forward");
+    Status::Ok
+}
+
+fn connect_refused(req: &Request, why: &str) -> Status {
+    log(
+        Level::Info,
+        format_args!("CONNECT {} refused with 405: {why}", req.path()),
+    );
+    Status::Http(405)
 }

@@ -302,9 +302,11 @@ host_fn! {
     pub(super) fn upgrade_take(raw: *mut c_void) -> *mut c_void = std::ptr::null_mut();
     {
         let r = req(raw);
-        // The connection is handed over only after a 101 head, and only once
-        // the core has written it (see server::connection).
-        let switching = r.head_sent && r.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        // The connection is handed over only after a 101 head, or a 2xx to
+        // CONNECT, and only once the core has written it (see server::respond).
+        let connect = r.head.method() == b"CONNECT" && r.status.is_success();
+        let switching =
+            r.head_sent && (r.status == http::StatusCode::SWITCHING_PROTOCOLS || connect);
         let ready = match std::mem::take(&mut r.upgrade) {
             UpgradeSlot::Ready(upgraded) => Ok(upgraded),
             _ if !switching => Err(None),
