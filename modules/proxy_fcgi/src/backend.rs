@@ -7,12 +7,25 @@ use modproxy_api::sdk::net::{timeout, TcpConn};
 use modproxy_api::sdk::IoError;
 use std::time::Duration;
 
-/// Read this much at a time: a whole record (64 KiB) and its header fit.
-const READ: usize = 72 * 1024;
+/// The least one read asks for: a small response and its records fit.
+const READ: usize = 16 * 1024;
+/// A buffer that grew past this for a large record is not kept while idle.
+const KEEP_BUF: usize = 2 * READ;
 
-/// A kept-alive connection waiting in the pool.
+/// A kept-alive connection waiting in the pool, with its read buffer:
+/// the next exchange reads into the same memory.
 pub struct Idle {
     pub conn: TcpConn,
+    buf: BytesMut,
+}
+
+impl Idle {
+    pub fn new(conn: TcpConn) -> Idle {
+        Idle {
+            conn,
+            buf: BytesMut::new(),
+        }
+    }
 }
 
 /// Why no record could be read.
@@ -51,10 +64,10 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(conn: TcpConn, io_timeout: Duration) -> Backend {
+    pub fn new(idle: Idle, io_timeout: Duration) -> Backend {
         Backend {
-            conn,
-            buf: BytesMut::new(),
+            conn: idle.conn,
+            buf: idle.buf,
             received: 0,
             sent: 0,
             io_timeout,
@@ -64,7 +77,15 @@ impl Backend {
     /// The connection for the pool; only after a whole response was read
     /// and nothing follows it ([`Backend::has_unread`]).
     pub fn into_idle(self) -> Idle {
-        Idle { conn: self.conn }
+        let mut buf = self.buf;
+        buf.clear();
+        if buf.capacity() > KEEP_BUF {
+            buf = BytesMut::new();
+        }
+        Idle {
+            conn: self.conn,
+            buf,
+        }
     }
 
     /// Bytes that arrived after the last record read.
@@ -114,7 +135,10 @@ impl Backend {
             }
             let limit = if first { wait } else { self.io_timeout };
             first = false;
-            let read = timeout(limit, self.conn.read_buf(&mut self.buf, READ)).await;
+            // At least what the record in hand still needs, so it arrives
+            // in as few reads as the socket allows.
+            let want = self.needed().max(READ);
+            let read = timeout(limit, self.conn.read_buf(&mut self.buf, want)).await;
             match read {
                 Err(_) => return Err(ReadFail::Timeout),
                 Ok(Err(e)) => return Err(ReadFail::Io(e)),
@@ -128,6 +152,15 @@ impl Backend {
         }
     }
 
+    /// Bytes still missing for the record at the buffer's start.
+    fn needed(&self) -> usize {
+        let Some(raw) = self.buf.get(..HEADER_LEN) else {
+            return HEADER_LEN - self.buf.len();
+        };
+        let content = usize::from(u16::from_be_bytes([raw[4], raw[5]]));
+        (HEADER_LEN + content + usize::from(raw[6])).saturating_sub(self.buf.len())
+    }
+
     /// A whole record already in the buffer, without waiting.
     pub fn buffered(&mut self) -> Result<Option<(Head, Bytes)>, ReadFail> {
         let Some(raw) = self.buf.get(..HEADER_LEN) else {
@@ -137,7 +170,6 @@ impl Backend {
         h.copy_from_slice(raw);
         let head = record::parse_head(&h).map_err(ReadFail::Bad)?;
         if self.buf.len() < head.total() {
-            self.buf.reserve(head.total() - self.buf.len());
             return Ok(None);
         }
         self.buf.advance(HEADER_LEN);

@@ -8,7 +8,7 @@
 //! a 502; a server that stops taking the body is a 504; the client's body
 //! breaking off is the client's (400, 408, 413).
 
-use crate::backend::{Backend, ReadFail};
+use crate::backend::{Backend, Idle, ReadFail};
 use crate::params::{Inputs, Vars};
 use crate::pool::Pool;
 use crate::record::{self, EndRequest};
@@ -83,14 +83,14 @@ pub async fn run(
     let mut pooled = if keep { pool.take(worker, ttl) } else { None };
     loop {
         let reused = pooled.is_some();
-        let conn = match pooled.take() {
-            Some(idle) => idle.conn,
+        let idle = match pooled.take() {
+            Some(idle) => idle,
             None => match connect(&ctx, &target, params.connect_timeout_ms).await {
-                Ok(conn) => conn,
+                Ok(conn) => Idle::new(conn),
                 Err(code) => return (code, outcome),
             },
         };
-        let mut b = Backend::new(conn, ctx.io_timeout);
+        let mut b = Backend::new(idle, ctx.io_timeout);
         let step = attempt(&ctx, &mut b, req, &request, &body, error_override).await;
         outcome.bytes_sent += b.sent;
         outcome.bytes_received += b.received;
