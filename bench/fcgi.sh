@@ -31,7 +31,7 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE
 W=$(mktemp -d -t modproxy-fcgi.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3
-            for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; }
+            for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 
 # ---- PHP-FPM on CPU 1: one pool, more workers than connections --------------
