@@ -14,20 +14,23 @@ use modproxy_api::{log, Level, Request, Status};
 /// request while forwarding is off.
 pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     let Some(v) = m.vhost(req.vhost()) else {
-        if req.method() == "CONNECT" {
+        if !req.path().starts_with('/') && req.method() == "CONNECT" {
             return connect_refused(req, "this vhost has no [vhost.proxy] section");
         }
         return Status::Declined;
     };
-    if req.method() == "CONNECT" {
-        return connect(m, v, req);
-    }
     if !req.absolute_authority().is_empty() {
         return forward(v, req);
     }
     let path = req.path();
     if !path.starts_with('/') {
-        return Status::Declined; // `*`: the core answers it before any hook
+        // CONNECT's authority-form target (`host:port`) is the only other
+        // form that reaches a hook (the core answers `*` itself): the
+        // method is asked only then, so other requests pay nothing.
+        if req.method() == "CONNECT" {
+            return connect(m, v, req);
+        }
+        return Status::Declined;
     }
     if let Some(why) = dot_segment(path) {
         log(
