@@ -11,6 +11,8 @@ pub const SHIPPED: &[&str] = &[
     "proxy_hcheck",
     "proxy_fcgi",
     "proxy_connect",
+    "deflate",
+    "cache",
     "lbmethod_byrequests",
     "lbmethod_bybusyness",
     "lbmethod_bytraffic",
