@@ -18,6 +18,10 @@ for tool in wrk curl chromium npm; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -x /usr/sbin/apache2 ] || missing+=(apache2-bin)
+# PHP-FPM is the FastCGI server proxy_fcgi is tested against (and Apache's
+# mod_proxy_fcgi, which apache2-bin ships, beside it); the tests start
+# their own pools on loopback and never the system service.
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq

@@ -21,6 +21,12 @@ impl Apache {
     /// Starts Apache with one `<VirtualHost>` per `(port, directives)`,
     /// each listening on 127.0.0.1:port, and waits until all accept.
     pub fn start(vhosts: &[(u16, String)]) -> Apache {
+        Apache::start_with(&[], vhosts)
+    }
+
+    /// [`Apache::start`] with more of Debian's modules loaded (`proxy_fcgi`
+    /// loads `mod_proxy_fcgi.so`).
+    pub fn start_with(modules: &[&str], vhosts: &[(u16, String)]) -> Apache {
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} is missing: run tests/setup.sh (it installs Debian's apache2)"
@@ -32,7 +38,7 @@ impl Apache {
         ));
         fs::create_dir_all(dir.join("docroot")).unwrap();
         let conf = dir.join("httpd.conf");
-        fs::write(&conf, config(&dir, vhosts)).unwrap();
+        fs::write(&conf, config(&dir, modules, vhosts)).unwrap();
         let log = fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(BINARY)
             .arg("-X")
@@ -130,13 +136,14 @@ pub fn preamble(dir: &Path, modules: &[&str]) -> String {
 /// A minimal httpd.conf: the event MPM, authz_core (for the default
 /// access rules), proxy and proxy_http, everything under `dir`. As root
 /// Apache must switch to a user: Debian's `nobody`/`nogroup`.
-fn config(dir: &Path, vhosts: &[(u16, String)]) -> String {
+fn config(dir: &Path, extra: &[&str], vhosts: &[(u16, String)]) -> String {
     let d = dir.display();
     let mut c = format!(
         "ServerRoot {d}\nDefaultRuntimeDir {d}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\nLogLevel info\n\
          User nobody\nGroup nogroup\nServerName proxy.test\nDocumentRoot {d}/docroot\n"
     );
-    for m in ["mpm_event", "authz_core", "proxy", "proxy_http"] {
+    let base = ["mpm_event", "authz_core", "proxy", "proxy_http"];
+    for m in base.iter().chain(extra) {
         c.push_str(&format!("LoadModule {m}_module {MODULES}/mod_{m}.so\n"));
     }
     for (port, _) in vhosts {

@@ -219,7 +219,15 @@ fn split_target(method: &str, target: &str, fields: &mut Fields) -> Result<Targe
         }
         (&target[..at + 3 + end], &after[end..], &after[..end])
     } else if method == "CONNECT" {
-        ("", "", target)
+        // Authority-form (`host:port`): it is the path modules read too,
+        // and the authority the vhost is chosen by without a Host field.
+        let stored = fields.store(target.as_bytes());
+        return Ok(Target {
+            path: stored.clone(),
+            query: empty(),
+            absolute_authority: empty(),
+            authority: stored,
+        });
     } else {
         return Err(refuse(
             400,
@@ -385,5 +393,16 @@ mod tests {
     fn too_many_fields_is_431() {
         let raw = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1\r\n".repeat(101));
         assert_eq!(head(&raw).err().map(|r| r.status), Some(431));
+    }
+
+    #[test]
+    fn connect_takes_the_authority_form_as_its_path() {
+        let h = head("CONNECT example.org:443 HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(h.method(), b"CONNECT");
+        assert_eq!(h.path(), b"example.org:443");
+        assert_eq!(h.host(), Some(&b"example.org:443"[..]));
+        assert!(h.absolute_authority().is_empty());
+        let h = head("CONNECT example.org:443 HTTP/1.1\r\nHost: other:1\r\n\r\n").unwrap();
+        assert_eq!(h.host(), Some(&b"other:1"[..]));
     }
 }

@@ -104,6 +104,32 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
     (framing, close && !switching)
 }
 
+/// The head of a 2xx answer to CONNECT (RFC 9110 §9.3.6): the tunnel
+/// starts right after it, so it has no body and no framing. The status
+/// line says `Connection Established`, as Apache's mod_proxy_connect
+/// writes it; fields about the connection or a body are not copied.
+pub fn encode_established(out: &mut Vec<u8>, fields: &Fields, status: u16) {
+    if status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 Connection Established\r\n");
+    } else {
+        status_line(out, status);
+    }
+    let mut has_date = false;
+    for (name, value) in fields.iter() {
+        match name {
+            b"content-length" | b"transfer-encoding" | b"connection" | b"keep-alive" => {}
+            _ => {
+                has_date |= name == b"date";
+                field(out, name, value);
+            }
+        }
+    }
+    if !has_date {
+        with_date(|date| field(out, b"date", date));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 fn status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let mut digits = [0u8; 20];
@@ -218,5 +244,26 @@ mod tests {
             "{text}"
         );
         assert_eq!((framing, close), (Framing::None, false));
+    }
+
+    #[test]
+    fn a_connect_answer_has_no_framing() {
+        let mut f = Fields::default();
+        f.append(b"Content-Length", b"5");
+        f.append(b"Transfer-Encoding", b"chunked");
+        f.append(b"Connection", b"close");
+        f.append(b"Proxy-Agent", b"modproxy");
+        let mut out = Vec::new();
+        encode_established(&mut out, &f, 200);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 Connection Established\r\nproxy-agent: modproxy\r\ndate: "
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\r\n\r\n") && !text.contains("length") && !text.contains("chunked")
+        );
     }
 }

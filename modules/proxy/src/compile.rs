@@ -143,6 +143,26 @@ impl Compiler<'_> {
     fn rule(&mut self, name: String, matcher: Matcher, url: &str, keys: &WorkerKeys) -> Rule {
         let at = format!("{}.{name}.url", self.at);
         let params = self.params(&name, keys);
+        let fcgi = self.fcgi(&name, keys);
+        // `unix:/path|fcgi://host/path`: the socket names the pool, the
+        // rest is the URL requests are mapped onto.
+        let (socket, url) = match unix_socket(url) {
+            Ok(Some((socket, rest))) => (Some(socket), rest),
+            Ok(None) => (None, url),
+            Err(why) => {
+                self.errors.push(format!("{at}: {url:?} {why}"));
+                (None, "!")
+            }
+        };
+        let is_fcgi = url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("fcgi://"));
+        if fcgi.is_some() && !is_fcgi && !url.starts_with("balancer://") && url != "!" {
+            let at = self.at;
+            self.errors.push(format!(
+                "{at}.{name}: fcgi_set_env and enable_reuse apply to fcgi:// backends only (module proxy_fcgi): remove them, or point url at fcgi://host:port/path"
+            ));
+        }
         let backend = match split_origin(url) {
             _ if url == "!" => Backend::Exclude,
             Some(_) if url.contains('#') => {
@@ -157,7 +177,11 @@ impl Compiler<'_> {
                     name: name.to_string(),
                 },
                 None => {
-                    let key = origin.to_ascii_lowercase();
+                    let origin = origin.to_ascii_lowercase();
+                    let key = match socket {
+                        Some(path) => format!("unix:{path}|{origin}"),
+                        None => origin,
+                    };
                     Backend::Direct {
                         url: url.to_string(),
                         state: self.workers.get(&key),
@@ -181,7 +205,42 @@ impl Compiler<'_> {
             backend,
             params,
             retry,
+            fcgi,
         }
+    }
+
+    /// The [`crate::notes::FCGI`] note for an entry's `fcgi_set_env` and
+    /// `enable_reuse`, or `None` when it has neither.
+    fn fcgi(&mut self, name: &str, k: &WorkerKeys) -> Option<String> {
+        let mut lines = Vec::new();
+        if k.enable_reuse {
+            lines.push("+reuse".to_owned());
+        }
+        for (var, value) in &k.fcgi_set_env {
+            let at = format!("{}.{name}.fcgi_set_env.{var}", self.at);
+            let (unset, bare) = match var.strip_prefix('!') {
+                Some(bare) => (true, bare),
+                None => (false, var.as_str()),
+            };
+            if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                self.errors.push(format!(
+                    "{at}: not a parameter name: write letters, digits and _ (SCRIPT_FILENAME), or !NAME to remove one"
+                ));
+            } else if unset && !value.is_empty() {
+                self.errors.push(format!(
+                    "{at}: a removal takes no value: write \"{var}\" = \"\", or drop the ! to set {bare}"
+                ));
+            } else if value.contains(['\n', '\r', '\0']) {
+                self.errors.push(format!(
+                    "{at}: the value holds a line break or NUL, which no FastCGI server reads back: remove it"
+                ));
+            } else if unset {
+                lines.push(var.clone());
+            } else {
+                lines.push(format!("{var}={value}"));
+            }
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
     /// The entry's worker keys over the vhost's defaults; times are seconds.
@@ -290,4 +349,31 @@ impl Compiler<'_> {
                 });
         }
     }
+}
+
+/// Splits Apache's `unix:/path/to.sock|fcgi://host/path` into the socket
+/// path and the URL after the `|`; `None` for any other URL.
+fn unix_socket(url: &str) -> Result<Option<(&str, &str)>, String> {
+    if !url
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("unix:"))
+    {
+        return Ok(None);
+    }
+    let help = "write unix:/path/to.sock|fcgi://localhost/path (Apache's form)";
+    let Some((socket, rest)) = url[5..].split_once('|') else {
+        return Err(format!("names a unix socket but no URL after it: {help}"));
+    };
+    if !socket.starts_with('/') {
+        return Err(format!("has a socket path that is not absolute: {help}"));
+    }
+    if !rest
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("fcgi://"))
+    {
+        return Err(format!(
+            "puts a unix socket before a URL that is not fcgi://: unix sockets are for fcgi:// backends (module proxy_fcgi); {help}"
+        ));
+    }
+    Ok(Some((socket, rest)))
 }

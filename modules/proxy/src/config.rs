@@ -13,6 +13,9 @@
 //!   { path = "/admin", url = "!" },
 //!   { path = "/", url = "http://127.0.0.1:8080/", retry = 0 },
 //! ]
+//! # fcgi:// (proxy_fcgi), over TCP or a unix socket as Apache writes it
+//! # pass = [{ path = "/app/", url = "unix:/run/php/php8.2-fpm.sock|fcgi://localhost/var/www/",
+//! #          fcgi_set_env = { HTTPS = "on" }, enable_reuse = true }]
 //! pass_match = [{ regex = "^/img/(.*)\\.png$", url = "http://127.0.0.1:8080/png/$1" }]
 //! pass_reverse = [{ path = "/", url = "http://127.0.0.1:8080/" }]
 //! pass_reverse_cookie_domain = [{ internal = "backend.local", public = "example.com" }]
@@ -88,6 +91,16 @@ pub struct WorkerKeys {
     pub tls_ca_file: Option<String>,
     /// `"websocket"`: WebSocket upgrade requests are tunnelled (proxy_wstunnel).
     pub upgrade: Option<String>,
+    /// `fcgi://` backends (proxy_fcgi): FastCGI parameters set after the
+    /// CGI variables, `NAME = "value"` to add or override one, `"!NAME" =
+    /// ""` to remove one (ProxyFCGISetEnvIf without a condition).
+    #[serde(default)]
+    pub fcgi_set_env: BTreeMap<String, String>,
+    /// `fcgi://` backends: keep connections open between requests
+    /// (FCGI_KEEP_CONN). Off by default, as Apache's `enablereuse`: an idle
+    /// kept connection holds one of the FastCGI server's workers.
+    #[serde(default)]
+    pub enable_reuse: bool,
 }
 
 pub const WORKER_KEYS: &[&str] = &[
@@ -101,6 +114,8 @@ pub const WORKER_KEYS: &[&str] = &[
     "tls_verify",
     "tls_ca_file",
     "upgrade",
+    "fcgi_set_env",
+    "enable_reuse",
 ];
 
 /// Unknown keys in an entry are collected rather than refused by serde, so

@@ -39,6 +39,10 @@ pub mod notes {
     pub const TARGET: &str = "proxy-target";
     /// The rule that matched (`pass[1]`, `pass_match[0]`) or `forward`.
     pub const RULE: &str = "proxy-rule";
+    /// Set only for rules with `fcgi_set_env` or `enable_reuse`, read by
+    /// proxy_fcgi: one line per item, `+reuse` for `enable_reuse`,
+    /// `NAME=value` to set a parameter and `!NAME` to remove one.
+    pub const FCGI: &str = "proxy-fcgi";
 }
 
 pub struct Proxy {

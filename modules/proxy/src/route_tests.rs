@@ -223,3 +223,68 @@ fn exclusions_hold_under_every_backend_reading_and_prefixes_are_canonical() {
         "{e}"
     );
 }
+
+#[test]
+fn unix_sockets_as_apache_writes_them_name_the_pool_and_map_onto_the_url() {
+    let v = compile(
+        r#"pass = [{ path = "/", url = "unix:/run/php/php8.2-fpm.sock|fcgi://localhost/var/www/" }]"#,
+    )
+    .unwrap();
+    let Backend::Direct { key, url, .. } = &v.rules[0].backend else {
+        panic!("direct")
+    };
+    assert_eq!(key, "unix:/run/php/php8.2-fpm.sock|fcgi://localhost");
+    assert_eq!(url, "fcgi://localhost/var/www/");
+    assert_eq!(
+        route(&v, "/index.php", "a=1"),
+        Some((
+            "pass[0]".into(),
+            "fcgi://localhost/var/www/index.php?a=1".into()
+        ))
+    );
+    for (bad, why) in [
+        ("unix:/run/x.sock", "no URL after it"),
+        ("unix:run/x.sock|fcgi://localhost/", "not absolute"),
+        (
+            "unix:/run/x.sock|http://localhost/",
+            "unix sockets are for fcgi://",
+        ),
+    ] {
+        let e = compile(&format!("pass = [{{ path = \"/\", url = \"{bad}\" }}]")).unwrap_err();
+        assert!(e.contains(why) && e.contains("pass[0].url"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn fcgi_keys_become_one_note_and_belong_to_fcgi_backends() {
+    let v = compile(
+        r#"pass = [{ path = "/", url = "fcgi://127.0.0.1:9000/srv/", enable_reuse = true, fcgi_set_env = { HTTPS = "on", "!PATH_INFO" = "" } }]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        v.rules[0].fcgi.as_deref(),
+        Some("+reuse\n!PATH_INFO\nHTTPS=on")
+    );
+    let plain = compile(r#"pass = [{ path = "/", url = "fcgi://127.0.0.1:9000/srv/" }]"#).unwrap();
+    assert_eq!(plain.rules[0].fcgi, None);
+    let e =
+        compile(r#"pass = [{ path = "/", url = "http://b/", enable_reuse = true }]"#).unwrap_err();
+    assert!(
+        e.contains("pass[0]: fcgi_set_env and enable_reuse apply to fcgi:// backends only"),
+        "{e}"
+    );
+    for (bad, why) in [
+        (r#"{ "A B" = "x" }"#, "not a parameter name"),
+        (r#"{ "!A" = "x" }"#, "a removal takes no value"),
+        (r#"{ A = "x\ny" }"#, "line break"),
+    ] {
+        let e = compile(&format!(
+            "pass = [{{ path = \"/\", url = \"fcgi://b/\", fcgi_set_env = {bad} }}]"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(why) && e.contains("pass[0].fcgi_set_env."),
+            "{bad}: {e}"
+        );
+    }
+}

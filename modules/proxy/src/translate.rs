@@ -2,7 +2,7 @@
 //! `forward = true`, absolute-URI requests), leaving notes for the handler.
 //! Runs first, so a proxied path never reaches another module's mapping.
 
-use crate::notes::{RULE, TARGET};
+use crate::notes::{FCGI, RULE, TARGET};
 use crate::paths::{dot_segment, target};
 use crate::vhost::VhostProxy;
 use crate::Proxy;
@@ -14,6 +14,9 @@ use modproxy_api::{log, Level, Request, Status};
 /// request while forwarding is off.
 pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     let Some(v) = m.vhost(req.vhost()) else {
+        if !req.path().starts_with('/') && req.method() == "CONNECT" {
+            return connect_refused(req, "this vhost has no [vhost.proxy] section");
+        }
         return Status::Declined;
     };
     if !req.absolute_authority().is_empty() {
@@ -21,7 +24,13 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     }
     let path = req.path();
     if !path.starts_with('/') {
-        return Status::Declined; // `*`: the core answers it before any hook
+        // CONNECT's authority-form target (`host:port`) is the only other
+        // form that reaches a hook (the core answers `*` itself): the
+        // method is asked only then, so other requests pay nothing.
+        if req.method() == "CONNECT" {
+            return connect(m, v, req);
+        }
+        return Status::Declined;
     }
     if let Some(why) = dot_segment(path) {
         log(
@@ -37,6 +46,9 @@ pub fn translate(m: &Proxy, req: &mut Request) -> Status {
     };
     req.set_note(TARGET, &url);
     req.set_note(RULE, &rule.name);
+    if let Some(fcgi) = &rule.fcgi {
+        req.set_note(FCGI, fcgi);
+    }
     Status::Ok
 }
 
@@ -61,4 +73,33 @@ fn forward(v: &VhostProxy, req: &mut Request) -> Status {
     req.set_note(TARGET, &url);
     req.set_note(RULE, "forward");
     Status::Ok
+}
+
+/// CONNECT host:port asks for a tunnel (module proxy_connect), on a vhost
+/// that forwards. proxy_connect checks the port and the client.
+fn connect(m: &Proxy, v: &VhostProxy, req: &mut Request) -> Status {
+    if !v.forward {
+        return connect_refused(
+            req,
+            "forward proxying is off (set forward = true in [vhost.proxy], and enable proxy_connect)",
+        );
+    }
+    if m.scheme("connect").is_none() {
+        return connect_refused(
+            req,
+            "no module tunnels CONNECT: run `modproxy enmod proxy_connect`",
+        );
+    }
+    let url = format!("connect://{}", req.path());
+    req.set_note(TARGET, &url);
+    req.set_note(RULE, "forward");
+    Status::Ok
+}
+
+fn connect_refused(req: &Request, why: &str) -> Status {
+    log(
+        Level::Info,
+        format_args!("CONNECT {} refused with 405: {why}", req.path()),
+    );
+    Status::Http(405)
 }

@@ -26,7 +26,10 @@ pub enum Matcher {
 pub enum Backend {
     /// `url = "!"`: not proxied.
     Exclude,
-    /// `http://host:port/...`, with the state shared by rules naming the same backend.
+    /// `http://host:port/...`, with the state shared by rules naming the
+    /// same backend. `key` is the pool key: `scheme://host:port`, or
+    /// `unix:/path|fcgi://host` for a unix socket (`url` is then the part
+    /// after the `|`).
     Direct {
         url: String,
         key: String,
@@ -49,6 +52,9 @@ pub struct Rule {
     pub backend: Backend,
     pub params: WorkerParams,
     pub retry: Duration,
+    /// For proxy_fcgi, in the [`crate::notes::FCGI`] note: `fcgi_set_env`
+    /// and `enable_reuse`, encoded once here; `None` for most rules.
+    pub fcgi: Option<String>,
 }
 
 /// A ProxyPassReverse entry: `url` (or each member of a balancer) maps back to `path`.

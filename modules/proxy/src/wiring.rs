@@ -22,9 +22,9 @@ pub fn resolve(m: &Proxy) -> Result<(), ConfigError> {
         balancer: BalancerHandle::lookup(),
         ..Providers::default()
     };
-    // Balancer members, forward requests and WebSocket upgrades use these
-    // whether or not a rule names them.
-    for scheme in ["http", "https", "ws", "wss"] {
+    // Balancer members, forward requests, WebSocket upgrades and CONNECT
+    // use these whether or not a rule names them.
+    for scheme in ["http", "https", "ws", "wss", "fcgi", "connect"] {
         if let Some(h) = SchemeHandle::lookup(scheme) {
             found.schemes.insert(scheme.into(), h);
         }

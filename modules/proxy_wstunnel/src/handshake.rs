@@ -4,13 +4,13 @@
 //! through core/http1's backend side, as proxy_http's do, so the same
 //! fields stop at the proxy and the same X-Forwarded-* are added.
 
-use crate::pump;
 use crate::target::{self, Target};
 use bytes::BytesMut;
 use modproxy_api::proxy::{
     exchange_flags, worker_flags, Exchange, ExchangeOutcome, ExchangeStatus, WorkerParams,
 };
 use modproxy_api::sdk::net::{timeout, TcpConn};
+use modproxy_api::sdk::tunnel;
 use modproxy_api::{log, Headers, IoError, Level, Request};
 use modproxy_http1::backend_request::{write_request_head, BodyFraming, RequestHead};
 use modproxy_http1::backend_response::{
@@ -137,7 +137,7 @@ async fn tunnel(
             return (ExchangeStatus::Aborted, outcome);
         }
     };
-    let moved = pump::run(client, backend, buf.freeze(), io_timeout).await;
+    let moved = tunnel::run(client, backend, buf.freeze(), io_timeout).await;
     outcome.bytes_sent += moved.up;
     outcome.bytes_received += moved.down;
     if let Some(why) = moved.ended {

@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 mod handshake;
-mod pump;
 mod target;
 
 use modproxy_api::proxy::{register_scheme, Exchange, ExchangeStatus, SchemeHandle, SchemeHandler};

@@ -175,11 +175,14 @@ pub struct HostApi {
         ca_file: AbiStr,
         timeout_millis: u64,
     ) -> *mut c_void,
-    /// After a `101 Switching Protocols` head was sent: takes the client's
-    /// connection over from HTTP. Polled and dropped with `connect_poll` /
+    /// After a `101 Switching Protocols` head was sent, or a 2xx head to a
+    /// CONNECT request (a tunnel; the host writes it as `200 Connection
+    /// Established`, with no body framing): takes the client's connection
+    /// over from HTTP. Polled and dropped with `connect_poll` /
     /// `connect_drop`; yields a connection for the `conn_*` services
-    /// (`conn_set_keepalive` does not apply). ERR_OTHER when the request
-    /// did not ask for an upgrade or the head sent was not a 101.
+    /// (`conn_set_keepalive` does not apply). ERR_OTHER when the head sent
+    /// was neither. Accepting CONNECT came after 1.2 without a new minor:
+    /// the signature is unchanged, and a host before it answers ERR_OTHER.
     pub upgrade_take: extern "C" fn(req: *mut c_void) -> *mut c_void,
 
     // --- ABI 1.1 ---

@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod request;
 pub mod section;
 pub mod shim;
+pub mod tunnel;
 
 pub use crate::abi::{order, utf8, HookKind};
 pub use host::{log, module_name, Level};

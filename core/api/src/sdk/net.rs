@@ -37,7 +37,9 @@ unsafe impl Send for TcpConn {}
 unsafe impl Sync for TcpConn {}
 
 impl TcpConn {
-    /// Connects to `addr` (`host:port`), giving up after `timeout`.
+    /// Connects to `addr` (`host:port`, or `unix:/path` for a unix-domain
+    /// socket), giving up after `timeout`. A unix socket file that does not
+    /// exist is [`IoError::Refused`], as a closed TCP port is.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<TcpConn, IoError> {
         let op = Op((host().connect_new)(
             AbiStr::new(addr.as_bytes()),

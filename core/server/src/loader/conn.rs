@@ -1,8 +1,9 @@
 //! The connections behind a module's `conn` handle: a plain TCP stream
 //! (the common case, kept first and direct), a TLS stream to an
-//! `https://` backend, or a client connection taken over from HTTP after
-//! a `101 Switching Protocols` (a WebSocket tunnel). The `conn_*` services
-//! work on all three.
+//! `https://` backend, a unix-domain stream (`connect_new` with
+//! `unix:/path`, a PHP-FPM socket), or a client connection taken over from
+//! HTTP after a `101 Switching Protocols` (a WebSocket tunnel) or a
+//! CONNECT. The `conn_*` services work on all four.
 
 use modproxy_api::abi::io;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,11 +16,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 pub enum HostConn {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(UnixStream),
     /// The client's side of a tunnel; the token (held, never read) keeps
     /// a draining server alive (up to `limits.tunnel_grace`) until the
     /// tunnel closes.
@@ -36,7 +38,7 @@ impl HostConn {
         match self {
             HostConn::Tcp(s) => Some(s),
             HostConn::Tls(s) => Some(s.get_ref().0),
-            HostConn::Upgraded(..) => None,
+            HostConn::Unix(_) | HostConn::Upgraded(..) => None,
         }
     }
 }
@@ -50,6 +52,7 @@ impl AsyncRead for HostConn {
         match self.get_mut() {
             HostConn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             HostConn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            HostConn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -64,6 +67,7 @@ impl AsyncWrite for HostConn {
         match self.get_mut() {
             HostConn::Tcp(s) => Pin::new(s).poll_write(cx, data),
             HostConn::Tls(s) => Pin::new(s).poll_write(cx, data),
+            HostConn::Unix(s) => Pin::new(s).poll_write(cx, data),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_write(cx, data),
         }
     }
@@ -71,6 +75,7 @@ impl AsyncWrite for HostConn {
         match self.get_mut() {
             HostConn::Tcp(s) => Pin::new(s).poll_flush(cx),
             HostConn::Tls(s) => Pin::new(s).poll_flush(cx),
+            HostConn::Unix(s) => Pin::new(s).poll_flush(cx),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
@@ -78,6 +83,7 @@ impl AsyncWrite for HostConn {
         match self.get_mut() {
             HostConn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             HostConn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            HostConn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_shutdown(cx),
         }
     }

@@ -61,7 +61,7 @@ pub enum ReplyBody {
 
 pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wire: Wire) -> Reply {
     let vhost = site.vhosts.select(|| head.host());
-    let refusal = refuse_early(&head, &site.limits)
+    let refusal = refuse_early(&head, &site.limits, site.registry)
         .or_else(|| normalize_path(&mut head, vhost.encoded_slashes));
     let asterisk = head.path() == b"*";
     let ctx = RequestCtx {
@@ -116,12 +116,17 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wir
 }
 
 /// Requests refused before any module sees them.
-fn refuse_early(head: &RequestHead, limits: &RequestLimits) -> Option<StatusCode> {
+fn refuse_early(
+    head: &RequestHead,
+    limits: &RequestLimits,
+    registry: &Registry,
+) -> Option<StatusCode> {
     if head.version == Version::Http11 && !head.fields.contains(b"host") {
         return Some(StatusCode::BAD_REQUEST);
     }
-    if head.method() == b"CONNECT" {
-        // Tunnelling needs mod_proxy_connect, which does not exist here.
+    if head.method() == b"CONNECT" && !tunnels_connect(registry) {
+        // Tunnelling is module proxy_connect's; without it, no module
+        // would know the request.
         return Some(StatusCode::METHOD_NOT_ALLOWED);
     }
     // "GET " + target + " HTTP/1.1": LimitRequestLine.
@@ -146,6 +151,13 @@ fn refuse_early(head: &RequestHead, limits: &RequestLimits) -> Option<StatusCode
     None
 }
 
+/// Whether a module handles CONNECT (the `proxy_scheme:connect` provider).
+fn tunnels_connect(registry: &Registry) -> bool {
+    registry
+        .providers
+        .contains_key(&("proxy_scheme".to_owned(), "connect".to_owned()))
+}
+
 /// Replaces the path with its canonical form before any module sees it, as
 /// Apache's core does (`crate::http::path`); the status that refuses it.
 /// `*` is for OPTIONS only. An absolute-form target asks for forward
@@ -156,6 +168,10 @@ fn normalize_path(head: &mut RequestHead, slashes: EncodedSlashes) -> Option<Sta
         return (head.method() != b"OPTIONS").then_some(StatusCode::BAD_REQUEST);
     }
     if !head.absolute_authority().is_empty() {
+        return None;
+    }
+    if head.path().first() != Some(&b'/') && head.method() == b"CONNECT" {
+        // Authority-form (`host:port`): not a path at all.
         return None;
     }
     // The request line was checked to be UTF-8 when it was parsed.

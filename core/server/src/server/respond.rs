@@ -1,6 +1,6 @@
 //! Writing a reply to the client: the head with the framing the core
 //! chooses, then a complete body, or a handler's body streamed as it
-//! comes; a 101 hands the connection to the module. The request is
+//! comes; a 101 (or a 2xx to CONNECT) hands the connection to the module. The request is
 //! logged once everything is queued, before its last bytes go out.
 
 use super::pipeline::{Reply, ReplyBody};
@@ -68,7 +68,14 @@ pub async fn send(
         },
         close: closing || ctx.close || !ctx.head.keep_alive,
     };
-    let (framing, close) = response_head::encode(out.head_buffer(), &ctx.response_headers, &facts);
+    // A 2xx to CONNECT starts a tunnel, as a 101 starts an upgrade.
+    let tunnel = status / 100 == 2 && ctx.head.method() == b"CONNECT";
+    let (framing, close) = if tunnel {
+        response_head::encode_established(out.head_buffer(), &ctx.response_headers, status);
+        (Framing::None, false)
+    } else {
+        response_head::encode(out.head_buffer(), &ctx.response_headers, &facts)
+    };
     out.push_head();
     let body = std::mem::replace(&mut reply.body, ReplyBody::Full(Bytes::new()));
     let handler = match body {
@@ -81,7 +88,7 @@ pub async fn send(
         }
         ReplyBody::Stream(future, module) => Some((future, module)),
     };
-    if status == 101 {
+    if status == 101 || tunnel {
         return Box::pin(switch(reply, out, handler, slot.take())).await;
     }
     let ended_well = match handler {
@@ -287,7 +294,7 @@ async fn stream(
     result
 }
 
-/// A 101: once its head is out, the connection belongs to the module's
+/// A 101, or a 2xx to CONNECT: once its head is out, the connection belongs to the module's
 /// handler, which runs the tunnel in a task of its own: a tunnel is not
 /// an HTTP connection, and a draining server waits for it only up to
 /// `limits.tunnel_grace` (see `tunnels`). It is still a client connection,

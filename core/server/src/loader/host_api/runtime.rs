@@ -59,21 +59,38 @@ host_fn! {
 type Connecting = Pin<Box<dyn Future<Output = Result<HostConn, i32>> + Send>>;
 
 host_fn! {
+    /// `addr` is `host:port`, or `unix:/path` for a unix-domain socket (a
+    /// PHP-FPM pool's `listen = /run/php/php8.2-fpm.sock`).
     pub(super) fn connect_new(addr: AbiStr, timeout_millis: u64) -> *mut c_void = std::ptr::null_mut();
     {
         let addr = text(addr).into_owned();
-        let fut: Connecting = Box::pin(async move {
-            let connect = TcpStream::connect(addr);
-            match tokio::time::timeout(Duration::from_millis(timeout_millis), connect).await {
-                Err(_) => Err(io::ERR_TIMEOUT),
-                Ok(Err(e)) => Err(io_code(&e)),
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    Ok(HostConn::Tcp(stream))
+        let wait = Duration::from_millis(timeout_millis);
+        let fut: Connecting = match addr.strip_prefix("unix:") {
+            Some(path) => Box::pin(unix_connect(path.to_owned(), wait)),
+            None => Box::pin(async move {
+                match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
+                    Err(_) => Err(io::ERR_TIMEOUT),
+                    Ok(Err(e)) => Err(io_code(&e)),
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        Ok(HostConn::Tcp(stream))
+                    }
                 }
-            }
-        });
+            }),
+        };
         Box::into_raw(Box::new(fut)) as *mut c_void
+    }
+}
+
+/// A unix-domain connect. A socket file that is missing, or that nothing
+/// listens on, reads as refused (ECONNREFUSED, ENOENT): the backend is
+/// down, as a refused TCP port is.
+async fn unix_connect(path: String, wait: Duration) -> Result<HostConn, i32> {
+    match tokio::time::timeout(wait, tokio::net::UnixStream::connect(&path)).await {
+        Err(_) => Err(io::ERR_TIMEOUT),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(io::ERR_REFUSED),
+        Ok(Err(e)) => Err(io_code(&e)),
+        Ok(Ok(stream)) => Ok(HostConn::Unix(stream)),
     }
 }
 
@@ -223,12 +240,14 @@ host_fn! {
 host_fn! {
     pub(super) fn conn_poll_readable(raw: *mut c_void, waker: *const AbiWaker) -> i32 = io::ERR_OTHER;
     {
-        let HostConn::Tcp(tcp) = &*stream(raw) else {
+        let polled = match &*stream(raw) {
+            HostConn::Tcp(tcp) => with_cx(waker, |cx| tcp.poll_read_ready(cx)),
+            HostConn::Unix(unix) => with_cx(waker, |cx| unix.poll_read_ready(cx)),
             // TLS may hold decrypted bytes the socket no longer shows:
             // say "maybe", and let the caller's read find out.
-            return io::READY;
+            _ => return io::READY,
         };
-        match with_cx(waker, |cx| tcp.poll_read_ready(cx)) {
+        match polled {
             Poll::Pending => io::PENDING,
             Poll::Ready(_) => io::READY,
         }
@@ -244,11 +263,13 @@ host_fn! {
     pub(super) fn conn_idle_state(raw: *mut c_void) -> i32 = abi::idle_state::CLOSED;
     {
         let conn = stream(raw);
-        let Some(tcp) = conn.tcp() else {
-            return abi::idle_state::CLOSED;
+        let socket = match (conn.tcp(), &*conn) {
+            (Some(tcp), _) => socket2::SockRef::from(tcp),
+            (None, HostConn::Unix(unix)) => socket2::SockRef::from(unix),
+            _ => return abi::idle_state::CLOSED,
         };
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match socket2::SockRef::from(tcp).peek(&mut probe) {
+        match socket.peek(&mut probe) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => abi::idle_state::QUIET,
             Ok(n) if n > 0 => abi::idle_state::UNREAD,
             // 0 is the peer's FIN; an error (a reset) breaks it as surely.
@@ -281,9 +302,11 @@ host_fn! {
     pub(super) fn upgrade_take(raw: *mut c_void) -> *mut c_void = std::ptr::null_mut();
     {
         let r = req(raw);
-        // The connection is handed over only after a 101 head, and only once
-        // the core has written it (see server::connection).
-        let switching = r.head_sent && r.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        // The connection is handed over only after a 101 head, or a 2xx to
+        // CONNECT, and only once the core has written it (see server::respond).
+        let connect = r.head.method() == b"CONNECT" && r.status.is_success();
+        let switching =
+            r.head_sent && (r.status == http::StatusCode::SWITCHING_PROTOCOLS || connect);
         let ready = match std::mem::take(&mut r.upgrade) {
             UpgradeSlot::Ready(upgraded) => Ok(upgraded),
             _ if !switching => Err(None),

@@ -1,12 +1,14 @@
-//! The tunnel: bytes both ways between the client's taken-over connection
-//! and the backend's, each direction through its own bounded buffer. An
-//! end of stream on one side is passed on as a half-close to the other;
-//! the tunnel ends when both directions have, when either side fails, or
-//! when nothing moved either way for the idle timeout.
+//! A tunnel: bytes both ways between the client's taken-over connection
+//! ([`TcpConn::upgrade`]) and the backend's, each direction through its
+//! own bounded buffer. An end of stream on one side is passed on as a
+//! half-close to the other; the tunnel ends when both directions have,
+//! when either side fails, or when nothing moved either way for the idle
+//! timeout. proxy_wstunnel (after a 101) and proxy_connect (after a 200
+//! to CONNECT) both run theirs here.
 
+use crate::sdk::net::{sleep, Sleep, TcpConn};
+use crate::sdk::IoError;
 use bytes::Bytes;
-use modproxy_api::sdk::net::{sleep, Sleep, TcpConn};
-use modproxy_api::IoError;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -97,7 +99,7 @@ impl Dir {
 }
 
 /// Runs the tunnel to its end. `early` are bytes the backend sent right
-/// after its 101 head, already read with it.
+/// after its 101 head, already read with it (empty for CONNECT).
 pub async fn run(mut client: TcpConn, mut backend: TcpConn, early: Bytes, idle: Duration) -> Moved {
     let mut up = Dir::new(&[]);
     let mut down = Dir::new(&early);
@@ -121,10 +123,7 @@ pub async fn run(mut client: TcpConn, mut backend: TcpConn, early: Bytes, idle: 
         while Pin::new(&mut timer).poll(cx).is_ready() {
             let quiet = last.elapsed();
             if quiet >= idle {
-                return Poll::Ready(Some(format!(
-                    "idle for {} s (the worker's timeout)",
-                    idle.as_secs()
-                )));
+                return Poll::Ready(Some(format!("idle for {} s (the timeout)", idle.as_secs())));
             }
             timer = sleep(idle - quiet);
         }
