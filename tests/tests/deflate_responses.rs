@@ -311,3 +311,52 @@ fn a_100_mib_response_is_compressed_in_bounded_memory() {
         r.body.len()
     );
 }
+
+fn post(port: u16, path: &str, fields: &str, body: &[u8]) -> Response {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{fields}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    parse(&send_raw(port, &raw).unwrap()).unwrap()
+}
+
+#[test]
+fn gzip_request_bodies_are_inflated_for_the_backend_and_a_zip_bomb_gets_413() {
+    let echo = Backend::start(|seen| (200, vec![], seen.body.clone()));
+    let (root, server) = modproxy(&echo, "inflate_requests = true\ninflate_limit = 1048576");
+    let original = page();
+    let r = post(
+        server.port,
+        "/up",
+        "Content-Encoding: gzip\r\n",
+        &gzip(&original),
+    );
+    assert_eq!(r.status, 200, "{}", root.log());
+    assert_eq!(r.body, original, "the backend got the inflated body");
+    let seen = echo.seen();
+    assert_eq!(seen[0].header("content-encoding"), None);
+    assert_eq!(seen[0].body, original);
+    // 64 MiB of zeros is 64 KiB gzipped: past inflate_limit, 413.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 100 * 1024);
+    let r = post(server.port, "/up", "Content-Encoding: gzip\r\n", &bomb);
+    assert_eq!(r.status, 413, "{}", root.log());
+    assert!(
+        root.log().contains("inflates past inflate_limit"),
+        "{}",
+        root.log()
+    );
+    // Not gzip: passed on as it came.
+    let plain = post(server.port, "/up", "", b"plain body");
+    assert_eq!(plain.body, b"plain body");
+    // A corrupt gzip body: 400.
+    let bad = post(
+        server.port,
+        "/up",
+        "Content-Encoding: gzip\r\n",
+        b"\x1f\x8bnot really gzip",
+    );
+    assert_eq!(bad.status, 400, "{}", root.log());
+}

@@ -9,7 +9,7 @@
 use crate::rules::{self, Limits, ResponseFacts};
 use crate::store::Stored;
 use crate::{Cache, Kind, Site, FILL_NOTE, REVALIDATE_NOTE};
-use modproxy_api::sdk::filter::{Emit, FilterStep, OutputFilter};
+use modproxy_api::sdk::filter::{Emit, Filter, FilterStep};
 use modproxy_api::{Bytes, Headers, Level, Request};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ impl Drop for Filling {
     }
 }
 
-impl OutputFilter for Cache {
+impl Filter for Cache {
     type State = Filling;
 
     fn start(&self, req: &mut Request) -> Option<Filling> {

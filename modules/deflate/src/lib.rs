@@ -10,7 +10,7 @@ mod negotiate;
 
 use bytes::Bytes;
 use encoder::Encoder;
-use modproxy_api::sdk::filter::{register_filter, Emit, FilterStep, OutputFilter};
+use modproxy_api::sdk::filter::{register_filter, register_input_filter, Emit, Filter, FilterStep};
 use modproxy_api::sdk::order;
 use modproxy_api::{log, ConfigError, Headers, Level, Module, Registrar, Request, Section};
 use serde::Deserialize;
@@ -28,6 +28,19 @@ pub struct DeflateConfig {
     pub level: u32,
     #[serde(default = "default_encodings")]
     pub encodings: Vec<String>,
+    /// Inflate gzip request bodies for the backend (Apache's
+    /// `SetInputFilter DEFLATE`).
+    #[serde(default)]
+    pub inflate_requests: bool,
+    /// The most an inflated request body may grow to, in bytes: past it
+    /// the request is answered 413 (a zip bomb); Apache's
+    /// DeflateInflateLimitRequestBody.
+    #[serde(default = "default_inflate_limit")]
+    pub inflate_limit: u64,
+}
+
+fn default_inflate_limit() -> u64 {
+    10 << 20
 }
 
 fn default_types() -> Vec<String> {
@@ -60,6 +73,9 @@ pub struct Deflate {
     vhosts: RwLock<Vec<Option<DeflateConfig>>>,
 }
 
+/// The input filter: gzip request bodies inflated for the backend.
+pub struct Inflate(&'static Deflate);
+
 impl Module for Deflate {
     const NAME: &'static str = "deflate";
 
@@ -75,6 +91,9 @@ impl Module for Deflate {
         // Late: a filter that changes the body (a cache storing it, say)
         // registers earlier and sees it uncompressed.
         register_filter(r, order::LAST, me);
+        // Leaked once, as the module is: it lives as long as the process.
+        let inflate: &'static Inflate = Box::leak(Box::new(Inflate(me)));
+        register_input_filter(r, order::MIDDLE, inflate);
     }
 }
 
@@ -119,7 +138,7 @@ pub struct Compressing {
     coding: &'static str,
 }
 
-impl OutputFilter for Deflate {
+impl Filter for Deflate {
     type State = Compressing;
 
     fn start(&self, req: &mut Request) -> Option<Compressing> {
@@ -183,6 +202,72 @@ impl OutputFilter for Deflate {
                 FilterStep::Failed
             }
         }
+    }
+}
+
+/// One request body being inflated.
+pub struct Inflating {
+    decoder: flate2::write::GzDecoder<Vec<u8>>,
+    out: u64,
+    limit: u64,
+}
+
+impl Inflating {
+    fn step(&mut self, result: std::io::Result<()>, out: &mut Emit) -> FilterStep {
+        if let Err(e) = result {
+            log(
+                Level::Info,
+                format_args!(
+                    "deflate: the client's gzip request body is corrupt ({e}); answering 400"
+                ),
+            );
+            return FilterStep::Failed;
+        }
+        let data = std::mem::take(self.decoder.get_mut());
+        self.out += data.len() as u64;
+        if self.out > self.limit {
+            log(Level::Warn, format_args!("deflate: a gzip request body inflates past inflate_limit ({} bytes); answering 413", self.limit));
+            return FilterStep::TooLarge;
+        }
+        out.send(Bytes::from(data));
+        FilterStep::Continue
+    }
+}
+
+impl Filter for Inflate {
+    type State = Inflating;
+
+    fn start(&self, req: &mut Request) -> Option<Inflating> {
+        let vhosts = self.0.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        let c = vhosts.get(req.vhost())?.as_ref()?;
+        let gzip = req
+            .header_str(Headers::Request, "content-encoding")
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+        if !c.inflate_requests || !gzip {
+            return None;
+        }
+        let limit = c.inflate_limit;
+        drop(vhosts);
+        // The backend gets the inflated body, of a length not known yet.
+        req.remove_header(Headers::Request, "content-encoding");
+        req.remove_header(Headers::Request, "content-length");
+        req.set_header(Headers::Request, "transfer-encoding", b"chunked");
+        Some(Inflating {
+            decoder: flate2::write::GzDecoder::new(Vec::new()),
+            out: 0,
+            limit,
+        })
+    }
+
+    fn body(&self, state: &mut Inflating, chunk: Bytes, out: &mut Emit) -> FilterStep {
+        use std::io::Write;
+        let wrote = state.decoder.write_all(&chunk);
+        state.step(wrote, out)
+    }
+
+    fn finish(&self, state: &mut Inflating, out: &mut Emit) -> FilterStep {
+        let done = state.decoder.try_finish();
+        state.step(done, out)
     }
 }
 

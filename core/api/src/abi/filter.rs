@@ -12,6 +12,12 @@
 //! the next comes only once the client took the queue down, so a filter
 //! that holds data back holds its own; one that emits more than
 //! [`MAX_EMIT_PER_CHUNK`] for one chunk has its response aborted.
+//!
+//! Input filters (ABI 1.5) use the same table under the hook kind
+//! `InputFilter`: `start` sees the request head after the fixups hooks,
+//! before any handler (it may change the request's fields, e.g. drop
+//! Content-Encoding and Content-Length and frame the body chunked); `body`
+//! sees each chunk of the request body as a handler reads it.
 
 use super::values::AbiChunk;
 use std::ffi::c_void;
@@ -28,8 +34,12 @@ pub mod filter_code {
     pub const CONTINUE: i32 = 0;
     /// The body ends here: the rest is dropped, `finish` follows.
     pub const END: i32 = 1;
-    /// The filter failed (it logged why): the response is aborted.
+    /// The filter failed (it logged why): the response is aborted, or the
+    /// request body read fails (400).
     pub const FAILED: i32 = 2;
+    /// ABI 1.5. The body grew past a limit the filter enforces (an
+    /// inflated request body): the read fails as too large (413).
+    pub const TOO_LARGE: i32 = 3;
 }
 
 /// The C face of an output filter. Fields are only ever appended.

@@ -44,10 +44,14 @@ pub enum HookKind {
     /// ABI 1.4. An output filter (`abi::filter`): `func` is its table.
     /// Filters run in order on every response whose head they accept.
     OutputFilter = 9,
+    /// ABI 1.5. An input filter: the same table as an output filter
+    /// (`abi::filter::OutputFilterV1`); its `start` sees the request head
+    /// before the handlers run, its `body` each chunk of the request body.
+    InputFilter = 10,
 }
 
 impl HookKind {
-    pub const ALL: [HookKind; 10] = [
+    pub const ALL: [HookKind; 11] = [
         HookKind::PostConfig,
         HookKind::PostReadRequest,
         HookKind::TranslateName,
@@ -58,6 +62,7 @@ impl HookKind {
         HookKind::LogTransaction,
         HookKind::ChildInit,
         HookKind::OutputFilter,
+        HookKind::InputFilter,
     ];
     pub fn from_u32(v: u32) -> Option<HookKind> {
         HookKind::ALL.get(v as usize).copied()
@@ -74,6 +79,7 @@ impl HookKind {
             HookKind::LogTransaction => "log_transaction",
             HookKind::ChildInit => "child_init",
             HookKind::OutputFilter => "output_filter",
+            HookKind::InputFilter => "input_filter",
         }
     }
     pub fn runs_first(self) -> bool {

@@ -21,7 +21,7 @@
 //! is a new major.
 
 use super::balancer::{BalancerV1, MemberPick};
-use super::filter::{OutputFilterV1, MAX_EMIT_PER_CHUNK};
+use super::filter::{filter_code, OutputFilterV1, MAX_EMIT_PER_CHUNK};
 use super::health::{HcReport, HcTarget, HealthV1};
 use super::lbmethod::{LbMember, LbMethodV1, LbOutcome, LbStats};
 use super::metrics::MetricsV1;
@@ -38,7 +38,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 4 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 5 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -146,11 +146,14 @@ const FACTS: &[&[usize]] = &[
     ],
     // 1.4: output filters (OutputFilterV1, the output_filter hook kind).
     &[
-        HookKind::ALL.len(),
+        // The hook kinds 1.4 had (1.5 added input_filter).
+        10,
         size_of::<OutputFilterV1>(),
         offset_of!(OutputFilterV1, drop_state),
         MAX_EMIT_PER_CHUNK,
     ],
+    // 1.5: input filters (the input_filter hook kind, filter_code::TOO_LARGE).
+    &[HookKind::ALL.len(), filter_code::TOO_LARGE as usize],
 ];
 
 /// The layout hash of `minor` (of the current major): FNV-1a over the
@@ -196,7 +199,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.4");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.5");
     }
 
     #[test]
@@ -214,6 +217,7 @@ mod tests {
         assert_eq!(layout_hash_for(1), Some(HASH_1_1));
         assert_eq!(layout_hash_for(2), Some(HASH_1_2));
         assert_eq!(layout_hash_for(3), Some(HASH_1_3));
+        assert_eq!(layout_hash_for(4), Some(HASH_1_4));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
     /// 1.1 as released (commit 3c16002).
@@ -222,6 +226,8 @@ mod tests {
     const HASH_1_2: u64 = 0xff8f_6b9b_2386_9855;
     /// 1.3 as released (commit 8f663b8).
     const HASH_1_3: u64 = 0x31e1_8c1f_00f8_aa34;
+    /// 1.4 as released (commit 2d625fe).
+    const HASH_1_4: u64 = 0xfb26_f131_c916_23f6;
 
     /// The arrays a method gets are frozen: their size is their stride.
     #[test]

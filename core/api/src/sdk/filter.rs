@@ -1,6 +1,7 @@
-//! Output filters, safe side (ABI 1.4): a module implements
-//! [`OutputFilter`] and registers it with [`register_filter`]; the host
-//! runs it on each response whose head it accepts. The C face is
+//! Filters, safe side: a module implements [`Filter`] and registers it
+//! with [`register_filter`] (on responses, ABI 1.4) or
+//! [`register_input_filter`] (on request bodies, ABI 1.5); the host runs
+//! it on each response, or request, whose head it accepts. The C face is
 //! [`crate::abi::filter`].
 
 pub use crate::abi::filter::MAX_EMIT_PER_CHUNK;
@@ -20,8 +21,11 @@ pub enum FilterStep {
     Continue,
     /// The body ends here: the rest is dropped, `finish` follows.
     End,
-    /// The filter failed (log why first): the response is aborted.
+    /// The filter failed (log why first): the response is aborted, or the
+    /// request body read fails (400).
     Failed,
+    /// An input filter's body grew past its limit: the read fails (413).
+    TooLarge,
 }
 
 /// Where a filter's output goes (the next filter, or the client).
@@ -39,15 +43,16 @@ impl Emit {
     }
 }
 
-/// A response transformer (Apache's output filter). `&self` is shared by
-/// every response and thread; per-response data lives in `State`. Never
-/// block: it runs on the response's path.
-pub trait OutputFilter: Send + Sync + 'static {
+/// A body transformer (Apache's output and input filters). `&self` is
+/// shared by every request and thread; per-body data lives in `State`.
+/// Never block: it runs on the request's path.
+pub trait Filter: Send + Sync + 'static {
     type State: Send + 'static;
-    /// Sees the response head before it goes out and may change its status
-    /// and fields (`req.set_header(Headers::Response, …)`); `None` stays
-    /// out of this response. The host drops Content-Length when a filter
-    /// takes part.
+    /// An output filter sees the response head before it goes out and may
+    /// change its status and fields (`req.set_header(Headers::Response, …)`);
+    /// the host drops Content-Length when one takes part. An input filter
+    /// sees the request head before the handlers and may change its fields
+    /// (`Headers::Request`). `None` stays out of this body.
     fn start(&self, req: &mut Request) -> Option<Self::State>;
     /// One chunk of the body, in order.
     fn body(&self, state: &mut Self::State, chunk: Bytes, out: &mut Emit) -> FilterStep;
@@ -60,6 +65,7 @@ fn step_code(s: FilterStep) -> i32 {
         FilterStep::Continue => filter_code::CONTINUE,
         FilterStep::End => filter_code::END,
         FilterStep::Failed => filter_code::FAILED,
+        FilterStep::TooLarge => filter_code::TOO_LARGE,
     }
 }
 
@@ -68,7 +74,7 @@ fn step_code(s: FilterStep) -> i32 {
 /// # Safety
 /// `data` is the `&'static F` registered by [`register_filter`], `state`
 /// one made by its `filter_start::<F>`, used by one response at a time.
-unsafe fn this<'a, F: OutputFilter>(
+unsafe fn this<'a, F: Filter>(
     data: *const c_void,
     state: *mut c_void,
 ) -> (&'a F, &'a mut F::State) {
@@ -77,7 +83,7 @@ unsafe fn this<'a, F: OutputFilter>(
 }
 
 shim_fn! {
-    fn filter_start<F: OutputFilter>(data: *const c_void, req: *mut c_void) -> *mut c_void
+    fn filter_start<F: Filter>(data: *const c_void, req: *mut c_void) -> *mut c_void
         = std::ptr::null_mut();
     {
         // SAFETY: `data` is the &'static F registered; the host passes
@@ -89,7 +95,7 @@ shim_fn! {
         }
     }
 
-    fn filter_body<F: OutputFilter>(
+    fn filter_body<F: Filter>(
         data: *const c_void,
         state: *mut c_void,
         chunk: AbiChunk,
@@ -102,7 +108,7 @@ shim_fn! {
         step_code(f.body(state, data, &mut Emit { emit, ud }))
     }
 
-    fn filter_finish<F: OutputFilter>(
+    fn filter_finish<F: Filter>(
         data: *const c_void,
         state: *mut c_void,
         emit: EmitFn,
@@ -114,7 +120,7 @@ shim_fn! {
         step_code(f.finish(state, &mut Emit { emit, ud }))
     }
 
-    fn filter_drop<F: OutputFilter>(_data: *const c_void, state: *mut c_void) = ();
+    fn filter_drop<F: Filter>(_data: *const c_void, state: *mut c_void) = ();
     {
         if !state.is_null() {
             // SAFETY: made by filter_start::<F>, freed once.
@@ -123,10 +129,25 @@ shim_fn! {
     }
 }
 
-/// Registers `filter` at `order` (filters run in order: a lower one
-/// sees the handler's body first).
-pub fn register_filter<M: Module, F: OutputFilter>(
+/// Registers `filter` on responses at `order` (filters run in order: a
+/// lower one sees the handler's body first).
+pub fn register_filter<M: Module, F: Filter>(r: &mut Registrar<M>, order: i32, filter: &'static F) {
+    register_kind(r, HookKind::OutputFilter, order, filter)
+}
+
+/// Registers `filter` on request bodies at `order` (a lower one sees the
+/// client's bytes first). ABI 1.5.
+pub fn register_input_filter<M: Module, F: Filter>(
     r: &mut Registrar<M>,
+    order: i32,
+    filter: &'static F,
+) {
+    register_kind(r, HookKind::InputFilter, order, filter)
+}
+
+fn register_kind<M: Module, F: Filter>(
+    r: &mut Registrar<M>,
+    kind: HookKind,
     order: i32,
     filter: &'static F,
 ) {
@@ -138,7 +159,7 @@ pub fn register_filter<M: Module, F: OutputFilter>(
         drop_state: filter_drop::<F>,
     }));
     r.hook(
-        HookKind::OutputFilter,
+        kind,
         order,
         table as *const OutputFilterV1 as *const c_void,
         filter as *const F as *const c_void,
@@ -150,6 +171,7 @@ pub fn step_of(c: i32) -> FilterStep {
     match c {
         filter_code::CONTINUE => FilterStep::Continue,
         filter_code::END => FilterStep::End,
+        filter_code::TOO_LARGE => FilterStep::TooLarge,
         _ => FilterStep::Failed,
     }
 }

@@ -1,8 +1,9 @@
-//! The output filter chain of one response (ABI 1.4): the filters whose
-//! `start` accepted its head, in order, each with its state. A chunk of
-//! the handler's body goes through them all; what the last one emits goes
-//! to the client. A response no filter took part in has an empty chain,
-//! and costs one check per chunk.
+//! The filter chain of one body: a response's output filters (ABI 1.4)
+//! or a request's input filters (1.5), those whose `start` accepted its
+//! head, in order, each with its state. A chunk goes through them all;
+//! what the last one emits goes on (to the client, or to the handler that
+//! reads the request body). A body no filter took part in has an empty
+//! chain, and costs one check per chunk.
 
 use super::registry::{Hook, Registry};
 use bytes::Bytes;
@@ -42,6 +43,13 @@ pub struct Chain {
 // `Sync`; a chain is used by one response at a time.
 unsafe impl Send for Chain {}
 
+/// Which module's filter failed, and whether it said the body grew too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub module: usize,
+    pub too_large: bool,
+}
+
 /// What a filter emitted for one call.
 struct Collected {
     chunks: Vec<Bytes>,
@@ -62,11 +70,12 @@ extern "C" fn collect(ud: *mut c_void, chunk: AbiChunk) {
 }
 
 impl Chain {
-    /// Asks every registered filter, in order, whether it takes part in
-    /// the response of `req` (its head is still open to changes).
-    pub fn start(registry: &Registry, req: *mut c_void) -> Chain {
+    /// Asks every filter of `kind` (OutputFilter or InputFilter), in
+    /// order, whether it takes part in this body of `req` (its head is
+    /// still open to changes).
+    pub fn start(registry: &Registry, kind: HookKind, req: *mut c_void) -> Chain {
         let mut filters = Vec::new();
-        for hook in registry.hooks(HookKind::OutputFilter) {
+        for hook in registry.hooks(kind) {
             if let Some(active) = start_one(hook, req) {
                 filters.push(active);
             }
@@ -78,20 +87,22 @@ impl Chain {
         self.filters.is_empty()
     }
 
-    /// Which modules' filters take part, for messages.
-    fn module_of(&self, i: usize) -> usize {
-        self.filters[i].module
+    fn failure(&self, i: usize, code: i32) -> Failure {
+        Failure {
+            module: self.filters[i].module,
+            too_large: code == filter_code::TOO_LARGE,
+        }
     }
 
     /// Runs `chunk` through the chain; what comes out is appended to `out`.
-    /// `Err` names the module whose filter failed (its response is aborted).
-    pub fn push(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), usize> {
+    /// `Err` names the module whose filter failed.
+    pub fn push(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), Failure> {
         self.run_from(0, vec![chunk], out)
     }
 
     /// The body is complete: each filter in turn emits what it held back,
     /// through the filters after it.
-    pub fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), usize> {
+    pub fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), Failure> {
         for i in 0..self.filters.len() {
             if self.filters[i].ended {
                 continue;
@@ -107,7 +118,7 @@ impl Chain {
         first: usize,
         mut input: Vec<Bytes>,
         out: &mut Vec<Bytes>,
-    ) -> Result<(), usize> {
+    ) -> Result<(), Failure> {
         for i in first..self.filters.len() {
             if self.filters[i].ended {
                 return Ok(());
@@ -125,7 +136,7 @@ impl Chain {
                         next.extend(held);
                         break;
                     }
-                    _ => return Err(self.module_of(i)),
+                    code => return Err(self.failure(i, code)),
                 }
             }
             input = next;
@@ -134,7 +145,7 @@ impl Chain {
         Ok(())
     }
 
-    fn call_body(&mut self, i: usize, chunk: Bytes) -> (Result<Vec<Bytes>, usize>, i32) {
+    fn call_body(&mut self, i: usize, chunk: Bytes) -> (Result<Vec<Bytes>, Failure>, i32) {
         let f = &self.filters[i];
         let mut c = Collected {
             chunks: Vec::new(),
@@ -150,7 +161,7 @@ impl Chain {
         (self.bounded(i, c), rc)
     }
 
-    fn call_finish(&mut self, i: usize) -> Result<Vec<Bytes>, usize> {
+    fn call_finish(&mut self, i: usize) -> Result<Vec<Bytes>, Failure> {
         let f = &mut self.filters[i];
         f.ended = true;
         let mut c = Collected {
@@ -163,26 +174,34 @@ impl Chain {
             collect,
             &mut c as *mut Collected as *mut c_void,
         );
-        if rc == filter_code::FAILED || rc < 0 {
-            return Err(f.module);
+        if rc != filter_code::CONTINUE && rc != filter_code::END {
+            return Err(self.failure(i, rc));
         }
         self.bounded(i, c)
     }
 
     /// A filter may not make the core buffer without bound.
-    fn bounded(&self, i: usize, c: Collected) -> Result<Vec<Bytes>, usize> {
+    fn bounded(&self, i: usize, c: Collected) -> Result<Vec<Bytes>, Failure> {
         if c.bytes > MAX_EMIT_PER_CHUNK {
-            return Err(self.module_of(i));
+            return Err(self.failure(i, filter_code::FAILED));
         }
         Ok(c.chunks)
     }
 }
 
+/// The name of module `index`, for messages about its filter.
+pub fn module_name(index: usize) -> String {
+    super::registry::frozen()
+        .and_then(|r| r.modules.get(index))
+        .map_or_else(|| "?".to_owned(), |m| m.name.clone())
+}
+
 fn start_one(hook: &Hook, req: *mut c_void) -> Option<Active> {
     let table = hook.func as *const OutputFilterV1;
-    // SAFETY: registered for HookKind::OutputFilter by the SDK's
-    // register_filter: `func` is a table that lives as long as the
-    // process, whose every entry exists since 1.4 introduced it.
+    // SAFETY: registered for HookKind::OutputFilter or InputFilter by the
+    // SDK's register_filter / register_input_filter: `func` is a table that
+    // lives as long as the process, whose every entry exists since 1.4
+    // introduced it.
     let (start, body, finish, drop_state) = unsafe {
         (
             (*table).start,

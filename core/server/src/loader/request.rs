@@ -98,6 +98,19 @@ pub struct RequestCtx {
     /// The output filters taking part in the response (ABI 1.4), set when
     /// its head goes out; empty for most responses.
     pub filters: super::filters::Chain,
+    /// The input filters on the request body (ABI 1.5), set before the
+    /// handlers run; empty for most requests.
+    pub input: InputBody,
+}
+
+/// A request body on its way through input filters.
+#[derive(Default)]
+pub struct InputBody {
+    pub chain: super::filters::Chain,
+    /// What the filters emitted that the handler has not read yet.
+    pub ready: std::collections::VecDeque<Bytes>,
+    /// The client's body ended and the filters finished.
+    pub ended: bool,
 }
 
 /// The client connection after a 101, on its way to the module.

@@ -81,6 +81,7 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wir
         head_sent: false,
         pending_chunk: None,
         filters: Default::default(),
+        input: Default::default(),
         bytes_sent: 0,
         started: std::time::Instant::now(),
         close: false,
@@ -112,6 +113,7 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wir
             return error_reply(finish, status);
         }
     }
+    crate::loader::host_api::start_input_filters(finish.raw());
     run_handlers(registry, finish).await
 }
 

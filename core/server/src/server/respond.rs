@@ -9,7 +9,7 @@ use crate::http::outbox::Outbox;
 use crate::http::request_body::RequestBody;
 use crate::http::request_head::BodyFraming;
 use crate::http::response_head::{self, Framing, HeadFacts};
-use crate::loader::filters::Chain;
+use crate::loader::filters::{module_name, Chain, Failure};
 use crate::loader::request::UpgradeSlot;
 use bytes::Bytes;
 use modproxy_api::abi::code;
@@ -47,10 +47,10 @@ pub async fn send(
             // length is known before the head goes out.
             match filter_whole(&mut filters, std::mem::take(body)) {
                 Ok(filtered) => *body = filtered,
-                Err(module) => {
+                Err(failure) => {
                     crate::log::error(&format!(
                         "module {}: its output filter failed; the response is aborted",
-                        module_name(module)
+                        module_name(failure.module)
                     ));
                     return None;
                 }
@@ -130,7 +130,7 @@ pub async fn send(
 }
 
 /// A complete body through the whole chain, its end included.
-fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, usize> {
+fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, Failure> {
     let mut out = Vec::new();
     if !body.is_empty() {
         filters.push(body, &mut out)?;
@@ -141,12 +141,6 @@ fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, usize> {
         1 => out.remove(0),
         _ => Bytes::from(out.concat()),
     })
-}
-
-fn module_name(index: usize) -> String {
-    crate::loader::registry::frozen()
-        .and_then(|r| r.modules.get(index))
-        .map_or_else(|| "?".to_owned(), |m| m.name.clone())
 }
 
 /// Closes a connection whose client may still be sending (a body left
@@ -197,10 +191,10 @@ async fn stream(
             } else if !filters.is_empty() && ctx.pending_chunk.is_some() {
                 let chunk = ctx.pending_chunk.take().unwrap_or_default();
                 let mut out_chunks = Vec::new();
-                if let Err(m) = filters.push(chunk, &mut out_chunks) {
+                if let Err(f) = filters.push(chunk, &mut out_chunks) {
                     failed = Some(format!(
                         "module {}: its output filter failed",
-                        module_name(m)
+                        module_name(f.module)
                     ));
                     return Poll::Ready(false);
                 }
@@ -243,10 +237,10 @@ async fn stream(
             } else if !filters_done {
                 filters_done = true;
                 let mut out_chunks = Vec::new();
-                if let Err(m) = filters.finish(&mut out_chunks) {
+                if let Err(f) = filters.finish(&mut out_chunks) {
                     failed = Some(format!(
                         "module {}: its output filter failed",
-                        module_name(m)
+                        module_name(f.module)
                     ));
                     return Poll::Ready(false);
                 }

@@ -16,7 +16,7 @@ pub use calls::*;
 pub use registration::RegCtx;
 use registration::*;
 use request::*;
-pub use request::{start_filters, start_response};
+pub use request::{start_filters, start_input_filters, start_response};
 pub(crate) use runtime::io_code;
 use runtime::*;
 

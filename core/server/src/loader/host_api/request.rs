@@ -192,30 +192,73 @@ host_fn! {
     ) -> i32 = io::ERR_OTHER;
     {
         let r = req(raw);
-        let Some(wire) = r.wire.as_mut() else {
-            return io::ERR_OTHER;
-        };
-        let may_continue = !r.head_sent;
-        match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
-            Poll::Pending => body_wait(r, waker),
-            Poll::Ready(Ok(None)) => io::READY,
-            Poll::Ready(Err(_)) => {
-                // A body cut short or mis-framed leaves the connection's
-                // framing unknown: it carries no further request.
-                r.close = true;
-                io::ERR_ABORTED
-            }
-            Poll::Ready(Ok(Some(data))) => {
-                r.body_timer = None;
-                r.body_read += data.len() as u64;
-                if r.body_limit != 0 && r.body_read > r.body_limit {
-                    r.close = true;
-                    return io::ERR_TOO_LARGE;
+        let filtered = !r.input.chain.is_empty();
+        loop {
+            if filtered {
+                if let Some(data) = r.input.ready.pop_front() {
+                    // SAFETY: `out` is writable, owned by the caller.
+                    unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
+                    return io::READY;
                 }
-                // SAFETY: `out` is writable, owned by the caller.
-                unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
-                io::READY
+                if r.input.ended {
+                    return io::READY; // the end: an empty chunk
+                }
             }
+            let got = match read_raw_chunk(r, waker) {
+                Ok(got) => got,
+                Err(rc) => return rc,
+            };
+            if !filtered {
+                if let Some(data) = got {
+                    // SAFETY: `out` is writable, owned by the caller.
+                    unsafe { out.write(modproxy_api::chunk::from_bytes(data)) };
+                }
+                return io::READY;
+            }
+            let mut emitted = Vec::new();
+            let ran = match got {
+                Some(data) => r.input.chain.push(data, &mut emitted),
+                None => {
+                    r.input.ended = true;
+                    r.input.chain.finish(&mut emitted)
+                }
+            };
+            if let Err(f) = ran {
+                // The body cannot be read further: nor can the connection.
+                r.close = true;
+                let module = crate::loader::filters::module_name(f.module);
+                log::write(Level::Error, "core", &format!("module {module}: its input filter refused the request body"));
+                return if f.too_large { io::ERR_TOO_LARGE } else { io::ERR_ABORTED };
+            }
+            r.input.ready.extend(emitted);
+        }
+    }
+}
+
+/// One chunk of the client's body as it arrives (`None` at its end), or
+/// the code a read failed with; the limit applies to what the client sent.
+fn read_raw_chunk(r: &mut RequestCtx, waker: *const AbiWaker) -> Result<Option<Bytes>, i32> {
+    let Some(wire) = r.wire.as_mut() else {
+        return Err(io::ERR_OTHER);
+    };
+    let may_continue = !r.head_sent;
+    match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
+        Poll::Pending => Err(body_wait(r, waker)),
+        Poll::Ready(Ok(None)) => Ok(None),
+        Poll::Ready(Err(_)) => {
+            // A body cut short or mis-framed leaves the connection's
+            // framing unknown: it carries no further request.
+            r.close = true;
+            Err(io::ERR_ABORTED)
+        }
+        Poll::Ready(Ok(Some(data))) => {
+            r.body_timer = None;
+            r.body_read += data.len() as u64;
+            if r.body_limit != 0 && r.body_read > r.body_limit {
+                r.close = true;
+                return Err(io::ERR_TOO_LARGE);
+            }
+            Ok(Some(data))
         }
     }
 }
@@ -277,13 +320,24 @@ fn start_filters_in(registry: &Registry, raw: *mut c_void) {
     if registry.hooks(HookKind::OutputFilter).is_empty() {
         return;
     }
-    let chain = crate::loader::filters::Chain::start(registry, raw);
+    let chain = crate::loader::filters::Chain::start(registry, HookKind::OutputFilter, raw);
     let r = req(raw);
     if !chain.is_empty() {
         // The filters change the body: the core frames it.
         r.response_headers.remove(b"content-length");
     }
     r.filters = chain;
+}
+
+/// The request body's input filters (ABI 1.5), from those that accept its
+/// head; before any handler runs. One check when none is registered.
+pub fn start_input_filters(raw: *mut c_void) {
+    let Some(registry) = frozen() else { return };
+    if registry.hooks(HookKind::InputFilter).is_empty() {
+        return;
+    }
+    let chain = crate::loader::filters::Chain::start(registry, HookKind::InputFilter, raw);
+    req(raw).input.chain = chain;
 }
 
 /// The output filters for a response the core answers itself (an error
