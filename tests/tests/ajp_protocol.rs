@@ -12,14 +12,14 @@ use std::time::Duration;
 
 /// What a scripted container does with each packet it reads.
 type Script = dyn Fn(&mut TcpStream, u8) -> bool + Send + Sync;
+/// (connection number, packet kind) for each packet received.
+type Seen = Arc<Mutex<Vec<(usize, u8)>>>;
 
 /// A container on a free port: for each packet from the proxy, the
 /// script answers by its first payload byte (2 forward request, 10
 /// CPING, body packets as 0xFF); false closes the connection. Returns
 /// the port and the log of (connection number, packet kind).
-fn container(
-    script: impl Fn(&mut TcpStream, u8) -> bool + Send + Sync + 'static,
-) -> (u16, Arc<Mutex<Vec<(usize, u8)>>>) {
+fn container(script: impl Fn(&mut TcpStream, u8) -> bool + Send + Sync + 'static) -> (u16, Seen) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -39,14 +39,9 @@ fn container(
                 if s.read_exact(&mut payload).is_err() {
                     return;
                 }
-                // Body packets start with their data length, not a kind.
-                let kind = if len > 0 && (payload[0] == 2 || payload[0] == 10) && len != 2 {
-                    payload[0]
-                } else if len == 1 {
-                    payload[0]
-                } else {
-                    0xFF
-                };
+                // Forward requests and CPINGs start with their kind;
+                // these tests send no request bodies.
+                let kind = payload.first().copied().unwrap_or(0xFF);
                 log.lock().unwrap().push((n, kind));
                 if !script(&mut s, kind) {
                     return;
