@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The tutorial's own backends are Flask apps; one test runs them as written.
 python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check flask
+# proxy_ftp's tests serve files with pyftpdlib (tests/src/ftp.rs).
+python3 -c 'import pyftpdlib' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyftpdlib
 
 # wrk drives the load tests; curl checks TLS listeners; Debian's chromium,
 # driven by playwright-core from npm, tests the balancer-manager page
@@ -22,6 +24,11 @@ done
 # mod_proxy_fcgi, which apache2-bin ships, beside it); the tests start
 # their own pools on loopback and never the system service.
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
+# proxy_ajp's tests run Debian's Tomcat 10 (tomcat10-common: catalina's
+# jars without the service, so nothing starts on 8080) and compile their
+# servlet with javac (tests/src/tomcat.rs).
+[ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10-common)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq

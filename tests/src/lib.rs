@@ -18,6 +18,7 @@ pub mod proxied;
 pub mod scripted;
 pub mod server;
 pub mod third_party;
+pub mod tomcat;
 
 pub use apache::Apache;
 pub use backend::{Backend, Seen};

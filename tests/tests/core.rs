@@ -117,11 +117,11 @@ fn enmod_pulls_in_dependencies_and_dismod_protects_dependants() {
     assert!(!root.dir.join("mods-enabled/proxy_http.toml").exists());
 
     // Unknown module: lists what is available.
-    let unknown = root.cli(&["enmod", "proxy_ftp"]);
+    let unknown = root.cli(&["enmod", "proxy_gopher"]);
     assert_eq!(unknown.status.code(), Some(1));
     let err = String::from_utf8_lossy(&unknown.stderr);
     assert!(
-        err.contains("proxy_ftp") && err.contains("lbmethod_byrequests"),
+        err.contains("proxy_gopher") && err.contains("lbmethod_byrequests"),
         "{err}"
     );
 }

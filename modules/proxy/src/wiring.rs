@@ -43,7 +43,12 @@ pub fn resolve(m: &Proxy) -> Result<(), ConfigError> {
             match &rule.backend {
                 Backend::Direct { url, .. } => need_scheme(&mut found, &rule.at, url, &mut errors),
                 Backend::Balancer { url, name } => {
-                    need_balancer(&found, &rule.at, url, name, &mut errors)
+                    need_balancer(&found, &rule.at, url, name, &mut errors);
+                    // Members of other schemes (ajp://) need their handler too.
+                    let members = found.balancer.map(|b| b.member_urls(name));
+                    for member in members.unwrap_or_default() {
+                        need_scheme(&mut found, &rule.at, &member, &mut errors);
+                    }
                 }
                 Backend::Exclude => {}
             }

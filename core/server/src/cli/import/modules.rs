@@ -13,6 +13,8 @@ pub const SHIPPED: &[&str] = &[
     "proxy_connect",
     "deflate",
     "cache",
+    "proxy_ajp",
+    "proxy_ftp",
     "lbmethod_byrequests",
     "lbmethod_bybusyness",
     "lbmethod_bytraffic",
