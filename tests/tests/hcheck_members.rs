@@ -394,3 +394,56 @@ fn an_agent_drains_its_member_and_a_verdict_survives_a_restart() {
     let m = get(server.port, "/", &[]).unwrap();
     assert_eq!(m.status, 200);
 }
+
+/// AJP13's CPING against scripted containers: one answers CPONG, one
+/// answers garbage; the second goes out, the first stays.
+#[test]
+fn cping_checks_an_ajp_member() {
+    fn container(answer: &'static [u8]) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ajp://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 5];
+                    while s.read_exact(&mut buf).is_ok() {
+                        assert_eq!(buf, [0x12, 0x34, 0x00, 0x01, 0x0a], "a CPING");
+                        if s.write_all(answer).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+    let good = container(&[b'A', b'B', 0x00, 0x01, 0x09]);
+    let bad = container(b"HTTP/");
+    let hc = "hcmethod = \"CPING\", hcinterval = 1";
+    let root = ServerRoot::new();
+    root.enable(&[
+        "proxy_http",
+        "proxy_ajp",
+        "proxy_balancer",
+        "proxy_hcheck",
+        "lbmethod_byrequests",
+    ]);
+    let port = free_port();
+    root.config(&site(port, "", &[member(&good, hc), member(&bad, hc)]));
+    let _server = Server::start(&root, port);
+    wait_until(
+        Duration::from_secs(4),
+        "the garbage answer going out",
+        || root.log(),
+        || {
+            root.log()
+                .contains(&format!("member {bad} failed its health check (answered"))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        !root.log().contains(&format!("member {good} failed")),
+        "{}",
+        root.log()
+    );
+}

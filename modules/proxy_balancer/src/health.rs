@@ -72,12 +72,9 @@ impl HcKeys {
             Some("OPTIONS") => CheckMethod::Options,
             Some("HEAD") => CheckMethod::Head,
             Some("GET") => CheckMethod::Get,
-            Some("CPING") => {
-                problems.push(format!("{at}.hcmethod: CPING checks AJP members, and modproxy has no AJP module yet: use \"TCP\""));
-                CheckMethod::None
-            }
+            Some("CPING") => CheckMethod::Cping,
             Some(other) => {
-                problems.push(format!("{at}.hcmethod: `{other}` is not a check: use \"TCP\", \"OPTIONS\", \"HEAD\" or \"GET\""));
+                problems.push(format!("{at}.hcmethod: `{other}` is not a check: use \"TCP\", \"OPTIONS\", \"HEAD\", \"GET\" or \"CPING\" (ajp:// members)"));
                 CheckMethod::None
             }
         };

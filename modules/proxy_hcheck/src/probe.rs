@@ -20,7 +20,8 @@ pub async fn active(t: &CheckTarget, expr: &Expr) -> Result<(), String> {
     let run = async {
         match t.method {
             CheckMethod::None => Ok(()),
-            CheckMethod::Tcp => connect_only(t).await,
+            CheckMethod::Tcp => connect_only(t).await.map(drop),
+            CheckMethod::Cping => cping(t).await,
             _ => http(t, expr).await,
         }
     };
@@ -181,7 +182,7 @@ fn with_port(authority: &str, scheme: &str) -> String {
 }
 
 /// A TCP connect only: any scheme with a host:port.
-async fn connect_only(t: &CheckTarget) -> Result<(), String> {
+async fn connect_only(t: &CheckTarget) -> Result<TcpConn, String> {
     let (_, rest) = t
         .url
         .split_once("://")
@@ -190,8 +191,33 @@ async fn connect_only(t: &CheckTarget) -> Result<(), String> {
     let limit = Duration::from_millis(t.params.connect_timeout_ms).min(t.timeout);
     TcpConn::connect(addr, limit)
         .await
-        .map(drop)
         .map_err(|e| format!("connect to {addr}: {e}"))
+}
+
+/// AJP13's CPING (a packet to the container: magic 0x1234, length 1,
+/// type 10), which must be answered CPONG (magic "AB", length 1, type 9).
+const CPING: [u8; 5] = [0x12, 0x34, 0x00, 0x01, 0x0a];
+const CPONG: [u8; 5] = [b'A', b'B', 0x00, 0x01, 0x09];
+
+async fn cping(t: &CheckTarget) -> Result<(), String> {
+    let mut conn = connect_only(t).await?;
+    conn.write_all(&CPING)
+        .await
+        .map_err(|e| format!("sending CPING: {e}"))?;
+    let mut got = Vec::with_capacity(CPONG.len());
+    while got.len() < CPONG.len() {
+        let mut buf = [0u8; 5];
+        match conn.read(&mut buf[..CPONG.len() - got.len()]).await {
+            Ok(0) => return Err("closed without a CPONG".into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("reading the CPONG: {e}")),
+        }
+    }
+    if got == CPONG {
+        Ok(())
+    } else {
+        Err(format!("answered {got:02x?} to CPING, not CPONG"))
+    }
 }
 
 #[cfg(test)]

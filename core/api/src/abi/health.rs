@@ -20,6 +20,8 @@ pub mod hc_method {
     pub const OPTIONS: u32 = 2;
     pub const HEAD: u32 = 3;
     pub const GET: u32 = 4;
+    /// ABI 1.5. AJP13's CPING, answered CPONG (ajp:// members).
+    pub const CPING: u32 = 5;
 }
 
 /// One member to check. OWNERSHIP: the strings live as long as the

@@ -152,8 +152,13 @@ const FACTS: &[&[usize]] = &[
         offset_of!(OutputFilterV1, drop_state),
         MAX_EMIT_PER_CHUNK,
     ],
-    // 1.5: input filters (the input_filter hook kind, filter_code::TOO_LARGE).
-    &[HookKind::ALL.len(), filter_code::TOO_LARGE as usize],
+    // 1.5: input filters (the input_filter hook kind, filter_code::TOO_LARGE),
+    // and CPING health checks (hc_method::CPING).
+    &[
+        HookKind::ALL.len(),
+        filter_code::TOO_LARGE as usize,
+        super::health::hc_method::CPING as usize,
+    ],
 ];
 
 /// The layout hash of `minor` (of the current major): FNV-1a over the

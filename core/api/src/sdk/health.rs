@@ -25,6 +25,8 @@ pub enum CheckMethod {
     Options,
     Head,
     Get,
+    /// AJP13's CPING, answered CPONG (ABI 1.5).
+    Cping,
 }
 
 impl CheckMethod {
@@ -35,6 +37,7 @@ impl CheckMethod {
             CheckMethod::Options => hc_method::OPTIONS,
             CheckMethod::Head => hc_method::HEAD,
             CheckMethod::Get => hc_method::GET,
+            CheckMethod::Cping => hc_method::CPING,
         }
     }
     fn from_code(c: u32) -> CheckMethod {
@@ -43,6 +46,7 @@ impl CheckMethod {
             hc_method::OPTIONS => CheckMethod::Options,
             hc_method::HEAD => CheckMethod::Head,
             hc_method::GET => CheckMethod::Get,
+            hc_method::CPING => CheckMethod::Cping,
             _ => CheckMethod::None,
         }
     }
@@ -52,7 +56,7 @@ impl CheckMethod {
             CheckMethod::Options => Some("OPTIONS"),
             CheckMethod::Head => Some("HEAD"),
             CheckMethod::Get => Some("GET"),
-            CheckMethod::None | CheckMethod::Tcp => None,
+            CheckMethod::None | CheckMethod::Tcp | CheckMethod::Cping => None,
         }
     }
 }
