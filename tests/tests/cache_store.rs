@@ -406,3 +406,39 @@ fn the_disk_store_survives_a_restart_and_recovers_from_a_cut_file() {
     assert_eq!(get(port, "/e", "").header("x-cache"), Some("MISS"));
     drop(server);
 }
+
+/// The balancer manager's API purges the cache: one URL, then a prefix.
+#[test]
+fn the_managers_api_purges_by_url_and_prefix() {
+    let (b, _) = counting(&[("Cache-Control", "max-age=600")], Duration::ZERO);
+    let manager = "[vhost.balancer_manager]\npath = \"/balancer-manager\"\n";
+    let (root, server) = serve(&b, "", &["proxy_balancer"], manager);
+    let port = server.port;
+    for p in ["/a/1", "/a/2", "/b"] {
+        get(port, p, "");
+        assert_eq!(get(port, p, "").header("x-cache"), Some("HIT"));
+    }
+    let state = String::from_utf8(get(port, "/balancer-manager/api", "").body).unwrap();
+    let at = state.find("\"token\":\"").expect("a token") + 9;
+    let token = &state[at..at + 32];
+    let purge = |what: &str| {
+        let body = format!("{{\"purge\": \"{what}\"}}");
+        let raw = format!(
+            "POST /balancer-manager/api HTTP/1.1\r\nHost: cache.test\r\nX-Modproxy-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        parse(&send_raw(port, raw.as_bytes()).unwrap()).unwrap()
+    };
+    let one = purge("http://cache.test/b");
+    assert_eq!(
+        (one.status, one.body.as_slice()),
+        (200, &b"{\"purged\":1}"[..]),
+        "{}",
+        root.log()
+    );
+    assert_eq!(get(port, "/b", "").header("x-cache"), Some("MISS"));
+    let two = purge("http://cache.test/a/*");
+    assert_eq!(two.body, b"{\"purged\":2}");
+    assert_eq!(get(port, "/a/1", "").header("x-cache"), Some("MISS"));
+    assert!(root.log().contains("purged the cache"), "{}", root.log());
+}

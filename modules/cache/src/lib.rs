@@ -17,6 +17,7 @@ use modproxy_api::metrics::{register_metrics, MetricsSource};
 use modproxy_api::sdk::filter::register_filter;
 use modproxy_api::sdk::host::{server_file, ServerFile};
 use modproxy_api::sdk::order;
+use modproxy_api::sdk::purge::{register_purger, Purger};
 use modproxy_api::{log, Level};
 use modproxy_api::{ConfigError, Module, Registrar, Request, Section};
 use serde::Deserialize;
@@ -208,6 +209,8 @@ impl Module for Cache {
         // variant per encoding (deflate adds Vary: Accept-Encoding).
         register_filter(r, order::LAST + 10, me);
         register_metrics(r, "cache", me);
+        // The balancer manager's API purges through it.
+        register_purger(r, me);
     }
 }
 
@@ -278,6 +281,18 @@ fn key(req: &Request) -> String {
         if q.is_empty() { "" } else { "?" },
         q
     )
+}
+
+impl Purger for Cache {
+    fn purge(&self, key: &str, exact: bool) -> u64 {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for site in vhosts.iter().flatten() {
+            n += site.store().purge_matching(key, exact);
+            n += site.disk_purge(key, exact);
+        }
+        n as u64
+    }
 }
 
 impl MetricsSource for Cache {

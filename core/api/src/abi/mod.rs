@@ -18,7 +18,7 @@
 //! One file per family, each with its ownership notes: [`values`] (what
 //! crosses in every call), [`header`] (the entry symbol), [`host`] (the
 //! host services), [`hooks`], [`proxy`] (scheme handlers), [`balancer`],
-//! [`lbmethod`], [`health`], [`filter`], [`metrics`]; [`version`] holds the versioning rule and the
+//! [`lbmethod`], [`health`], [`filter`], [`purge`], [`metrics`]; [`version`] holds the versioning rule and the
 //! layout hash over all of them. Nothing here imports from the SDK.
 
 pub mod balancer;
@@ -30,6 +30,7 @@ pub mod host;
 pub mod lbmethod;
 pub mod metrics;
 pub mod proxy;
+pub mod purge;
 pub mod values;
 pub mod version;
 

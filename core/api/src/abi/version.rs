@@ -153,11 +153,12 @@ const FACTS: &[&[usize]] = &[
         MAX_EMIT_PER_CHUNK,
     ],
     // 1.5: input filters (the input_filter hook kind, filter_code::TOO_LARGE),
-    // and CPING health checks (hc_method::CPING).
+    // CPING health checks (hc_method::CPING), and the purge family (PurgeV1).
     &[
         HookKind::ALL.len(),
         filter_code::TOO_LARGE as usize,
         super::health::hc_method::CPING as usize,
+        size_of::<super::purge::PurgeV1>(),
     ],
 ];
 

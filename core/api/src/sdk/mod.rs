@@ -17,6 +17,7 @@ pub mod module;
 pub mod net;
 pub mod provider;
 pub mod proxy;
+pub mod purge;
 pub mod request;
 pub mod section;
 pub mod shim;

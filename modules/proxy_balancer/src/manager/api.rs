@@ -8,6 +8,7 @@ use crate::cluster::ChangeError;
 use crate::ProxyBalancer;
 use modproxy_api::sdk::host::{self, ServerFile};
 use modproxy_api::sdk::provider;
+use modproxy_api::sdk::purge::PurgeHandle;
 use modproxy_api::{log, Headers, Level, Request, Status};
 use serde::Serialize;
 
@@ -49,8 +50,12 @@ pub async fn serve(m: &'static ProxyBalancer, mut req: Request, what: String) ->
             http::reply(req, 200, "application/json", json).await
         }
         ("api", "POST") => match change(m, &mut req).await {
-            Ok(()) => {
+            Ok(Changed::State) => {
                 let json = m.state_json();
+                http::reply(req, 200, "application/json", json).await
+            }
+            Ok(Changed::Purged(n)) => {
+                let json = serde_json::json!({ "purged": n }).to_string();
                 http::reply(req, 200, "application/json", json).await
             }
             Err((status, msg)) => http::error(req, status, &msg).await,
@@ -67,8 +72,39 @@ pub async fn serve(m: &'static ProxyBalancer, mut req: Request, what: String) ->
     }
 }
 
+/// What a POST did.
+enum Changed {
+    /// A balancer or member changed: the answer is the new state.
+    State,
+    /// The cache dropped this many URLs.
+    Purged(u64),
+}
+
+/// A purge of the cache: `{"purge": "http://host/path"}`, or with a
+/// trailing `*` every URL under it (module cache).
+fn purge(body: &serde_json::Value) -> Option<Result<Changed, (u16, String)>> {
+    let target = body.get("purge")?;
+    let Some(url) = target.as_str() else {
+        return Some(Err((
+            400,
+            "`purge` is a URL: \"http://host/path\", or \"http://host/prefix*\"".into(),
+        )));
+    };
+    let Some(cache) = PurgeHandle::lookup() else {
+        return Some(Err((
+            404,
+            "no cache to purge: run `modproxy enmod cache`".into(),
+        )));
+    };
+    let (key, exact) = match url.strip_suffix('*') {
+        Some(prefix) => (prefix, false),
+        None => (url, true),
+    };
+    Some(Ok(Changed::Purged(cache.purge(key, exact))))
+}
+
 /// Checks a POST (origin, token), applies its change and saves the state.
-async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<(), (u16, String)> {
+async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<Changed, (u16, String)> {
     let host_header = req.header_str(Headers::Request, "host").unwrap_or("");
     let origin = req.header_str(Headers::Request, "origin");
     let fetch_site = req.header_str(Headers::Request, "sec-fetch-site");
@@ -90,6 +126,17 @@ async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<(), (u16, String
         ));
     }
     let body = http::read_body(req).await.map_err(|e| (400, e))?;
+    if let Some(purged) = serde_json::from_slice(&body).ok().as_ref().and_then(purge) {
+        log(
+            Level::Info,
+            format_args!(
+                "balancer-manager: {} purged the cache: {}",
+                req.client_addr(),
+                String::from_utf8_lossy(&body).trim()
+            ),
+        );
+        return purged;
+    }
     let change: Change = serde_json::from_slice(&body).map_err(|e| {
         (400, format!("the body is not a change ({e}): send {{\"balancer\": NAME, \"member\": URL, \"set\": {{\"status\": \"+D\"}}}} or {{\"balancer\": NAME, \"lbmethod\": METHOD}}"))
     })?;
@@ -120,7 +167,7 @@ async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<(), (u16, String
         ),
     );
     m.save();
-    Ok(())
+    Ok(Changed::State)
 }
 
 impl ProxyBalancer {
