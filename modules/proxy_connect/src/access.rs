@@ -2,8 +2,8 @@
 //! (`allow_connect` ports, Apache's AllowCONNECT; `allow` client
 //! networks), checked before anything is connected.
 
+use modproxy_api::sdk::networks::{allowed, loopback, Net};
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
 
 /// Apache's AllowCONNECT default: HTTPS and NNTPS.
 pub const DEFAULT_PORTS: [u16; 2] = [443, 563];
@@ -61,63 +61,12 @@ impl Policy {
     }
 
     pub fn client_allowed(&self, client: &str) -> bool {
-        client
-            .parse::<SocketAddr>()
-            .is_ok_and(|a| self.allow.iter().any(|n| n.contains(a.ip())))
+        allowed(&self.allow, client)
     }
 
     pub fn port_allowed(&self, port: u16) -> bool {
         self.ports.contains(&port)
     }
-}
-
-/// One `allow` entry: an address with a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Net {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Net {
-    /// `127.0.0.0/8`, `::1`, `10.0.0.5`; a bare address is one host.
-    pub fn parse(s: &str) -> Result<Net, String> {
-        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = addr.trim().parse().map_err(|_| {
-            format!("`{s}` is not an address or network: write e.g. \"10.0.0.0/8\", \"::1\" or \"192.0.2.7\"")
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            "" => max,
-            p => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
-        };
-        Ok(Net { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let (net, got, width) = match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(g)) => {
-                (u128::from(u32::from(n)), u128::from(u32::from(g)), 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(g)) => (u128::from(n), u128::from(g), 128),
-            _ => return false,
-        };
-        if self.prefix == 0 {
-            return true;
-        }
-        let host_bits = width - u32::from(self.prefix);
-        net >> host_bits == got >> host_bits
-    }
-}
-
-fn loopback() -> Vec<Net> {
-    ["127.0.0.0/8", "::1"]
-        .iter()
-        .filter_map(|s| Net::parse(s).ok())
-        .collect()
 }
 
 /// `host:port` of a CONNECT target; `Err` says what is wrong.

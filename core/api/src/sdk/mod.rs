@@ -15,6 +15,7 @@ pub mod lb;
 pub mod metrics;
 pub mod module;
 pub mod net;
+pub mod networks;
 pub mod provider;
 pub mod proxy;
 pub mod purge;

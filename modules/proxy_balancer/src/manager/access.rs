@@ -2,65 +2,7 @@
 //! configured), and for changes a request that carries the page's random
 //! token and does not come from another site's page (CSRF).
 
-use std::net::{IpAddr, SocketAddr};
-
-/// One `allow` entry: an address with a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Net {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Net {
-    /// `127.0.0.0/8`, `::1`, `10.0.0.5`; a bare address is one host.
-    pub fn parse(s: &str) -> Result<Net, String> {
-        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = addr.trim().parse().map_err(|_| {
-            format!("`{s}` is not an address or network: write e.g. \"127.0.0.0/8\", \"::1\" or \"10.0.0.5\"")
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?
-        };
-        Ok(Net { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let (net, got, width) = match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(g)) => {
-                (u128::from(u32::from(n)), u128::from(u32::from(g)), 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(g)) => (u128::from(n), u128::from(g), 128),
-            _ => return false,
-        };
-        if self.prefix == 0 {
-            return true;
-        }
-        let host_bits = width - u32::from(self.prefix);
-        net >> host_bits == got >> host_bits
-    }
-}
-
-/// The default: loopback only, as Debian ships Apache's manager (`Require local`).
-pub fn loopback() -> Vec<Net> {
-    vec![
-        Net::parse("127.0.0.0/8").expect("valid"),
-        Net::parse("::1").expect("valid"),
-    ]
-}
-
-/// Whether the client `ip:port` is allowed by `allow`.
-pub fn allowed(allow: &[Net], client: &str) -> bool {
-    client
-        .parse::<SocketAddr>()
-        .is_ok_and(|a| allow.iter().any(|n| n.contains(a.ip())))
-}
+pub use modproxy_api::sdk::networks::{allowed, loopback, Net};
 
 /// A fresh random token (128 bits, hex). std has no RNG: read the kernel's.
 pub fn new_token() -> Result<String, String> {
