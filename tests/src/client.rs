@@ -143,7 +143,14 @@ impl Conn {
 
     fn fill(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut chunk)?;
+        // A signal to the test process (a child server exiting) is no
+        // answer from the server: read again, as read_to_end does.
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
