@@ -138,6 +138,25 @@ pub struct Compressing {
     coding: &'static str,
 }
 
+impl Compressing {
+    /// Sends on what the compressor let out, or says why it failed.
+    fn pass(&self, result: std::io::Result<Vec<u8>>, out: &mut Emit, when: &str) -> FilterStep {
+        match result {
+            Ok(data) => {
+                out.send(Bytes::from(data));
+                FilterStep::Continue
+            }
+            Err(e) => {
+                log(
+                    Level::Error,
+                    format_args!("deflate: {} failed{when}: {e}", self.coding),
+                );
+                FilterStep::Failed
+            }
+        }
+    }
+}
+
 impl Filter for Deflate {
     type State = Compressing;
 
@@ -173,35 +192,13 @@ impl Filter for Deflate {
     }
 
     fn body(&self, state: &mut Compressing, chunk: Bytes, out: &mut Emit) -> FilterStep {
-        match state.encoder.write(&chunk) {
-            Ok(data) => {
-                out.send(Bytes::from(data));
-                FilterStep::Continue
-            }
-            Err(e) => {
-                log(
-                    Level::Error,
-                    format_args!("deflate: {} failed: {e}", state.coding),
-                );
-                FilterStep::Failed
-            }
-        }
+        let written = state.encoder.write(&chunk);
+        state.pass(written, out, "")
     }
 
     fn finish(&self, state: &mut Compressing, out: &mut Emit) -> FilterStep {
-        match state.encoder.finish() {
-            Ok(data) => {
-                out.send(Bytes::from(data));
-                FilterStep::Continue
-            }
-            Err(e) => {
-                log(
-                    Level::Error,
-                    format_args!("deflate: {} failed at the end: {e}", state.coding),
-                );
-                FilterStep::Failed
-            }
-        }
+        let ended = state.encoder.finish();
+        state.pass(ended, out, " at the end")
     }
 }
 
