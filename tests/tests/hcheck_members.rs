@@ -58,14 +58,17 @@ impl Member {
     }
 }
 
+/// What every test here enables.
+const MODULES: [&str; 4] = [
+    "proxy_http",
+    "proxy_balancer",
+    "proxy_hcheck",
+    "lbmethod_byrequests",
+];
+
 fn serve(keys: &str, members: &[String], extra: &str) -> (ServerRoot, Server) {
     let root = ServerRoot::new();
-    root.enable(&[
-        "proxy_http",
-        "proxy_balancer",
-        "proxy_hcheck",
-        "lbmethod_byrequests",
-    ]);
+    root.enable(&MODULES);
     let port = free_port();
     root.config(&format!("{}{extra}", site(port, keys, members)));
     let server = Server::start(&root, port);
@@ -274,12 +277,7 @@ fn two_worker_threads_still_make_one_check_per_interval_per_member() {
         "hcmethod = \"GET\", hcuri = \"/health\", hcinterval = 1",
     )];
     let root = ServerRoot::new();
-    root.enable(&[
-        "proxy_http",
-        "proxy_balancer",
-        "proxy_hcheck",
-        "lbmethod_byrequests",
-    ]);
+    root.enable(&MODULES);
     let port = free_port();
     root.config(&format!("workers = 2\n{}", site(port, "", &members)));
     let _server = Server::start(&root, port);
