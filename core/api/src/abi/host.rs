@@ -35,6 +35,13 @@ pub struct AbiProvider {
 pub mod headers {
     pub const REQUEST: u32 = 0;
     pub const RESPONSE: u32 = 1;
+    /// ABI 1.6. The request's trailer fields: empty until its body has
+    /// been read to the end (HTTP/2's trailing HEADERS, as gRPC sends).
+    pub const REQUEST_TRAILERS: u32 = 2;
+    /// ABI 1.6. Fields sent after the response body (HTTP/2 trailers,
+    /// gRPC's `grpc-status`); set them before the body ends. A client
+    /// that cannot take trailers (HTTP/1.x) does not get them.
+    pub const RESPONSE_TRAILERS: u32 = 3;
     pub const SET: u32 = 0;
     pub const ADD: u32 = 1;
     pub const REMOVE: u32 = 2;

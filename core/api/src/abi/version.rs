@@ -38,7 +38,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 5 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 6 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -155,10 +155,18 @@ const FACTS: &[&[usize]] = &[
     // 1.5: input filters (the input_filter hook kind, filter_code::TOO_LARGE),
     // CPING health checks (hc_method::CPING), and the purge family (PurgeV1).
     &[
-        HookKind::ALL.len(),
+        // The hook kinds 1.5 had.
+        11,
         filter_code::TOO_LARGE as usize,
         super::health::hc_method::CPING as usize,
         size_of::<super::purge::PurgeV1>(),
+    ],
+    // 1.6: trailers (the header maps headers::REQUEST_TRAILERS and
+    // RESPONSE_TRAILERS, for gRPC over HTTP/2).
+    &[
+        HookKind::ALL.len(),
+        headers::REQUEST_TRAILERS as usize,
+        headers::RESPONSE_TRAILERS as usize,
     ],
 ];
 
@@ -205,7 +213,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.5");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.6");
     }
 
     #[test]
@@ -224,6 +232,7 @@ mod tests {
         assert_eq!(layout_hash_for(2), Some(HASH_1_2));
         assert_eq!(layout_hash_for(3), Some(HASH_1_3));
         assert_eq!(layout_hash_for(4), Some(HASH_1_4));
+        assert_eq!(layout_hash_for(5), Some(HASH_1_5));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
     /// 1.1 as released (commit 3c16002).
@@ -234,6 +243,8 @@ mod tests {
     const HASH_1_3: u64 = 0x31e1_8c1f_00f8_aa34;
     /// 1.4 as released (commit 2d625fe).
     const HASH_1_4: u64 = 0xfb26_f131_c916_23f6;
+    /// 1.5 as released (commit 01b8c3f).
+    const HASH_1_5: u64 = 0x3ae6_7109_617b_620b;
 
     /// The arrays a method gets are frozen: their size is their stride.
     #[test]

@@ -14,6 +14,10 @@ use std::task::Poll;
 pub enum Headers {
     Request = abi::headers::REQUEST as isize,
     Response = abi::headers::RESPONSE as isize,
+    /// The request's trailers, once its body has been read to the end.
+    RequestTrailers = abi::headers::REQUEST_TRAILERS as isize,
+    /// Sent after the response body, to clients that take trailers (HTTP/2).
+    ResponseTrailers = abi::headers::RESPONSE_TRAILERS as isize,
 }
 
 /// The request being served. Reads borrow from the host until the next

@@ -86,6 +86,11 @@ pub struct RequestCtx {
     pub notes: Notes,
     pub status: StatusCode,
     pub response_headers: Fields,
+    /// Trailer fields (ABI 1.6): the client's, once its body ended, and
+    /// those a module set for after the response body. Both stay empty,
+    /// and allocate nothing, on HTTP/1.x.
+    pub request_trailers: Fields,
+    pub response_trailers: Fields,
     /// Set by `response_start`: the head is out and the body may follow.
     pub head_sent: bool,
     /// The body chunk a module handed over, waiting to be written.

@@ -78,6 +78,8 @@ pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wir
         notes: Default::default(),
         status: StatusCode::OK,
         response_headers: Fields::with_capacity(512, 12),
+        request_trailers: Fields::default(),
+        response_trailers: Fields::default(),
         head_sent: false,
         pending_chunk: None,
         filters: Default::default(),

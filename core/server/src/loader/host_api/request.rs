@@ -40,10 +40,11 @@ host_fn! {
 }
 
 fn map(r: &mut RequestCtx, which: u32) -> &mut Fields {
-    if which == hmap::RESPONSE {
-        &mut r.response_headers
-    } else {
-        &mut r.head.fields
+    match which {
+        hmap::RESPONSE => &mut r.response_headers,
+        hmap::REQUEST_TRAILERS => &mut r.request_trailers,
+        hmap::RESPONSE_TRAILERS => &mut r.response_trailers,
+        _ => &mut r.head.fields,
     }
 }
 
