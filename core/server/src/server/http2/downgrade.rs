@@ -239,6 +239,8 @@ mod tests {
         );
         assert!(refused(&[("content-length", "3")], true).contains("without a body"));
         assert!(refused(&[("host", "b")], true).contains(":authority"));
-        assert!(refused(&[("a", "b\0c")], true).contains("NUL"));
+        // CR, LF and NUL never reach this far: h2 decodes fields into the
+        // http crate's types, which refuse them (tests/tests/http2_*.rs
+        // sends them raw).
     }
 }
