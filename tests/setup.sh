@@ -29,6 +29,9 @@ compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
 # servlet with javac (tests/src/tomcat.rs).
 [ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10-common)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
+# h2load (and nghttp) from nghttp2-client drive the HTTP/2 tests and
+# bench/h2.sh; curl speaks HTTP/2 itself.
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq

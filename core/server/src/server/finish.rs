@@ -38,7 +38,13 @@ impl Drop for Finish {
         {
             let r = self.handle.get();
             let micros = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            crate::metrics::record(r.status.as_u16(), micros, r.bytes_sent, r.body_read);
+            crate::metrics::record(
+                r.status.as_u16(),
+                micros,
+                r.bytes_sent,
+                r.body_read,
+                r.head.version,
+            );
         }
         if !log::access_enabled() {
             return;

@@ -187,6 +187,12 @@ pub(crate) trait Sink {
         more: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ()>>;
+    /// The client gave up on this response (an HTTP/2 stream reset)
+    /// while the handler waits: the handler is dropped, and with it its
+    /// backend exchange. An HTTP/1.1 client's leaving shows in the writes.
+    fn poll_gone(&mut self, _cx: &mut Context<'_>) -> bool {
+        false
+    }
 }
 
 /// An HTTP/1.x response body: framed into the connection's outbox.
@@ -291,7 +297,13 @@ pub(crate) async fn stream(
                         }
                         progress = true;
                     }
-                    Poll::Pending => progress = reply.finish.ctx().pending_chunk.is_some(),
+                    Poll::Pending => {
+                        progress = reply.finish.ctx().pending_chunk.is_some();
+                        if !progress && sink.poll_gone(cx) {
+                            failed = Some("the client reset the stream".to_owned());
+                            return Poll::Ready(false);
+                        }
+                    }
                 }
             } else if failed.is_some() {
                 // Only once what came before is out: a failed handler's

@@ -22,6 +22,7 @@ use crate::server::pipeline::{self, Client, Site};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
+use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -32,6 +33,11 @@ const PENDING_ACCEPT_RESETS: usize = 20;
 /// Resets a client's errors may cause the server to send; past it,
 /// GOAWAY with ENHANCE_YOUR_CALM.
 const LOCAL_ERROR_RESETS: usize = 256;
+/// Streams a client may reset after they were accepted and before their
+/// answers, beyond which a connection whose streams are mostly reset is
+/// closed: h2 bounds the resets of streams not yet accepted, but the
+/// server accepts at once, so this is the rapid-reset limit that applies.
+const RESETS_ALLOWED: u64 = 100;
 /// Each stream's send buffer inside h2 (a stream's body waits in the
 /// core, within its window, not in h2).
 const SEND_BUFFER: usize = 128 * 1024;
@@ -71,10 +77,12 @@ pub(in crate::server) async fn serve(
     let mut stopping = pin!(stop.wait_for(|s| *s));
     let mut idle = pin!(tokio::time::sleep(keepalive));
     let mut going_away = false;
+    let (mut served, mut resets) = (0u64, 0u64);
     loop {
         tokio::select! {
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
+                    served += 1;
                     streams.spawn(serve_stream(request, respond, conn.clone(), site.clone(), max_fields));
                 }
                 Some(Err(e)) => {
@@ -83,7 +91,18 @@ pub(in crate::server) async fn serve(
                 }
                 None => break,
             },
-            Some(_) = streams.join_next(), if !streams.is_empty() => {
+            Some(ended) = streams.join_next(), if !streams.is_empty() => {
+                if let Ok(Ended::ResetByClient) = ended {
+                    resets += 1;
+                    if resets > RESETS_ALLOWED && resets * 2 > served {
+                        crate::log::info(&format!(
+                            "HTTP/2 client {client} reset {resets} of its {served} streams before their answers: \
+                             closing the connection (a rapid-reset flood)"
+                        ));
+                        connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                        going_away = true;
+                    }
+                }
                 if streams.is_empty() {
                     idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
                 }
@@ -109,7 +128,7 @@ async fn serve_stream(
     conn: Arc<ConnInfo>,
     site: Arc<Site>,
     max_fields: usize,
-) {
+) -> Ended {
     let (parts, recv) = request.into_parts();
     let head = match downgrade::request_head(&parts, recv.is_end_stream(), max_fields) {
         Ok(head) => head,
@@ -118,7 +137,8 @@ async fn serve_stream(
                 "refused an HTTP/2 request: {} ({})",
                 refusal.why, refusal.status
             ));
-            return respond::refuse(respond, refusal);
+            respond::refuse(respond, refusal);
+            return Ended::Refused;
         }
     };
     let declared = match head.framing {
@@ -126,6 +146,22 @@ async fn serve_stream(
         _ => None,
     };
     let body = Box::new(StreamBody::new(recv, declared));
-    let reply = pipeline::serve(&site, &conn, head, Client::Stream(body)).await;
+    let mut respond = respond;
+    // A client that resets the stream before its answer is ready takes
+    // the request with it: the handler, and its backend exchange, are
+    // dropped rather than finished for nobody (rapid reset's cost).
+    let reply = tokio::select! {
+        reply = pipeline::serve(&site, &conn, head, Client::Stream(body)) => reply,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Ended::ResetByClient,
+    };
     respond::send(reply, respond, site.limits.timeout).await;
+    Ended::Answered
+}
+
+/// How a stream's task ended, for the connection's reset count.
+#[derive(PartialEq)]
+enum Ended {
+    Answered,
+    Refused,
+    ResetByClient,
 }

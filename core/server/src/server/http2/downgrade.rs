@@ -224,12 +224,11 @@ mod tests {
 
     #[test]
     fn smuggling_shapes_are_refused() {
-        let refused = |h: &[(&str, &str)], end: bool| {
-            match request_head(&parts(h, "https://a/"), end, 100) {
+        let refused =
+            |h: &[(&str, &str)], end: bool| match request_head(&parts(h, "https://a/"), end, 100) {
                 Ok(_) => "accepted",
                 Err(r) => r.why,
-            }
-        };
+            };
         assert!(refused(&[("transfer-encoding", "chunked")], false).contains("connection-specific"));
         assert!(refused(&[("upgrade", "h2c")], true).contains("connection-specific"));
         assert!(refused(&[("te", "gzip")], true).contains("TE"));

@@ -249,4 +249,9 @@ impl Sink for StreamSink {
     ) -> Poll<Result<(), ()>> {
         self.poll_flush(cx)
     }
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> bool {
+        self.stream
+            .as_mut()
+            .is_some_and(|s| s.poll_reset(cx).is_ready())
+    }
 }
