@@ -2,6 +2,7 @@
 //! client sends (floods, malformed fields, a window never opened): frames
 //! written byte by byte, header blocks as HPACK literals (no Huffman, no
 //! indexing unless asked), frames read back undecoded.
+#![allow(dead_code)] // Each test file uses part of it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
