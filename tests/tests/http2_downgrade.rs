@@ -60,7 +60,9 @@ fn refused_then_served(port: u16, what: &str, send: impl FnOnce(&mut RawH2)) {
         3
     };
     c.request(id, "GET", "/after", &[], true).unwrap();
-    let next = c.read_until(WAIT, |f| f.stream == id && matches!(f.kind, HEADERS | RST_STREAM));
+    let next = c.read_until(WAIT, |f| {
+        f.stream == id && matches!(f.kind, HEADERS | RST_STREAM)
+    });
     assert!(
         next.as_ref().is_some_and(is_ok_headers),
         "{what}: the next stream is served (stream 1 got frame {} {:?})",
@@ -75,18 +77,30 @@ fn data_that_does_not_match_content_length_never_reaches_the_backend() {
     let (_root, _server, port) = h2c_site(&backend, &["proxy_http"]);
     // More DATA than declared: the H2.CL request-splitting shape.
     refused_then_served(port, "more DATA", |c| {
-        c.request(1, "POST", "/longer", &[("content-length", "5")], false).unwrap();
-        c.frame(DATA, END_STREAM, 1, b"01234GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.request(1, "POST", "/longer", &[("content-length", "5")], false)
+            .unwrap();
+        c.frame(
+            DATA,
+            END_STREAM,
+            1,
+            b"01234GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
     });
     // Less DATA than declared.
     refused_then_served(port, "less DATA", |c| {
-        c.request(1, "POST", "/shorter", &[("content-length", "20")], false).unwrap();
+        c.request(1, "POST", "/shorter", &[("content-length", "20")], false)
+            .unwrap();
         c.frame(DATA, END_STREAM, 1, b"short").unwrap();
     });
     std::thread::sleep(Duration::from_millis(200));
     let seen = backend.seen();
     assert!(seen.iter().all(|r| r.target != "/smuggled"), "{seen:?}");
-    assert!(seen.iter().all(|r| r.target != "/longer" && r.target != "/shorter"), "no complete request: {seen:?}");
+    assert!(
+        seen.iter()
+            .all(|r| r.target != "/longer" && r.target != "/shorter"),
+        "no complete request: {seen:?}"
+    );
 }
 
 #[test]
@@ -108,9 +122,15 @@ fn cr_lf_nul_and_connection_specific_fields_are_refused() {
         });
     }
     // A name in upper case is malformed in HTTP/2.
-    refused_then_served(port, "/upper", |c| c.request(1, "GET", "/upper", &[("X-Upper", "1")], true).unwrap());
+    refused_then_served(port, "/upper", |c| {
+        c.request(1, "GET", "/upper", &[("X-Upper", "1")], true)
+            .unwrap()
+    });
     let seen = backend.seen();
-    assert!(seen.iter().all(|r| r.target == "/after"), "only the well-formed streams arrived: {seen:?}");
+    assert!(
+        seen.iter().all(|r| r.target == "/after"),
+        "only the well-formed streams arrived: {seen:?}"
+    );
     assert!(seen.iter().all(|r| r.header("x-injected").is_none()));
 }
 
@@ -130,5 +150,11 @@ fn an_http11_upgrade_to_h2c_is_not_forwarded() {
     let got = &seen[0];
     assert_eq!(got.header("upgrade"), None, "{got:?}");
     assert_eq!(got.header("http2-settings"), None, "{got:?}");
-    assert!(!got.header("connection").unwrap_or("").to_ascii_lowercase().contains("upgrade"), "{got:?}");
+    assert!(
+        !got.header("connection")
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .contains("upgrade"),
+        "{got:?}"
+    );
 }

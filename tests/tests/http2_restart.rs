@@ -51,15 +51,32 @@ fn ten_restarts_under_h2load_fail_no_stream() {
         .find(|l| l.starts_with("requests:"))
         .unwrap_or_else(|| panic!("no summary from h2load: {report}"));
     let number = |word: &str| -> u64 {
-        let at = line.find(word).unwrap_or_else(|| panic!("{word} in {line}"));
-        line[..at].split_whitespace().last().unwrap().parse().unwrap()
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"));
+        line[..at]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     eprintln!("{line}");
     assert!(number("succeeded") > 1000, "{report}");
     assert_eq!(number("timeout"), 0, "{report}");
-    assert_eq!(number("failed"), number("errored"), "no stream was answered with an error: {report}");
-    assert!(number("errored") <= 8 * 10, "at most one unsent request per connection per restart: {report}");
-    let codes = report.lines().find(|l| l.starts_with("status codes:")).unwrap();
+    assert_eq!(
+        number("failed"),
+        number("errored"),
+        "no stream was answered with an error: {report}"
+    );
+    assert!(
+        number("errored") <= 8 * 10,
+        "at most one unsent request per connection per restart: {report}"
+    );
+    let codes = report
+        .lines()
+        .find(|l| l.starts_with("status codes:"))
+        .unwrap();
     assert!(codes.contains(" 0 3xx, 0 4xx, 0 5xx"), "{codes}");
     let pid = std::fs::read_to_string(root.dir.join("run/modproxy.pid")).unwrap();
     assert_ne!(pid.trim(), first_pid.to_string(), "a new process serves");
