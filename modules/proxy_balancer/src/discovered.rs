@@ -14,7 +14,7 @@ use crate::table::{Discovered, Table};
 use crate::ProxyBalancer;
 use modproxy_api::lb::{flags, LbMember};
 use modproxy_api::proxy::{show_scheme, SCHEME_GROUP};
-use modproxy_api::sdk::members::{ApplyError, MemberTable, Settings, Source, Spec};
+use modproxy_api::sdk::members::{ApplyError, MemberTable, Settings, Source, SourceKind, Spec};
 use modproxy_api::sdk::provider;
 use modproxy_api::{log, Level};
 use serde::Serialize;
@@ -26,7 +26,7 @@ const RUNTIME_FLAGS: u32 = flags::IN_ERROR | flags::HC_FAILED;
 /// What the manager and `modproxy status` show of a balancer's source.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DiscoveryView {
-    /// The `discovery` key as written, e.g. `{"dns":"_http._tcp.app"}`.
+    /// The source, e.g. `DNS _http._tcp.app.internal` or `etcd /modproxy/c/`.
     pub source: String,
     /// Unix time since which the source is unreachable; absent when fresh.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,7 +214,11 @@ impl Cluster {
 
     /// The source as the manager shows it; `None` without one.
     pub fn discovery_view(&self) -> Option<DiscoveryView> {
-        let source = self.sources.first()?.config.clone();
+        let source = self
+            .sources
+            .iter()
+            .find(|s| s.kind == SourceKind::Discovery)
+            .map(|s| describe(&s.config))?;
         let fresh = self
             .discovery
             .lock()
@@ -228,6 +232,17 @@ impl Cluster {
             stale_since: fresh.stale_since,
             state,
         })
+    }
+}
+
+/// `etcd /modproxy/c/` or `DNS _http._tcp.app`, from the key as written.
+fn describe(config: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    match (text("prefix"), text("dns")) {
+        (Some(p), _) => format!("etcd {p}"),
+        (None, Some(d)) => format!("DNS {d}"),
+        _ => config.to_owned(),
     }
 }
 
