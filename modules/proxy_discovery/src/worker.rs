@@ -25,7 +25,7 @@ pub enum Outcome {
 }
 
 /// One balancer's member feed: hands each new set to proxy_balancer and
-/// keeps the stale mark; says "ready" after its first outcome.
+/// keeps the stale mark; says "ready" once it has handed over a first set.
 pub struct Feed {
     members: MembersHandle,
     balancer: String,
@@ -55,14 +55,14 @@ impl Feed {
                 if self.stale_since.take().is_some() {
                     self.members.set_stale(&self.balancer, None);
                 }
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(());
+                }
             }
             Outcome::Down(why) => {
                 let since = *self.stale_since.get_or_insert_with(unix_now);
                 self.members.set_stale(&self.balancer, Some((since, &why)));
             }
-        }
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(());
         }
     }
 }
@@ -75,7 +75,7 @@ pub struct Plan {
 }
 
 /// Starts the thread; returns a receiver that gets one `()` per feed once
-/// it has its first outcome (child_init waits a moment for them, so the
+/// it has handed over its first member set (child_init waits a moment for them, so the
 /// server does not start serving with an empty balancer).
 pub fn start(members: MembersHandle, plan: Plan) -> (usize, mpsc::Receiver<()>) {
     let (ready_tx, ready_rx) = mpsc::channel();
