@@ -29,6 +29,15 @@ compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
 # servlet with javac (tests/src/tomcat.rs).
 [ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10-common)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
+# proxy_discovery: its etcd client (etcd-client, over tonic) compiles
+# etcd's .proto files at build time with protoc; its tests run a real etcd
+# (etcd-server, with etcd-client's etcdctl to put and delete keys) and a
+# real DNS server (dnsmasq-base: the binary without the service), both
+# started by the tests on loopback ports (tests/src/discovery.rs).
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+[ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq

@@ -44,8 +44,7 @@ impl Feed {
     pub fn outcome(&mut self, o: Outcome) {
         match o {
             Outcome::Set(specs) if specs.is_empty() => {
-                self.outcome(Outcome::Down("the source lists no member".into()));
-                return;
+                self.outcome(Outcome::Down("the source lists no member".into()))
             }
             Outcome::Set(specs) => {
                 if self.last.as_ref() != Some(&specs) {
@@ -67,11 +66,14 @@ impl Feed {
     }
 }
 
+/// This node's manager changes of one balancer: (member URL, settings).
+pub type LocalChanges = UnboundedReceiver<(String, Settings)>;
+
 /// Everything the thread runs.
 #[derive(Default)]
 pub struct Plan {
     pub feeds: Vec<(String, Discovery)>,
-    pub syncs: Vec<(String, ManagerSync, UnboundedReceiver<(String, Settings)>)>,
+    pub syncs: Vec<(String, ManagerSync, LocalChanges)>,
 }
 
 /// Starts the thread; returns a receiver that gets one `()` per feed once
