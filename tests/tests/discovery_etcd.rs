@@ -4,10 +4,11 @@
 //! error; etcd killed and restarted mid-load keeps the last members in
 //! use, says "discovery stale since …" once and again on recovery.
 
-use modproxy_tests::balancer::{picks, serve};
+use modproxy_tests::balancer::{picks, serve, site};
 use modproxy_tests::discovery::{log_lines, member_state, status, wait_until, Etcd};
 use modproxy_tests::figures::{wrk, wrk_finish};
 use modproxy_tests::member::Member;
+use modproxy_tests::{free_port, get, Server, ServerRoot};
 use std::time::{Duration, Instant};
 
 const MODULES: &[&str] = &["lbmethod_byrequests", "proxy_discovery"];
@@ -116,8 +117,23 @@ fn etcd_killed_and_restarted_mid_load_keeps_the_last_members() {
     let mut etcd = Etcd::start();
     etcd.put("/modproxy/c/m0", &member_json(&m0, ""));
     etcd.put("/modproxy/c/m1", &member_json(&m1, ""));
-    let (root, server) = serve(MODULES, &keys(&etcd), &[]);
+    // With the balancer manager mapped: its JSON shows the stale mark too.
+    let root = ServerRoot::new();
+    let mut modules = vec!["proxy_http", "proxy_balancer"];
+    modules.extend_from_slice(MODULES);
+    root.enable(&modules);
+    let port = free_port();
+    root.config(&format!(
+        "{}\n[vhost.balancer_manager]\npath = \"/balancer-manager\"\n",
+        site(port, &keys(&etcd), &[])
+    ));
+    let server = Server::start(&root, port);
     let log = || log_lines(&root.log());
+    let manager = || {
+        get(port, "/balancer-manager/api", &[])
+            .map(|r| r.text())
+            .unwrap_or_default()
+    };
     wait_until(
         "both members are listed",
         Duration::from_secs(10),
@@ -137,6 +153,11 @@ fn etcd_killed_and_restarted_mid_load_keeps_the_last_members() {
         || status(&root).contains("discovery stale since"),
         log,
     );
+    let page = manager();
+    assert!(
+        page.contains("\"state\":\"discovery stale since "),
+        "the manager's JSON shows it: {page}"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let served_while_down = (m0.served(), m1.served());
     std::thread::sleep(Duration::from_millis(500));
@@ -151,6 +172,7 @@ fn etcd_killed_and_restarted_mid_load_keeps_the_last_members() {
         || status(&root).contains("source etcd /modproxy/c/: fresh"),
         log,
     );
+    assert!(manager().contains("\"state\":\"fresh\""), "{}", manager());
     etcd.put("/modproxy/c/m2", &member_json(&m2, ""));
     wait_until("m2 serves", Duration::from_secs(1), || m2.served() > 0, log);
     let (report, text) = wrk_finish(load);

@@ -57,82 +57,7 @@ impl Cluster {
                 Err(why) => notes.push(Note::Refused(why)),
             }
         }
-        self.with_table(|table, _| {
-            for (spec, (member, meta)) in wanted {
-                let known = table.meta.iter().position(|m| m.url == meta.url);
-                match known {
-                    None => {
-                        table.push(member, meta);
-                        let i = table.members.len() - 1;
-                        table.meta[i].discovered = Some(Discovered {
-                            origin: spec.origin.clone(),
-                            json: spec.json.clone(),
-                            gone: false,
-                        });
-                        level(table, i);
-                        notes.push(Note::Joined(table.meta[i].url, spec.origin.clone()));
-                    }
-                    Some(i) if table.meta[i].discovered.is_none() => {
-                        notes.push(Note::Refused(format!(
-                        "{}: member {} is in the config file already; the config's settings stay",
-                        spec.origin, meta.url
-                    )))
-                    }
-                    Some(i) => {
-                        let d = table.meta[i]
-                            .discovered
-                            .clone()
-                            .unwrap_or_else(|| Discovered {
-                                origin: String::new(),
-                                json: String::new(),
-                                gone: false,
-                            });
-                        if !d.gone && d.json == spec.json {
-                            continue;
-                        }
-                        let old = table.members[i];
-                        let runtime = if d.gone { 0 } else { old.flags & RUNTIME_FLAGS };
-                        table.members[i] = LbMember {
-                            lbfactor: member.lbfactor,
-                            lbset: member.lbset,
-                            flags: member.flags | runtime,
-                            ..old
-                        };
-                        let stats_errors = table.stats[i].errors;
-                        let last_error = std::mem::take(&mut table.meta[i].last_error);
-                        let mut meta = meta;
-                        meta.configured = ManagerSettings::of(&table.members[i], &meta);
-                        meta.last_error = last_error;
-                        meta.discovered = Some(Discovered {
-                            origin: spec.origin.clone(),
-                            json: spec.json.clone(),
-                            gone: false,
-                        });
-                        table.meta[i] = meta;
-                        table.stats[i].errors = stats_errors;
-                        if d.gone {
-                            level(table, i);
-                            notes.push(Note::Returned(table.meta[i].url));
-                        } else {
-                            notes.push(Note::Updated(table.meta[i].url));
-                        }
-                    }
-                }
-            }
-            for i in 0..table.members.len() {
-                let present = specs
-                    .iter()
-                    .any(|s| spec_url(s).as_deref() == Some(table.meta[i].url));
-                if let Some(d) = table.meta[i].discovered.as_mut() {
-                    if !d.gone && !present {
-                        d.gone = true;
-                        // Not usable: no new requests; those in flight finish.
-                        table.members[i].flags |= flags::DISABLED;
-                        notes.push(Note::Left(table.meta[i].url));
-                    }
-                }
-            }
-        });
+        notes.extend(self.with_table(|table, _| merge(table, wanted, specs)));
         let mut refused = 0;
         let mut fresh = self
             .discovery
@@ -244,6 +169,92 @@ fn describe(config: &str) -> String {
         (None, Some(d)) => format!("DNS {d}"),
         _ => config.to_owned(),
     }
+}
+
+/// Puts the parsed members `wanted` into `table`: new URLs join
+/// (levelled), known ones whose keys changed are updated, members that
+/// left are drained, members that return get their slot back. Members of
+/// the config file are never touched. What happened, for the log.
+fn merge(
+    table: &mut Table,
+    wanted: Vec<(&Spec, (LbMember, crate::table::MemberMeta))>,
+    specs: &[Spec],
+) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for (spec, (member, meta)) in wanted {
+        let known = table.meta.iter().position(|m| m.url == meta.url);
+        match known {
+            None => {
+                table.push(member, meta);
+                let i = table.members.len() - 1;
+                table.meta[i].discovered = Some(Discovered {
+                    origin: spec.origin.clone(),
+                    json: spec.json.clone(),
+                    gone: false,
+                });
+                level(table, i);
+                notes.push(Note::Joined(table.meta[i].url, spec.origin.clone()));
+            }
+            Some(i) if table.meta[i].discovered.is_none() => notes.push(Note::Refused(format!(
+                "{}: member {} is in the config file already; the config's settings stay",
+                spec.origin, meta.url
+            ))),
+            Some(i) => {
+                let d = table.meta[i]
+                    .discovered
+                    .clone()
+                    .unwrap_or_else(|| Discovered {
+                        origin: String::new(),
+                        json: String::new(),
+                        gone: false,
+                    });
+                if !d.gone && d.json == spec.json {
+                    continue;
+                }
+                let old = table.members[i];
+                let runtime = if d.gone { 0 } else { old.flags & RUNTIME_FLAGS };
+                table.members[i] = LbMember {
+                    lbfactor: member.lbfactor,
+                    lbset: member.lbset,
+                    flags: member.flags | runtime,
+                    ..old
+                };
+                let stats_errors = table.stats[i].errors;
+                let last_error = std::mem::take(&mut table.meta[i].last_error);
+                let mut meta = meta;
+                meta.configured = ManagerSettings::of(&table.members[i], &meta);
+                meta.last_error = last_error;
+                meta.discovered = Some(Discovered {
+                    origin: spec.origin.clone(),
+                    json: spec.json.clone(),
+                    gone: false,
+                });
+                table.meta[i] = meta;
+                table.stats[i].errors = stats_errors;
+                if d.gone {
+                    level(table, i);
+                    notes.push(Note::Returned(table.meta[i].url));
+                } else {
+                    notes.push(Note::Updated(table.meta[i].url));
+                }
+            }
+        }
+    }
+    for i in 0..table.members.len() {
+        let present = specs
+            .iter()
+            .any(|s| spec_url(s).as_deref() == Some(table.meta[i].url));
+        if let Some(d) = table.meta[i].discovered.as_mut() {
+            if !d.gone && !present {
+                d.gone = true;
+                // Not usable: no new requests; those in flight finish.
+                table.members[i].flags |= flags::DISABLED;
+                notes.push(Note::Left(table.meta[i].url));
+            }
+        }
+    }
+
+    notes
 }
 
 /// The URL a spec names, as the table writes it, for the "left" check.
@@ -405,6 +416,72 @@ mod tests {
             longest = longest.max(run);
         }
         assert!(longest <= 1, "{picks:?}");
+    }
+
+    /// A discovered member as the source would give it.
+    fn found(url: &'static str, loadfactor: i64) -> (Spec, (LbMember, crate::table::MemberMeta)) {
+        let t = table(&[("", 0)]);
+        let mut meta = t.meta[0].clone();
+        meta.url = url;
+        let member = LbMember {
+            lbfactor: loadfactor * 100,
+            ..LbMember::default()
+        };
+        let spec = Spec {
+            origin: format!("etcd key /c/{url}"),
+            json: format!("{{\"url\":\"{url}\",\"loadfactor\":{loadfactor}}}"),
+        };
+        (spec, (member, meta))
+    }
+
+    fn apply(t: &mut Table, set: &[(Spec, (LbMember, crate::table::MemberMeta))]) -> Vec<Note> {
+        let specs: Vec<Spec> = set.iter().map(|(s, _)| s.clone()).collect();
+        let wanted = set.iter().map(|(s, m)| (s, m.clone())).collect();
+        merge(t, wanted, &specs)
+    }
+
+    #[test]
+    fn members_join_leave_drained_and_return_to_their_slot() {
+        // One member from the config file, at http://127.0.0.1:1.
+        let mut t = table(&[("cfg", 0)]);
+        let (a, b) = (found("http://a:1", 1), found("http://b:1", 2));
+        apply(&mut t, &[a.clone(), b.clone()]);
+        assert_eq!(t.members.len(), 3);
+        assert!(t.members.iter().all(|m| m.is_usable()));
+        // b leaves: drained, not dropped; the config member is untouched.
+        let notes = apply(&mut t, &[a.clone()]);
+        assert!(matches!(notes[..], [Note::Left("http://b:1")]));
+        assert!(!t.members[2].is_usable() && t.meta[2].discovered.as_ref().unwrap().gone);
+        assert!(t.members[0].is_usable() && t.meta[0].discovered.is_none());
+        // Nothing changed: nothing happens.
+        assert!(apply(&mut t, &[a.clone()]).is_empty());
+        // b returns, with a new weight: its old slot, usable again.
+        let b3 = found("http://b:1", 3);
+        let notes = apply(&mut t, &[a.clone(), b3]);
+        assert!(matches!(notes[..], [Note::Returned("http://b:1")]));
+        assert_eq!(t.members.len(), 3, "one slot per URL");
+        assert!(t.members[2].is_usable());
+        assert_eq!(t.members[2].lbfactor, 300);
+        assert_eq!(t.meta[2].configured.loadfactor, 3);
+    }
+
+    #[test]
+    fn the_config_file_wins_over_a_source_and_errors_survive_updates() {
+        let mut t = table(&[("cfg", 0)]);
+        let same_as_config = found("http://127.0.0.1:1", 5);
+        let notes = apply(&mut t, &[same_as_config]);
+        assert!(matches!(notes[..], [Note::Refused(_)]));
+        assert_eq!(t.members[0].lbfactor, 100);
+        let a = found("http://a:1", 1);
+        apply(&mut t, &[a]);
+        t.members[1].flags |= flags::IN_ERROR;
+        apply(&mut t, &[found("http://a:1", 2)]);
+        assert_eq!(
+            t.members[1].flags & flags::IN_ERROR,
+            flags::IN_ERROR,
+            "the balancer's verdict stays"
+        );
+        assert_eq!(t.members[1].lbfactor, 200);
     }
 
     #[test]
