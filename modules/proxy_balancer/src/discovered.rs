@@ -449,12 +449,12 @@ mod tests {
         assert_eq!(t.members.len(), 3);
         assert!(t.members.iter().all(|m| m.is_usable()));
         // b leaves: drained, not dropped; the config member is untouched.
-        let notes = apply(&mut t, &[a.clone()]);
+        let notes = apply(&mut t, std::slice::from_ref(&a));
         assert!(matches!(notes[..], [Note::Left("http://b:1")]));
         assert!(!t.members[2].is_usable() && t.meta[2].discovered.as_ref().unwrap().gone);
         assert!(t.members[0].is_usable() && t.meta[0].discovered.is_none());
         // Nothing changed: nothing happens.
-        assert!(apply(&mut t, &[a.clone()]).is_empty());
+        assert!(apply(&mut t, std::slice::from_ref(&a)).is_empty());
         // b returns, with a new weight: its old slot, usable again.
         let b3 = found("http://b:1", 3);
         let notes = apply(&mut t, &[a.clone(), b3]);
