@@ -168,3 +168,59 @@ fn three_nodes_share_manager_changes_through_etcd() {
         slowest.as_millis()
     );
 }
+
+#[test]
+fn discovered_members_take_the_stored_manager_settings_too() {
+    let (m0, m1) = (Member::start("m0"), Member::start("m1"));
+    let etcd = Etcd::start();
+    etcd.put("/modproxy/c/m0", &format!("{{\"url\": \"{}\"}}", m0.url()));
+    // An operator disabled m1 on some node before this one ever saw it.
+    etcd.put(
+        &format!("/modproxy/manager/c/{}", m1.url()),
+        "{\"loadfactor\":1,\"lbset\":0,\"route\":\"\",\"status\":\"+D\"}",
+    );
+    let root = ServerRoot::new();
+    root.enable(&[
+        "proxy_http",
+        "proxy_balancer",
+        "lbmethod_byrequests",
+        "proxy_discovery",
+    ]);
+    let port = free_port();
+    let keys = format!(
+        "discovery = {{ etcd = [\"{e}\"], prefix = \"/modproxy/c/\" }}\nmanager_sync = {{ etcd = [\"{e}\"], prefix = \"/modproxy/manager/\" }}",
+        e = etcd.endpoint()
+    );
+    root.config(&format!(
+        "{}\n[vhost.balancer_manager]\npath = \"/balancer-manager\"\n",
+        site(port, &keys, &[])
+    ));
+    let server = Server::start(&root, port);
+    let log = || log_lines(&root.log());
+    etcd.put(
+        "/modproxy/c/m1",
+        &format!("{{\"url\": \"{}\", \"loadfactor\": 1}}", m1.url()),
+    );
+    wait_until(
+        "m1 joins, disabled as the store says",
+        Duration::from_secs(3),
+        || member_state(&status(&root), &m1.url()).is_some_and(|(s, _)| s == "disabled"),
+        log,
+    );
+    // Its source rewrites it (a new weight): the manager's setting stays.
+    etcd.put(
+        "/modproxy/c/m1",
+        &format!("{{\"url\": \"{}\", \"loadfactor\": 4}}", m1.url()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        member_state(&status(&root), &m1.url()).map(|(s, _)| s),
+        Some("disabled".into()),
+        "{}",
+        log()
+    );
+    let got: Vec<String> = (0..4)
+        .map(|_| get(server.port, "/", &[]).unwrap().text())
+        .collect();
+    assert!(got.iter().all(|g| g == "m0"), "only m0 serves: {got:?}");
+}

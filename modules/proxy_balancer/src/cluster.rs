@@ -240,9 +240,19 @@ impl Cluster {
 
     /// Sets member `url`'s operator settings as another node's manager
     /// did (manager_sync).
+    /// A member that left its source is not there for this: the store's
+    /// settings wait for its return.
     pub fn sync_member(&self, url: &str, settings: &Settings) -> Result<(), ChangeError> {
         let mut guard = self.lock();
+        let wanted = url.trim_end_matches('/');
+        let gone = |m: &crate::table::MemberMeta| m.discovered.as_ref().is_some_and(|d| d.gone);
+        if guard.table.meta.iter().any(|m| m.url == wanted && gone(m)) {
+            return Err(ChangeError::NoSuchMember(format!("{url} left its source")));
+        }
         let i = self.member_index(&guard.table, url)?;
+        if Settings::of(&guard.table.members[i], &guard.table.meta[i]) == *settings {
+            return Ok(());
+        }
         restore(&mut guard.table, i, settings).map_err(|e| {
             ChangeError::Invalid(format!("balancer://{} member {url}: {e}", self.policy.name))
         })

@@ -27,6 +27,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long one request (not a watch) may take.
 const CALL: Duration = Duration::from_secs(2);
+/// How often the store's manager settings are put on the members again.
+const REAPPLY: Duration = Duration::from_secs(1);
 /// Between two tries to reach the store.
 const BACKOFF: Duration = Duration::from_millis(500);
 
@@ -209,9 +211,11 @@ fn apply(members: &MembersHandle, balancer: &str, base: &str, key: &str, value: 
     let _: Result<(), ApplyError> = members.apply_settings(balancer, url, &stored.into());
 }
 
-async fn put(client: &mut Client, key: &str, settings: &Settings) -> Result<(), String> {
+/// Writes `settings` at `key`; the value written.
+async fn put(client: &mut Client, key: &str, settings: &Settings) -> Result<String, String> {
     let value = serde_json::to_string(&Stored::from(settings)).map_err(|e| e.to_string())?;
-    within("put", client.put(key, value, None)).await.map(drop)
+    within("put", client.put(key, value.clone(), None)).await?;
+    Ok(value)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -242,11 +246,18 @@ async fn sync_once(
     )
     .await?;
     let revision = got.header().map_or(0, |h| h.revision());
+    // The store's values, put again now and then: a member that joins
+    // later (discovery), or whose source rewrote its settings, ends as
+    // the store has it too.
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
     for kv in got.kvs() {
         if let (Ok(k), Ok(v)) = (kv.key_str(), kv.value_str()) {
             apply(members, balancer, base, k, v);
+            known.insert(k.to_owned(), v.to_owned());
         }
     }
+    let mut again = tokio::time::interval(REAPPLY);
+    again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1);
@@ -256,6 +267,24 @@ async fn sync_once(
     }
     loop {
         tokio::select! {
+            // This node's changes first: the store hears them before the
+            // next re-apply could undo them here.
+            biased;
+            change = local.recv() => {
+                let Some((url, settings)) = change else {
+                    return Err("this node's change queue closed".into());
+                };
+                let key = format!("{base}{url}");
+                match put(&mut client, &key, &settings).await {
+                    // What the store has now (a later writer's event
+                    // follows, if any), so a re-apply does not undo it.
+                    Ok(value) => drop(known.insert(key, value)),
+                    Err(e) => {
+                        pending.insert(url, settings);
+                        return Err(e);
+                    }
+                }
+            }
             msg = stream.message() => {
                 let resp = msg.map_err(|e| format!("watch: {e}"))?.ok_or("the watch ended")?;
                 if resp.canceled() {
@@ -263,20 +292,19 @@ async fn sync_once(
                 }
                 for ev in resp.events() {
                     let Some(kv) = ev.kv() else { continue };
+                    let Ok(k) = kv.key_str() else { continue };
                     if ev.event_type() == EventType::Put {
-                        if let (Ok(k), Ok(v)) = (kv.key_str(), kv.value_str()) {
-                            apply(members, balancer, base, k, v);
-                        }
+                        let v = kv.value_str().unwrap_or("");
+                        apply(members, balancer, base, k, v);
+                        known.insert(k.to_owned(), v.to_owned());
+                    } else {
+                        known.remove(k);
                     }
                 }
             }
-            change = local.recv() => {
-                let Some((url, settings)) = change else {
-                    return Err("this node's change queue closed".into());
-                };
-                if let Err(e) = put(&mut client, &format!("{base}{url}"), &settings).await {
-                    pending.insert(url, settings);
-                    return Err(e);
+            _ = again.tick() => {
+                for (k, v) in &known {
+                    apply(members, balancer, base, k, v);
                 }
             }
         }
