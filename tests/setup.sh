@@ -42,6 +42,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages[*]} >/dev/null
+    # etcd-server has no package without its service: on a machine with
+    # systemd, stop the one its install started (the tests run their own).
+    if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
+    fi
 fi
 [ -d tests/browser/node_modules/playwright-core ] ||
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
