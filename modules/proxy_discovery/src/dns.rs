@@ -161,3 +161,25 @@ pub async fn run(
         tokio::time::sleep(next).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_urls_with_the_address_and_port() {
+        assert_eq!(
+            url("http", "10.0.0.5".parse().unwrap(), 8080),
+            "http://10.0.0.5:8080"
+        );
+        assert_eq!(
+            url("https", "fd00::5".parse().unwrap(), 443),
+            "https://[fd00::5]:443"
+        );
+        let s = spec("DNS SRV x".into(), "http://10.0.0.5:8080".into(), 30, 1);
+        assert_eq!(
+            s.json,
+            r#"{"lbset":1,"loadfactor":30,"url":"http://10.0.0.5:8080"}"#
+        );
+    }
+}
