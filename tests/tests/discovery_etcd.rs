@@ -196,3 +196,33 @@ fn etcd_killed_and_restarted_mid_load_keeps_the_last_members() {
         report.requests
     );
 }
+
+/// The balancer's `hc*` keys are its discovered members' defaults, and
+/// proxy_hcheck starts checking a member as it joins.
+#[test]
+fn discovered_members_are_health_checked() {
+    let (m0, mut m1) = (Member::start("m0"), Member::start("m1"));
+    let etcd = Etcd::start();
+    etcd.put("/modproxy/c/m0", &member_json(&m0, ""));
+    let keys = format!("{}\nhcmethod = \"GET\"\nhcinterval = 1", keys(&etcd));
+    let (root, _server) = serve(
+        &["lbmethod_byrequests", "proxy_discovery", "proxy_hcheck"],
+        &keys,
+        &[],
+    );
+    let log = || log_lines(&root.log());
+    etcd.put("/modproxy/c/m1", &member_json(&m1, ""));
+    wait_until(
+        "m1 is checked",
+        Duration::from_secs(6),
+        || status(&root).matches("check GET passed").count() == 2,
+        || format!("{}\n{}", status(&root), log()),
+    );
+    m1.kill();
+    wait_until(
+        "m1 fails its check",
+        Duration::from_secs(6),
+        || member_state(&status(&root), &m1.url()).is_some_and(|(s, _)| s == "hc-failed"),
+        || format!("{}\n{}", status(&root), log()),
+    );
+}
