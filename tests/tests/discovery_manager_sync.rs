@@ -113,7 +113,7 @@ fn three_nodes_share_manager_changes_through_etcd() {
     for n in &nodes[..2] {
         wait_until(
             "drain, loadfactor and route reach every node",
-            Duration::from_secs(1),
+            Duration::from_secs(2),
             || {
                 let s = status(&n.root);
                 member_state(&s, &m1.url()) == Some(("draining".into(), 4)) && s.contains("r1")
@@ -128,29 +128,34 @@ fn three_nodes_share_manager_changes_through_etcd() {
         s.spawn(|| nodes[1].change(&m0.url(), "{\"status\":\"-D+H\",\"loadfactor\":5}"));
         s.spawn(|| nodes[2].change(&m0.url(), "{\"status\":\"-D\",\"loadfactor\":9}"));
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let stored = etcd.get(&key).unwrap();
-    let factor = if stored.contains("\"loadfactor\":5") {
-        5
-    } else {
-        9
+    // Every node ends as the store has it (read again at each look: the
+    // store is the reference, whichever write came last).
+    let expected = || {
+        let stored = etcd.get(&key).unwrap_or_default();
+        if stored.contains("\"loadfactor\":5") {
+            ("standby".to_owned(), 5)
+        } else {
+            ("ok".to_owned(), 9)
+        }
     };
-    let word = if factor == 5 { "standby" } else { "ok" };
-    for n in &nodes {
-        wait_until(
-            "every node as the store has it",
-            Duration::from_secs(1),
-            || n.state(&m0.url()) == Some((word.into(), factor)),
-            || format!("store: {stored}\n{}", logs(&nodes)),
-        );
-    }
+    wait_until(
+        "every node as the store has it",
+        Duration::from_secs(2),
+        || {
+            let want = expected();
+            nodes
+                .iter()
+                .all(|n| n.state(&m0.url()).as_ref() == Some(&want))
+        },
+        || format!("store: {:?}\n{}", etcd.get(&key), logs(&nodes)),
+    );
 
     // A node that restarts reads the current state.
     nodes[0].change(&m1.url(), "{\"status\":\"-N\",\"loadfactor\":6}");
     let n2 = &mut nodes[2];
     wait_until(
         "node 2 has the change",
-        Duration::from_secs(1),
+        Duration::from_secs(2),
         || n2.state(&m1.url()) == Some(("ok".into(), 6)),
         String::new,
     );
@@ -159,7 +164,7 @@ fn three_nodes_share_manager_changes_through_etcd() {
     nodes[2].restart();
     wait_until(
         "the restarted node reads the store",
-        Duration::from_secs(2),
+        Duration::from_secs(3),
         || nodes[2].state(&m1.url()) == Some(("ok".into(), 7)),
         || logs(&nodes),
     );
