@@ -55,6 +55,8 @@ test('disable and enable a member from the page', { timeout: 60_000 }, async () 
     await row(MEMBER0).getByRole('button', { name: 'Enable' }).click();
     await page.waitForFunction(u => document.querySelector(`tr[data-member="${u}"] td:nth-child(6)`)?.textContent === 'ok', MEMBER0);
     assert.deepEqual((await picks(4)).sort(), ['m0', 'm0', 'm1', 'm1'], 'both serve again');
+    // The requests so far, by protocol (fetch speaks HTTP/1.1 here).
+    await page.waitForFunction(() => /HTTP\/1\.1 [1-9]/.test(document.getElementById('protocols')?.textContent || ''));
 
   } finally {
     await browser.close();

@@ -245,14 +245,14 @@ fn megabytes_go_both_ways_within_flow_control() {
 }
 
 #[test]
-fn the_core_counts_requests_by_protocol() {
+fn the_core_and_the_manager_count_requests_by_protocol() {
     let backend = Backend::text("ok");
     let root = ServerRoot::new();
     root.enable(&["proxy_http", "proxy_balancer"]);
     let port = free_port();
     root.config(&format!(
         "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nprotocols = [\"h2c\", \"http/1.1\"]\n\
-         [vhost.balancer_manager]\nmetrics = \"/metrics\"\n\
+         [vhost.balancer_manager]\npath = \"/balancer-manager\"\nmetrics = \"/metrics\"\n\
          [vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n",
         backend.url()
     ));

@@ -22,6 +22,22 @@ struct StateDoc<'a> {
     /// The lbmethods loaded now: what a balancer may switch to.
     lbmethods: Vec<String>,
     balancers: Vec<BalancerView>,
+    /// Requests the server finished, by the protocol they came in
+    /// (`HTTP/1.1`, `HTTP/2.0`, …): the core's counters.
+    protocols: Vec<(String, u64)>,
+}
+
+/// The core's `modproxy_requests_by_protocol_total` counters, read from
+/// its metrics text (the one place the host tells modules its counts).
+fn protocol_counts(metrics: &str) -> Vec<(String, u64)> {
+    const NAME: &str = "modproxy_requests_by_protocol_total{protocol=\"";
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let (protocol, count) = l.strip_prefix(NAME)?.split_once("\"} ")?;
+            Some((protocol.to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 pub async fn serve(m: &'static ProxyBalancer, mut req: Request, what: String) -> Status {
@@ -210,6 +226,7 @@ impl ProxyBalancer {
             token: self.manager.token(),
             lbmethods: provider::names(modproxy_api::lb::GROUP),
             balancers: self.views(),
+            protocols: protocol_counts(&modproxy_api::metrics::render_all()),
         };
         serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
@@ -326,5 +343,17 @@ impl ProxyBalancer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn protocol_counts_are_read_from_the_core_metrics() {
+        let text = "# HELP x\nmodproxy_requests_by_protocol_total{protocol=\"HTTP/1.1\"} 7\nmodproxy_requests_by_protocol_total{protocol=\"HTTP/2.0\"} 3\nmodproxy_requests_total 10\n";
+        assert_eq!(
+            super::protocol_counts(text),
+            [("HTTP/1.1".to_owned(), 7), ("HTTP/2.0".to_owned(), 3)]
+        );
     }
 }

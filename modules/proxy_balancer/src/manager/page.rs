@@ -33,6 +33,7 @@ input[type=number]{width:4em} input[type=text]{width:6em} button{margin:0 .1em}
 <body>
 <h1>Balancer manager</h1>
 <div class="muted">Live: refreshes every second from <code id="api"></code>. <span id="updated"></span></div>
+<div class="muted" id="protocols"></div>
 <div id="msg" role="status"></div>
 <div id="balancers">Loading…</div>
 <script>
@@ -91,6 +92,8 @@ function render() {
   if (root.contains(document.activeElement) && document.activeElement.matches('input,select')) return;
   root.innerHTML = state.balancers.length ? state.balancers.map(balancerBlock).join('') : '<p>No balancers are configured.</p>';
   document.getElementById('updated').textContent = 'Updated ' + new Date().toLocaleTimeString();
+  document.getElementById('protocols').textContent = 'Requests by protocol: ' +
+    (state.protocols || []).map(([p, n]) => `${p} ${n}`).join(', ');
 }
 
 async function refresh() {
