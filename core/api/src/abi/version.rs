@@ -167,6 +167,9 @@ const FACTS: &[&[usize]] = &[
         HookKind::ALL.len(),
         headers::REQUEST_TRAILERS as usize,
         headers::RESPONSE_TRAILERS as usize,
+        // h2:// backends (proxy_http2): ALPN h2 on a TLS connect, and a
+        // zero-length conn_write that flushes what TLS still holds.
+        super::host::tls_flags::ALPN_H2 as usize,
     ],
 ];
 
