@@ -5,6 +5,7 @@
 //! that a request the backend refused unprocessed (GOAWAY, REFUSED_STREAM)
 //! can be sent again on another connection.
 
+use crate::stream::Idle;
 use bytes::Bytes;
 use h2::SendStream;
 use http::header::{HeaderName, HeaderValue};
@@ -70,9 +71,8 @@ pub struct Upload {
     chunk: Option<Bytes>,
     length: Option<u64>,
     pub done: bool,
-    /// The last poll stopped because the client had nothing yet: no
-    /// backend wait is running on the upload's account.
-    pub waiting_on_client: bool,
+    /// The last poll stopped because the client had nothing yet.
+    waiting_on_client: bool,
     /// Body bytes sent on this attempt.
     pub sent: u64,
 }
@@ -100,7 +100,25 @@ impl Upload {
     /// Moves the body on as far as the client and the window allow;
     /// `Ready(Ok)` once it has all gone (its end, with the client's
     /// trailers if it sent any).
+    /// Every step forward, and every wait on the client (not the
+    /// backend's: a gRPC stream may idle while the client thinks), resets
+    /// `idle`, the backend-wait deadline.
     pub fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        req: &mut Request,
+        progress: &mut Progress,
+        idle: &mut Idle,
+    ) -> Poll<Result<(), UpError>> {
+        let sent = self.sent;
+        let polled = self.poll_on(cx, req, progress);
+        if self.sent != sent || self.waiting_on_client {
+            idle.reset();
+        }
+        polled
+    }
+
+    fn poll_on(
         &mut self,
         cx: &mut Context<'_>,
         req: &mut Request,

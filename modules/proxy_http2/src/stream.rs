@@ -12,7 +12,7 @@ use crate::pool::Conn;
 use crate::request::Plan;
 use h2::{Reason, RecvStream};
 use http::Response;
-use modproxy_api::sdk::net::{sleep, Sleep};
+use modproxy_api::sdk::net::{sleep, timeout, Sleep};
 use modproxy_api::{Headers, IoError, Request};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -76,8 +76,14 @@ pub async fn attempt(
         conn.retire();
         Failure::Unprocessed(format!("could not open a stream: {e}"))
     };
-    let send = conn.send.clone().ready().await.map_err(unprocessed)?;
-    let mut send = send;
+    // Waits while the backend's SETTINGS_MAX_CONCURRENT_STREAMS is reached.
+    let ready = timeout(ctx.io_timeout, conn.send.clone().ready()).await;
+    let Ok(ready) = ready else {
+        let ms = ctx.io_timeout.as_millis();
+        let why = format!("the backend let no new stream open within {ms} ms");
+        return Err(Failure::Final(Code::Timeout, why));
+    };
+    let mut send = ready.map_err(unprocessed)?;
     let no_body = ctx.plan.no_body || (progress.ended && progress.consumed == 0);
     let (response, stream) = send
         .send_request(ctx.plan.request(), no_body)
@@ -119,7 +125,7 @@ async fn wait_head(
 ) -> Result<Response<RecvStream>, Failure> {
     poll_fn(|cx| {
         if !up.done {
-            match up.poll(cx, req, progress) {
+            match up.poll(cx, req, progress, idle) {
                 Poll::Ready(Err(UpError::Backend(_))) => up.done = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(client_failure(e, false))),
                 _ => {}
@@ -129,9 +135,6 @@ async fn wait_head(
             Poll::Ready(Ok(head)) => return Poll::Ready(Ok(head)),
             Poll::Ready(Err(e)) => return Poll::Ready(Err(before_head(conn, e))),
             Poll::Pending => {}
-        }
-        if up.waiting_on_client {
-            idle.reset();
         }
         idle.poll(cx).map(|()| {
             let ms = ctx.io_timeout.as_millis();
@@ -217,7 +220,7 @@ async fn relay_body(
     let mut data_done = false;
     poll_fn(|cx| loop {
         if !up.done {
-            match up.poll(cx, req, progress) {
+            match up.poll(cx, req, progress, idle) {
                 Poll::Ready(Err(UpError::Backend(_))) => up.done = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(client_failure(e, true))),
                 _ => {}
@@ -262,11 +265,6 @@ async fn relay_body(
                 Poll::Pending => {}
             }
         }
-        if up.waiting_on_client && !up.done {
-            // A stream both ways (gRPC): the backend may be waiting for
-            // the client's next message, which is no backend stall.
-            idle.reset();
-        }
         return idle.poll(cx).map(|()| {
             Err(Failure::Final(
                 Code::Aborted,
@@ -292,7 +290,7 @@ fn broken_body(e: h2::Error) -> Failure {
 /// is a clock read; a host timer is made only while actually waiting, and
 /// one that fires early (progress came meanwhile) is made again for the
 /// rest.
-struct Idle {
+pub struct Idle {
     wait: Duration,
     since: Instant,
     timer: Option<(Sleep, Instant)>,
@@ -307,7 +305,7 @@ impl Idle {
         }
     }
 
-    fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.since = Instant::now();
     }
 
