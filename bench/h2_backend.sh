@@ -34,7 +34,7 @@ taskset -c "$LOAD_CPU" nghttpd --no-tls -d "$W/www" "$BE_PORT" >/dev/null 2>&1 &
 cat > "$W/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s
