@@ -56,7 +56,7 @@ pub async fn run(
             return (ExchangeStatus::ClientError, outcome, None);
         }
     };
-    let plan = match request::plan(req, &target, ex.flags()) {
+    let mut plan = match request::plan(req, &target, ex.flags()) {
         Ok(p) => p,
         Err(why) => {
             fail(&why);
@@ -64,6 +64,7 @@ pub async fn run(
         }
     };
     let io_timeout = millis(params.timeout_ms);
+    let mut head = Some(plan.take_request());
     let ctx = Ctx {
         plan: &plan,
         io_timeout,
@@ -105,8 +106,20 @@ pub async fn run(
                 return (ExchangeStatus::Timeout, outcome, None);
             }
         };
+        // A retry builds the head again: the request has not changed.
+        let this_head = match head.take() {
+            Some(h) => h,
+            None => match request::plan(req, &target, ex.flags()) {
+                Ok(mut p) => p.take_request(),
+                Err(why) => {
+                    fail(&why);
+                    return (ExchangeStatus::ClientError, outcome, None);
+                }
+            },
+        };
         let mut tally = Tally::default();
-        let result = stream::attempt(&ctx, &slot.conn, req, &mut progress, &mut tally).await;
+        let attempt = stream::attempt(&ctx, this_head, &slot.conn, req, &mut progress, &mut tally);
+        let result = attempt.await;
         drop(slot);
         outcome.bytes_sent += tally.sent;
         outcome.bytes_received += tally.received;

@@ -34,14 +34,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A request for one attempt (the head is copied: each attempt's
-    /// stream consumes one).
-    pub fn request(&self) -> HttpRequest<()> {
+    /// The request for the first attempt, moved out of the plan: a clone
+    /// would copy every field (a rare retry builds the plan again).
+    pub fn take_request(&mut self) -> HttpRequest<()> {
         let mut r = HttpRequest::new(());
         *r.method_mut() = self.method.clone();
-        *r.uri_mut() = self.uri.clone();
+        *r.uri_mut() = std::mem::take(&mut self.uri);
         *r.version_mut() = http::Version::HTTP_2;
-        *r.headers_mut() = self.headers.clone();
+        *r.headers_mut() = std::mem::take(&mut self.headers);
         r
     }
 }

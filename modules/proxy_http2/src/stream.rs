@@ -67,6 +67,7 @@ pub struct Tally {
 
 pub async fn attempt(
     ctx: &Ctx<'_>,
+    head: http::Request<()>,
     conn: &Conn,
     req: &mut Request,
     progress: &mut Progress,
@@ -85,9 +86,7 @@ pub async fn attempt(
     };
     let mut send = ready.map_err(unprocessed)?;
     let no_body = ctx.plan.no_body || (progress.ended && progress.consumed == 0);
-    let (response, stream) = send
-        .send_request(ctx.plan.request(), no_body)
-        .map_err(unprocessed)?;
+    let (response, stream) = send.send_request(head, no_body).map_err(unprocessed)?;
     let mut up = Upload::new(stream, progress, ctx.plan.length, no_body);
     let mut idle = Idle::new(ctx.io_timeout);
     let head = wait_head(ctx, conn, req, progress, &mut up, &mut idle, response).await;
