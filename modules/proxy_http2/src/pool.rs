@@ -14,6 +14,7 @@ use crate::io::HostIo;
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
 use modproxy_api::hash::ConfigMap;
+use modproxy_api::sdk::net::Sleep;
 use modproxy_api::{log, Level};
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,14 +22,37 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Timers kept per connection: about the streams at once on it.
+const KEPT_TIMERS: usize = 64;
+
 /// One connection to a backend.
 pub struct Conn {
     pub send: SendRequest<Bytes>,
     /// No new streams: its task ended, or the backend said GOAWAY.
     retired: AtomicBool,
+    /// Host timers of earlier streams, kept for the next ones: making and
+    /// dropping one per request costs more than the wait (see stream.rs,
+    /// `Idle`, and proxy_http's deadline.rs).
+    timers: Mutex<Vec<(Sleep, Instant)>>,
 }
 
 impl Conn {
+    /// A timer an earlier stream left, with when it fires.
+    pub fn take_timer(&self) -> Option<(Sleep, Instant)> {
+        self.timers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    /// Keeps `timer` for a later stream (a few at most).
+    pub fn keep_timer(&self, timer: (Sleep, Instant)) {
+        let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
+        if timers.len() < KEPT_TIMERS {
+            timers.push(timer);
+        }
+    }
+
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
     }
@@ -204,6 +228,7 @@ impl Pool {
         let conn = Arc::new(Conn {
             send,
             retired: AtomicBool::new(false),
+            timers: Mutex::default(),
         });
         let (mine, worker, key) = (conn.clone(), worker.clone(), key.to_owned());
         modproxy_api::sdk::net::spawn(async move {

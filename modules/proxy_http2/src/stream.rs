@@ -87,11 +87,35 @@ pub async fn attempt(
     let mut send = ready.map_err(unprocessed)?;
     let no_body = ctx.plan.no_body || (progress.ended && progress.consumed == 0);
     let (response, stream) = send.send_request(head, no_body).map_err(unprocessed)?;
-    let mut up = Upload::new(stream, progress, ctx.plan.length, no_body);
-    let mut idle = Idle::new(ctx.io_timeout);
-    let head = wait_head(ctx, conn, req, progress, &mut up, &mut idle, response).await;
-    tally.sent += up.sent;
-    let head = head?;
+    let mut m = Moving {
+        up: Upload::new(stream, progress, ctx.plan.length, no_body),
+        idle: Idle::new(ctx.io_timeout, conn.take_timer()),
+    };
+    let result = exchange(ctx, conn, req, progress, tally, &mut m, response).await;
+    tally.sent += m.up.sent;
+    if let Some(timer) = m.idle.timer.take() {
+        conn.keep_timer(timer);
+    }
+    result
+}
+
+/// The two things one attempt moves on at every poll: the upload, and
+/// the deadline on the backend.
+struct Moving {
+    up: Upload,
+    idle: Idle,
+}
+
+async fn exchange(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    req: &mut Request,
+    progress: &mut Progress,
+    tally: &mut Tally,
+    m: &mut Moving,
+    response: h2::client::ResponseFuture,
+) -> Result<Code, Failure> {
+    let head = wait_head(ctx, conn, req, progress, m, response).await?;
     tally.status = head.status().as_u16();
     if ctx.started.is_some() {
         tally.head_at = Some(Instant::now());
@@ -107,9 +131,8 @@ pub async fn attempt(
         ));
     }
     let body = head.into_body();
-    let relayed = relay_body(req, progress, &mut up, &mut idle, body, tally).await;
-    tally.sent += up.sent;
-    relayed.map(|()| Code::Relayed)
+    relay_body(req, progress, m, body, tally).await?;
+    Ok(Code::Relayed)
 }
 
 /// Polls the upload and the response together until the response head.
@@ -118,10 +141,10 @@ async fn wait_head(
     conn: &Conn,
     req: &mut Request,
     progress: &mut Progress,
-    up: &mut Upload,
-    idle: &mut Idle,
+    m: &mut Moving,
     mut response: h2::client::ResponseFuture,
 ) -> Result<Response<RecvStream>, Failure> {
+    let Moving { up, idle } = m;
     poll_fn(|cx| {
         if !up.done {
             match up.poll(cx, req, progress, idle) {
@@ -211,11 +234,11 @@ fn relay_head(ctx: &Ctx<'_>, req: &mut Request, head: &Response<RecvStream>) {
 async fn relay_body(
     req: &mut Request,
     progress: &mut Progress,
-    up: &mut Upload,
-    idle: &mut Idle,
+    m: &mut Moving,
     mut body: RecvStream,
     tally: &mut Tally,
 ) -> Result<(), Failure> {
+    let Moving { up, idle } = m;
     let mut data_done = false;
     poll_fn(|cx| loop {
         if !up.done {
@@ -285,33 +308,35 @@ fn broken_body(e: h2::Error) -> Failure {
     Failure::Final(Code::Aborted, format!("response aborted: {e}"))
 }
 
-/// The backend-wait deadline: `wait` after the last progress. Resetting
-/// is a clock read; a host timer is made only while actually waiting, and
-/// one that fires early (progress came meanwhile) is made again for the
-/// rest.
+/// The backend-wait deadline: `wait` from the first wait after the last
+/// progress. Progress only clears the start (no clock read); a wait reads
+/// the clock once and makes a host timer; one that fires early (progress
+/// came meanwhile) is made again for the rest.
 pub struct Idle {
     wait: Duration,
-    since: Instant,
+    since: Option<Instant>,
     timer: Option<(Sleep, Instant)>,
 }
 
 impl Idle {
-    fn new(wait: Duration) -> Idle {
+    /// With a timer an earlier stream left, if any.
+    fn new(wait: Duration, timer: Option<(Sleep, Instant)>) -> Idle {
         Idle {
             wait,
-            since: Instant::now(),
-            timer: None,
+            since: None,
+            timer,
         }
     }
 
     pub fn reset(&mut self) {
-        self.since = Instant::now();
+        self.since = None;
     }
 
-    /// Ready once `wait` has passed since the last reset.
+    /// Ready once `wait` has passed since the first poll after a reset.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let at = since + self.wait;
         loop {
-            let at = self.since + self.wait;
             let (timer, fires) = match &mut self.timer {
                 Some((t, fires)) => (t, *fires),
                 None => {
