@@ -162,6 +162,34 @@ fn large_bodies_stream_both_ways_byte_exact() {
 }
 
 #[test]
+fn a_stream_flows_both_ways_at_once() {
+    // What a gRPC stream needs: each piece of the request body reaches the
+    // backend and its echo comes back before the client sends the next
+    // (here over HTTP/1.1 with a chunked body; the core answers while the
+    // request is still arriving).
+    let b = Backend::python("one", &[]);
+    let (root, server) = serve(
+        &[],
+        &format!("pass = [{{ path = \"/\", url = \"{}/\" }}]", b.h2c_url()),
+    );
+    let mut c = Conn::open(server.port).unwrap();
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    for (i, word) in ["ping1", "ping2", "ping3"].iter().enumerate() {
+        c.send(format!("{:x}\r\n{word}\r\n", word.len()).as_bytes())
+            .unwrap();
+        if i == 0 {
+            let head = c.read_head().unwrap();
+            assert_eq!(head.status, 200, "{}", root.log());
+        }
+        let echoed = c.read_bytes(word.len() + 5).unwrap();
+        assert_eq!(echoed, format!("{:x}\r\n{word}\r\n", word.len()).as_bytes());
+    }
+    c.send(b"0\r\n\r\n").unwrap();
+    assert_eq!(c.read_bytes(5).unwrap(), b"0\r\n\r\n");
+}
+
+#[test]
 fn trailers_and_grpc_status_come_back_as_response_trailers() {
     let b = Backend::python("one", &[]);
     let (root, server) = serve(
