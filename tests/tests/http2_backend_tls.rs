@@ -89,6 +89,31 @@ fn an_h2_backend_is_verified_against_its_ca_file_or_not_at_all() {
 }
 
 #[test]
+fn large_bodies_cross_an_h2_connection_both_ways_byte_exact() {
+    // Every frame through the host's TLS stream, bodies on the same
+    // connection both ways, the last bytes flushed (io.rs).
+    let cert = Cert::new(&["localhost"]);
+    let site = Site::new(&cert);
+    let b = Backend::python_tls("tls", &site.dir.join("cert.pem"), &site.dir.join("key.pem"));
+    let (root, server) = serve(
+        &[],
+        &format!(
+            "pass = [{{ path = \"/\", url = \"h2://localhost:{}/\", tls_verify = false }}]",
+            b.port
+        ),
+    );
+    for size in [1, 70_000, 5 << 20] {
+        let body = noise(size, size as u64);
+        let r = request(server.port, "POST", "/echo", &[], &body).unwrap();
+        assert_eq!(r.status, 200, "{}\n{}", root.log(), b.log());
+        assert_eq!((r.body.len(), checksum(&r.body)), (size, checksum(&body)));
+    }
+    let r = get(server.port, "/big?n=4194304", &[]).unwrap();
+    assert_eq!(r.body.len(), 4 << 20);
+    assert_eq!(r.header("x-backend"), Some("tls"));
+}
+
+#[test]
 fn a_tls_backend_that_does_not_pick_h2_is_refused_with_a_clear_error() {
     // A plain HTTPS server: no ALPN, HTTP/1.1 only.
     let cert = Cert::new(&["localhost"]);

@@ -64,6 +64,19 @@ impl Backend {
         Backend::spawn(cmd, port, "h2_backend.py (python3 with the h2 package)")
     }
 
+    /// h2_backend.py over TLS (ALPN h2) with `cert` and `key` (PEM files).
+    pub fn python_tls(name: &str, cert: &Path, key: &Path) -> Backend {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.arg(support("h2_backend.py"))
+            .arg(port.to_string())
+            .arg(name)
+            .arg("--tls")
+            .arg(cert)
+            .arg(key);
+        Backend::spawn(cmd, port, "h2_backend.py (python3 with the h2 package)")
+    }
+
     /// nghttpd serving `docroot`: cleartext with prior knowledge, or TLS
     /// (ALPN h2) with `cert` (key and certificate PEM files).
     pub fn nghttpd(docroot: &Path, tls: Option<(&Path, &Path)>) -> Backend {

@@ -3,6 +3,7 @@
 test can ask for by path, and GOAWAY or REFUSED_STREAM on demand.
 
     python3 h2_backend.py PORT NAME [--goaway-after N] [--refuse-every N]
+                                    [--tls CERT KEY]
 
 Paths:
   /echo          the request body back, as it arrives (flow control both ways)
@@ -16,9 +17,11 @@ Every response carries x-backend: NAME and x-stream: the stream id.
 --goaway-after N: after the N-th stream of a connection, GOAWAY naming it
 as the last stream; the connection closes once its streams are done.
 --refuse-every N: every N-th stream is reset with REFUSED_STREAM.
+--tls CERT KEY: TLS with ALPN h2 (for h2:// tests) instead of h2c.
 """
 
 import asyncio
+import ssl
 import struct
 import sys
 import urllib.parse
@@ -32,8 +35,12 @@ PORT = int(sys.argv[1])
 NAME = sys.argv[2]
 GOAWAY_AFTER = 0
 REFUSE_EVERY = 0
+TLS = None
 args = sys.argv[3:]
 while args:
+    if args[0] == "--tls":
+        TLS, args = (args[1], args[2]), args[3:]
+        continue
     flag, value, args = args[0], int(args[1]), args[2:]
     if flag == "--goaway-after":
         GOAWAY_AFTER = value
@@ -233,7 +240,12 @@ async def main():
     async def serve(reader, writer):
         await Conn(reader, writer).run()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", PORT)
+    context = None
+    if TLS:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*TLS)
+        context.set_alpn_protocols(["h2"])
+    server = await asyncio.start_server(serve, "127.0.0.1", PORT, ssl=context)
     async with server:
         await server.serve_forever()
 
