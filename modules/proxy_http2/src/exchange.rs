@@ -27,8 +27,10 @@ use std::time::{Duration, Instant};
 /// Used when a worker's timeout is 0: no wait on a backend is unbounded.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(60_000);
 /// Attempts for a request the backend did not process, each on another
-/// connection (the GOAWAY'd one is retired).
-const UNPROCESSED_ATTEMPTS: u32 = 4;
+/// connection after a GOAWAY (the GOAWAY'd one is retired). Nothing was
+/// processed, so a try costs the backend nothing; the bound is for a
+/// backend that refuses every stream.
+const UNPROCESSED_ATTEMPTS: u32 = 8;
 /// The stream window we open per stream and for the connection: how much
 /// response body the backend may send ahead of the client.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -149,7 +151,13 @@ pub async fn run(
                 retry("idempotent", &why);
             }
             Err(Failure::Unprocessed(why) | Failure::Broken(why)) => {
-                fail(&why);
+                let tries = unprocessed + u32::from(broken_retried) + 1;
+                let body = if progress.can_replay() {
+                    ""
+                } else {
+                    " (a request body over 64 KiB cannot be sent again)"
+                };
+                fail(&format_args!("{why}; gave up after {tries} attempts{body}"));
                 return (ExchangeStatus::BadResponse, outcome, head_time);
             }
             Err(Failure::Final(code, why)) => {

@@ -73,9 +73,16 @@ pub async fn attempt(
     progress: &mut Progress,
     tally: &mut Tally,
 ) -> Result<Code, Failure> {
+    // The connection going or gone: the request never left, safe to send
+    // elsewhere. Anything else is h2 refusing this request's head, which
+    // no other connection would take either.
     let unprocessed = |e: h2::Error| {
-        conn.retire();
-        Failure::Unprocessed(format!("could not open a stream: {e}"))
+        if e.is_go_away() || e.is_io() || e.is_remote() {
+            conn.retire();
+            return Failure::Unprocessed(format!("could not open a stream: {e}"));
+        }
+        let why = format!("refusing to send the request as HTTP/2: {e}");
+        Failure::Final(Code::ClientError, why)
     };
     // Waits while the backend's SETTINGS_MAX_CONCURRENT_STREAMS is reached.
     let ready = timeout(ctx.io_timeout, conn.send.clone().ready()).await;
