@@ -262,7 +262,9 @@ fn pick(st: &mut State, want: &Want) -> Option<Pick> {
     let now = want.ttl.map(|_| Instant::now());
     st.conns.retain(|e| {
         let expired = match (e.idle_since, want.ttl, now) {
-            (Some(since), Some(ttl), Some(now)) => e.active == 0 && now - since > ttl,
+            (Some(since), Some(ttl), Some(now)) => {
+                e.active == 0 && now.saturating_duration_since(since) > ttl
+            }
             _ => false,
         };
         !(expired || (e.conn.is_retired() && e.active == 0))
