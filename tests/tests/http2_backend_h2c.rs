@@ -215,7 +215,17 @@ fn a_balancer_of_two_h2c_members_uses_both() {
         balancer::member(&one.h2c_url(), ""),
         balancer::member(&two.h2c_url(), ""),
     ];
-    let (root, server) = balancer::serve(&["proxy_http2", "lbmethod_byrequests"], "", &members);
+    let (root, server) = serve(
+        &["proxy_balancer", "lbmethod_byrequests"],
+        &format!(
+            "pass = [{{ path = \"/\", url = \"balancer://c/\" }}]\n\
+             [[vhost.proxy.balancer]]\nname = \"c\"\nmembers = [{}]\n\
+             [[vhost.proxy.h2]]\nurl = \"{}\"\nh2_connections = 1\n\
+             [vhost.balancer_manager]\nmetrics = \"/metrics\"\n",
+            members.join(", "),
+            one.h2c_url()
+        ),
+    );
     let picks: Vec<String> = (0..10)
         .map(|_| get(server.port, "/", &[]).unwrap().text())
         .collect();
@@ -225,6 +235,12 @@ fn a_balancer_of_two_h2c_members_uses_both() {
             .filter(|p| **p == format!("hello from {name}"))
             .count();
         assert_eq!(n, 5, "byrequests shares evenly: {picks:?}\n{}", root.log());
+    }
+    // Each member's requests went as streams on its one connection.
+    let metrics = get(server.port, "/metrics", &[]).unwrap().text();
+    for url in [one.h2c_url(), two.h2c_url()] {
+        let line = format!("modproxy_h2_backend_connections{{backend=\"{url}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
 }
 

@@ -20,6 +20,7 @@ mod body;
 mod config;
 mod exchange;
 mod io;
+mod metrics;
 mod pool;
 mod request;
 mod stream;
@@ -58,6 +59,7 @@ impl Module for ProxyHttp2 {
         // h2:// is the same exchange over TLS with ALPN h2.
         register_scheme(r, "h2", me);
         register_scheme(r, "h2c", me);
+        modproxy_api::metrics::register_metrics(r, "proxy_http2", me);
     }
 }
 

@@ -245,6 +245,23 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Per backend: connections taking new streams, and streams open.
+    pub fn counts(&self) -> Vec<(String, usize, u32)> {
+        let map = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|(key, w)| {
+                let st = w.lock();
+                let open = st.conns.iter().filter(|e| !e.conn.is_retired()).count();
+                (key.clone(), open, st.conns.iter().map(|e| e.active).sum())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 /// Counts a connect under way against `h2_connections` until dropped,
 /// also when the request that connects goes away in the middle.
 struct Connecting<'a>(&'a Worker);
