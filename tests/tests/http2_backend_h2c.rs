@@ -43,8 +43,32 @@ fn a_real_nghttpd_serves_files_through_the_proxy_byte_exact() {
         (r.body.len(), checksum(&r.body)),
         (big.len(), checksum(&big))
     );
-    // A miss is the backend's 404, relayed.
-    assert_eq!(get(server.port, "/nothing", &[]).unwrap().status, 404);
+    // HEAD: the length of the body not sent, and no body.
+    let r = request(server.port, "HEAD", "/big.bin", &[], b"").unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0), "{}", root.log());
+    assert_eq!(
+        r.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
+    // A miss is the backend's 404, relayed; with error_override the
+    // server's own page replaces it.
+    let r = get(server.port, "/nothing", &[]).unwrap();
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("nghttpd"), "{}", r.text());
+    let (_root, overriding) = serve(
+        &[],
+        &format!(
+            "error_override = true\npass = [{{ path = \"/\", url = \"{}/\" }}]",
+            nghttpd.h2c_url()
+        ),
+    );
+    let r = get(overriding.port, "/nothing", &[]).unwrap();
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("nghttpd"), "{}", r.text());
+    assert_eq!(
+        get(overriding.port, "/index.html", &[]).unwrap().status,
+        200
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -187,6 +211,32 @@ fn a_stream_flows_both_ways_at_once() {
     }
     c.send(b"0\r\n\r\n").unwrap();
     assert_eq!(c.read_bytes(5).unwrap(), b"0\r\n\r\n");
+}
+
+#[test]
+fn clients_that_leave_mid_body_cost_their_stream_only() {
+    // Each abandoned stream held window the backend had filled: the
+    // connection's window must come back, or the connection would stall.
+    let b = Backend::python("one", &[]);
+    let (root, server) = serve(
+        &[],
+        &format!(
+            "pass = [{{ path = \"/\", url = \"{}/\" }}]\n\
+             [[vhost.proxy.h2]]\nurl = \"{}\"\nh2_connections = 1",
+            b.h2c_url(),
+            b.h2c_url()
+        ),
+    );
+    for _ in 0..12 {
+        let mut c = Conn::open(server.port).unwrap();
+        c.send(b"GET /big?n=52428800 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(c.read_head().unwrap().status, 200);
+        c.read_bytes(100_000).unwrap();
+        drop(c);
+    }
+    let r = get(server.port, "/big?n=8388608", &[]).unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 8 << 20), "{}", root.log());
 }
 
 #[test]
