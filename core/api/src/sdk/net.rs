@@ -130,7 +130,12 @@ impl TcpConn {
         });
         ready_len(rc, n)
     }
+    /// Writes what the socket takes of `buf`. An empty `buf` is `Ok(0)`
+    /// at once (the host would read a zero-length write as a flush).
     pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let mut n = 0;
         let rc = crate::waker::lend(cx, |w| {
             (host().conn_write)(self.raw, buf.as_ptr(), buf.len(), w, &mut n)
