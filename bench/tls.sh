@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TLS termination beside nginx, with the same certificate: the harness's
+# TLS termination beside nginx and HAProxy, with the same certificate: the harness's
 # small-keepalive and 100KiB-body workloads over https. Like peers.sh, each
 # proxy is pinned to CPU 0 and balances over two nginx backends (8080, 8081)
 # on CPU 1, where wrk runs too; cpu-us/req is the proxy's CPU per request.
@@ -15,7 +15,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2;;
   esac
 done
-for tool in nginx wrk openssl; do
+for tool in nginx haproxy wrk openssl; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tls.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
 done
 source bench/lib.sh
@@ -29,6 +29,7 @@ trap cleanup EXIT
 # One self-signed certificate for both proxies.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
   -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+cat "$W/cert.pem" "$W/key.pem" > "$W/both.pem"
 
 mkdir -p "$W/www"
 head -c 76800 /dev/urandom | base64 -w 0 > "$W/www/100k.txt"
@@ -47,6 +48,28 @@ http { access_log off; keepalive_requests 1000000;
 CONF
 taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
+
+cat > "$W/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:9445 ssl crt $W/both.pem alpn http/1.1
+  default_backend mycluster
+backend mycluster
+  balance roundrobin
+  server a 127.0.0.1:8080
+  server b 127.0.0.1:8081
+CONF
+taskset -c 0 haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
+HAPROXY=${PIDS[-1]}
 
 ROOT="$W/modproxy"
 dist_root "$ROOT"
@@ -73,7 +96,7 @@ CONF
 taskset -c 0 target/dist/modproxy -d "$ROOT" run & PIDS+=($!)
 OURS=${PIDS[-1]}
 
-for port in 8080 9443 9444; do
+for port in 8080 9443 9444 9445; do
   for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$port/" && break
     curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
@@ -83,7 +106,7 @@ HZ=$(getconf CLK_TCK)
 printf '%-16s %-9s %10s %9s %9s %10s\n' workload proxy req/s p50 p99 cpu-us/req
 for wl in "small-keepalive|/" "100KiB-body|/100k.txt"; do
   name=${wl%%|*}; path=${wl#*|}
-  for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444"; do
+  for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
     IFS='|' read -r who pid port <<<"$p"
     t0=$(ticks "$pid")
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "https://127.0.0.1:$port$path" 2>&1)

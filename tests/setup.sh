@@ -38,10 +38,27 @@ command -v nghttpd >/dev/null || missing+=(nghttp2-server)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
+# h2load (and nghttp) from nghttp2-client drive the HTTP/2 tests and
+# bench/h2.sh; curl speaks HTTP/2 itself.
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+# proxy_discovery: its etcd client (etcd-client, over tonic) compiles
+# etcd's .proto files at build time with protoc; its tests run a real etcd
+# (etcd-server, with etcd-client's etcdctl to put and delete keys) and a
+# real DNS server (dnsmasq-base: the binary without the service), both
+# started by the tests on loopback ports (tests/src/discovery.rs).
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+[ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/npm/nodejs npm}")
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages[*]} >/dev/null
+    # etcd-server has no package without its service: on a machine with
+    # systemd, stop the one its install started (the tests run their own).
+    if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
+    fi
 fi
 [ -d tests/browser/node_modules/playwright-core ] ||
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

@@ -11,6 +11,7 @@ pub mod apache;
 pub mod backend;
 pub mod balancer;
 pub mod client;
+pub mod discovery;
 pub mod figures;
 pub mod fpm;
 pub mod member;

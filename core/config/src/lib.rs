@@ -17,8 +17,10 @@ mod switch;
 mod testutil;
 
 pub use config::route::{module_defaults, route_sections, Section};
-pub use config::server::{AccessFormat, Limits, LogLevel, LogSettings, LogTarget, ServerSettings};
-pub use config::vhost::{EncodedSlashes, TlsFiles, Vhost};
+pub use config::server::{
+    AccessFormat, H2Limits, Limits, LogLevel, LogSettings, LogTarget, ServerSettings,
+};
+pub use config::vhost::{EncodedSlashes, Protocols, TlsFiles, Vhost};
 pub use config::{load, load_partial, Config, ModuleTable};
 pub use descriptor::{module_owning, module_providing, Descriptor};
 pub use error::{ConfigError, Error};

@@ -99,6 +99,14 @@ impl Fields {
         (&self.text, &self.entries)
     }
 
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// (name, value) in order; names in lower case.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.entries.iter().map(|e| {

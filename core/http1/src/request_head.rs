@@ -19,6 +19,9 @@ const STACK_FIELDS: usize = 128;
 pub enum Version {
     Http10,
     Http11,
+    /// A stream of an HTTP/2 connection, brought to this shape by the
+    /// server (its pseudo-fields as the request line, `:authority` as Host).
+    Http2,
 }
 
 impl Version {
@@ -26,6 +29,8 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            // What Apache's %r and SERVER_PROTOCOL say.
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }
@@ -149,10 +154,7 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
         .iter()
         .map(|h| h.name.len() + h.value.len())
         .sum();
-    let mut fields = Fields::with_capacity(
-        size + target.len() + 16 + ARENA_SPARE,
-        req.headers.len() + 4,
-    );
+    let mut fields = Fields::with_capacity(arena_size(size, target.len()), req.headers.len() + 4);
     for h in req.headers.iter() {
         if !crate::fields::valid_value(h.value) {
             return Err(refuse(400, "control byte in a header value"));
@@ -169,7 +171,7 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     };
     let keep_alive = match version {
-        Version::Http11 => !connection("close"),
+        Version::Http11 | Version::Http2 => !connection("close"),
         Version::Http10 => connection("keep-alive"),
     };
     let expect_continue = version == Version::Http11
@@ -192,6 +194,39 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
         },
         len,
     )))
+}
+
+/// A head built from a request that arrived in another shape (an HTTP/2
+/// stream): `fields` were checked by the caller, which also chose the
+/// body's framing. The target is read as a request line's would be.
+pub fn from_parts(
+    method: &str,
+    target: &str,
+    mut fields: Fields,
+    version: Version,
+    framing: BodyFraming,
+) -> Result<RequestHead, Refusal> {
+    let method_span = fields.store(method.as_bytes());
+    let target = split_target(method, target, &mut fields)?;
+    Ok(RequestHead {
+        method: method_span,
+        received_path: target.path.clone(),
+        path: target.path,
+        query: target.query,
+        absolute_authority: target.absolute_authority,
+        authority: target.authority,
+        fields,
+        version,
+        framing,
+        keep_alive: true,
+        expect_continue: false,
+    })
+}
+
+/// Room to ask for in a [`Fields`] arena that [`from_parts`] will fill:
+/// the fields' own bytes plus the target's and the notes' spare.
+pub fn arena_size(fields_bytes: usize, target_len: usize) -> usize {
+    fields_bytes + target_len + 16 + ARENA_SPARE
 }
 
 struct Target {

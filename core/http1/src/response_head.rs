@@ -151,7 +151,7 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// The `Date` value, formatted once per second per thread.
-fn with_date(f: impl FnOnce(&[u8])) {
+pub fn with_date(f: impl FnOnce(&[u8])) {
     thread_local! {
         static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }

@@ -27,14 +27,15 @@ impl Sink {
             }
         }
     }
-    fn write_line(&self, line: &str) {
+    /// One line, ending in its newline, in one write.
+    fn write_line(&self, line: &[u8]) {
         match self {
             Sink::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
+                let _ = std::io::stderr().lock().write_all(line);
             }
             Sink::File(_, f) => {
                 if let Ok(mut f) = f.lock() {
-                    let _ = writeln!(f, "{line}");
+                    let _ = f.write_all(line);
                 }
             }
         }
@@ -108,11 +109,14 @@ pub fn write(level: Level, module: &str, msg: &str) {
         return;
     }
     let now = httpdate::fmt_http_date(std::time::SystemTime::now());
-    l.error.write_line(&format!(
-        "[{now}] [{}] [{module}] [pid {}] {msg}",
-        level.name(),
-        std::process::id()
-    ));
+    l.error.write_line(
+        format!(
+            "[{now}] [{}] [{module}] [pid {}] {msg}\n",
+            level.name(),
+            std::process::id()
+        )
+        .as_bytes(),
+    );
 }
 
 pub fn error(msg: &str) {
@@ -125,16 +129,18 @@ pub fn debug(msg: &str) {
     write(Level::Debug, "core", msg);
 }
 
-/// What the access log records about one request.
+/// What the access log records about one request, as the request holds it.
 pub struct AccessRecord<'a> {
-    pub client_ip: &'a str,
-    pub method: &'a str,
-    pub uri: &'a str,
+    pub client_ip: &'a [u8],
+    pub method: &'a [u8],
+    /// The path as received, and the query without `?` (empty for none).
+    pub path: &'a [u8],
+    pub query: &'a [u8],
     pub version: &'a str,
     pub status: u16,
     pub bytes: u64,
-    pub referer: &'a str,
-    pub user_agent: &'a str,
+    pub referer: &'a [u8],
+    pub user_agent: &'a [u8],
     pub micros: u128,
 }
 
@@ -142,75 +148,144 @@ pub fn access_enabled() -> bool {
     logs().read().map(|l| l.access.is_some()).unwrap_or(false)
 }
 
-/// One access-log line in the configured format.
+/// One access-log line in the configured format, written with one
+/// system call. The line is built in a buffer each thread keeps, and the
+/// time is formatted once a second: the log costs a request no
+/// allocation (docs/performance.md, "The access log").
 pub fn access(r: &AccessRecord) {
     let Ok(l) = logs().read() else { return };
     let Some((sink, format)) = &l.access else {
         return;
     };
-    let time = clf_time();
-    let bytes = if r.bytes == 0 {
-        "-".to_string()
-    } else {
-        r.bytes.to_string()
-    };
-    let line = match format {
-        AccessFormat::Common => format!(
-            "{} - - [{time}] \"{} {} {}\" {} {bytes}",
-            r.client_ip, r.method, r.uri, r.version, r.status
-        ),
-        AccessFormat::Combined => format!(
-            "{} - - [{time}] \"{} {} {}\" {} {bytes} \"{}\" \"{}\"",
-            r.client_ip,
-            r.method,
-            r.uri,
-            r.version,
-            r.status,
-            escape(r.referer),
-            escape(r.user_agent)
-        ),
-        AccessFormat::Json => format!(
-            "{{\"time\":\"{time}\",\"client\":\"{}\",\"method\":\"{}\",\"uri\":\"{}\",\"protocol\":\"{}\",\"status\":{},\"bytes\":{},\"referer\":\"{}\",\"user_agent\":\"{}\",\"duration_us\":{}}}",
-            json(r.client_ip),
-            json(r.method),
-            json(r.uri),
-            r.version,
-            r.status,
-            r.bytes,
-            json(r.referer),
-            json(r.user_agent),
-            r.micros
-        ),
-    };
-    sink.write_line(&line);
-}
-
-fn escape(s: &str) -> String {
-    if s.is_empty() {
-        return "-".into();
+    thread_local! {
+        static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    LINE.with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        access_line(&mut line, r, *format);
+        sink.write_line(&line);
+    });
 }
 
-fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+fn access_line(out: &mut Vec<u8>, r: &AccessRecord, format: AccessFormat) {
+    let mut digits = [0u8; 20];
+    let mut number = |out: &mut Vec<u8>, n: u64| {
+        out.extend_from_slice(modproxy_http1::decimal(n, &mut digits));
+    };
+    if format == AccessFormat::Json {
+        out.extend_from_slice(b"{\"time\":\"");
+        with_clf_time(|t| out.extend_from_slice(t));
+        for (key, value) in [("client", r.client_ip), ("method", r.method)] {
+            out.extend_from_slice(format!("\",\"{key}\":\"").as_bytes());
+            json(out, value);
+        }
+        out.extend_from_slice(b"\",\"uri\":\"");
+        json(out, r.path);
+        if !r.query.is_empty() {
+            out.push(b'?');
+            json(out, r.query);
+        }
+        out.extend_from_slice(b"\",\"protocol\":\"");
+        out.extend_from_slice(r.version.as_bytes());
+        out.extend_from_slice(b"\",\"status\":");
+        number(out, u64::from(r.status));
+        out.extend_from_slice(b",\"bytes\":");
+        number(out, r.bytes);
+        out.extend_from_slice(b",\"referer\":\"");
+        json(out, r.referer);
+        out.extend_from_slice(b"\",\"user_agent\":\"");
+        json(out, r.user_agent);
+        out.extend_from_slice(b"\",\"duration_us\":");
+        number(out, u64::try_from(r.micros).unwrap_or(u64::MAX));
+        out.extend_from_slice(b"}\n");
+        return;
+    }
+    out.extend_from_slice(r.client_ip);
+    out.extend_from_slice(b" - - [");
+    with_clf_time(|t| out.extend_from_slice(t));
+    out.extend_from_slice(b"] \"");
+    out.extend_from_slice(r.method);
+    out.push(b' ');
+    out.extend_from_slice(r.path);
+    if !r.query.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(r.query);
+    }
+    out.push(b' ');
+    out.extend_from_slice(r.version.as_bytes());
+    out.extend_from_slice(b"\" ");
+    number(out, u64::from(r.status));
+    out.push(b' ');
+    match r.bytes {
+        0 => out.push(b'-'),
+        n => number(out, n),
+    }
+    if format == AccessFormat::Combined {
+        for value in [r.referer, r.user_agent] {
+            out.extend_from_slice(b" \"");
+            escape(out, value);
+            out.push(b'"');
         }
     }
-    out
+    out.push(b'\n');
 }
 
-/// Apache's `%t` time, in UTC: `10/Oct/2000:13:55:36 +0000`.
-fn clf_time() -> String {
+/// A quoted field of the common formats: `-` when empty; `\` and `"`
+/// escaped, and bytes that are not printable ASCII written `\xhh`, as
+/// Apache writes `%{Referer}i`.
+fn escape(out: &mut Vec<u8>, s: &[u8]) {
+    if s.is_empty() {
+        out.push(b'-');
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in s {
+        match b {
+            b'\\' | b'"' => out.extend_from_slice(&[b'\\', b]),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]),
+        }
+    }
+}
+
+/// A JSON string's contents (bytes that are not UTF-8 as U+FFFD).
+fn json(out: &mut Vec<u8>, s: &[u8]) {
+    for &b in String::from_utf8_lossy(s).as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b if b < 0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            b => out.push(b),
+        }
+    }
+}
+
+/// Apache's `%t` time, in UTC: `10/Oct/2000:13:55:36 +0000`, formatted
+/// once a second per thread.
+fn with_clf_time(f: impl FnOnce(&[u8])) {
+    thread_local! {
+        static CLF: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    CLF.with(|clf| {
+        let mut clf = clf.borrow_mut();
+        if clf.0 != secs {
+            *clf = (secs, clf_time(secs));
+        }
+        f(clf.1.as_bytes());
+    });
+}
+
+fn clf_time(secs: u64) -> String {
     let (days, rem) = (secs / 86400, secs % 86400);
     let (y, m, d) = civil_from_days(days as i64);
     const MONTHS: [&str; 12] = [
@@ -242,6 +317,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::civil_from_days;
+
+    #[test]
+    fn quoted_fields_escape_as_apache_does() {
+        let mut out = Vec::new();
+        super::escape(&mut out, b"a \"b\" \\ \x01\xc3\xa9");
+        assert_eq!(out, b"a \\\"b\\\" \\\\ \\x01\\xc3\\xa9");
+        let mut out = Vec::new();
+        super::json(&mut out, b"q\"\n\xff");
+        assert_eq!(String::from_utf8(out).unwrap(), "q\\\"\\u000a\u{fffd}");
+    }
 
     #[test]
     fn dates_are_computed_from_days() {

@@ -3,6 +3,7 @@
 //! request finishes (`server/finish.rs`), and the loaded modules. Modules
 //! add their own lines through `metrics` providers (`modproxy_api::metrics`).
 
+use crate::http::request_head::Version;
 use crate::loader::registry::Registry;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +26,8 @@ struct Counters {
     latency_micros: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
+    /// HTTP/1.0, HTTP/1.1, HTTP/2 at 0..2.
+    protocols: [AtomicU64; 3],
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to build the static arrays
@@ -37,7 +40,11 @@ static COUNTERS: Counters = Counters {
     latency_micros: ZERO,
     bytes_sent: ZERO,
     bytes_received: ZERO,
+    protocols: [ZERO; 3],
 };
+
+/// The protocols counted, as the access log names them.
+const PROTOCOLS: [Version; 3] = [Version::Http10, Version::Http11, Version::Http2];
 
 static STARTED: OnceLock<f64> = OnceLock::new();
 
@@ -50,9 +57,11 @@ pub fn started() {
 }
 
 /// Counts one finished request.
-pub fn record(status: u16, micros: u64, sent: u64, received: u64) {
+pub fn record(status: u16, micros: u64, sent: u64, received: u64, version: Version) {
     let c = &COUNTERS;
     c.requests.fetch_add(1, Relaxed);
+    let protocol = PROTOCOLS.iter().position(|v| *v == version).unwrap_or(1);
+    c.protocols[protocol].fetch_add(1, Relaxed);
     let class = usize::from(status / 100).clamp(1, 5) - 1;
     c.classes[class].fetch_add(1, Relaxed);
     if let Some(i) = BOUNDS_MICROS.iter().position(|b| micros <= *b) {
@@ -81,6 +90,15 @@ pub fn render(registry: &Registry) -> String {
         "Requests finished (answered or abandoned).",
         requests,
     );
+    out.push_str("# HELP modproxy_requests_by_protocol_total Requests finished, by the protocol they came in.\n# TYPE modproxy_requests_by_protocol_total counter\n");
+    for (v, n) in PROTOCOLS.iter().zip(&c.protocols) {
+        let _ = writeln!(
+            out,
+            "modproxy_requests_by_protocol_total{{protocol=\"{}\"}} {}",
+            v.as_str(),
+            n.load(Relaxed)
+        );
+    }
     out.push_str("# HELP modproxy_responses_total Responses by status class.\n# TYPE modproxy_responses_total counter\n");
     for (i, n) in c.classes.iter().enumerate() {
         let _ = writeln!(
@@ -136,9 +154,9 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative_and_classes_add_up() {
-        record(200, 3_000, 10, 1);
-        record(503, 30_000, 5, 0);
-        record(99, 20_000_000, 0, 0);
+        record(200, 3_000, 10, 1, Version::Http11);
+        record(503, 30_000, 5, 0, Version::Http2);
+        record(99, 20_000_000, 0, 0, Version::Http11);
         let text = render(&Registry::default());
         assert!(text.contains("modproxy_requests_total 3"), "{text}");
         assert!(text.contains("modproxy_responses_total{class=\"2xx\"} 1"));
@@ -149,5 +167,7 @@ mod tests {
         assert!(text.contains("modproxy_request_duration_seconds_bucket{le=\"10\"} 2"));
         assert!(text.contains("modproxy_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("modproxy_response_bytes_total 15"));
+        assert!(text.contains("modproxy_requests_by_protocol_total{protocol=\"HTTP/1.1\"} 2"));
+        assert!(text.contains("modproxy_requests_by_protocol_total{protocol=\"HTTP/2.0\"} 1"));
     }
 }

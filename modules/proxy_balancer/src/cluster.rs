@@ -3,6 +3,7 @@
 //! manager's change, never across I/O).
 
 use crate::config::Policy;
+use crate::health::HcKeys;
 use crate::health::Transition;
 use crate::manager::state::{apply_set, member_views, restore, BalancerView, MemberSet, Settings};
 use crate::pick::{choose, Refusal};
@@ -10,6 +11,7 @@ use crate::table::{HcMask, Table};
 use modproxy_api::lb::{self, InstanceError, LbMethodInstance, LbOutcome};
 use modproxy_api::proxy::{ExchangeStatus, PickError, Picked};
 use modproxy_api::sdk::health::{CheckReport, CheckTarget};
+use modproxy_api::sdk::members::Source;
 use modproxy_api::sdk::provider;
 use modproxy_api::{log, Headers, Level, Request};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -51,12 +53,23 @@ pub struct Cluster {
     name_static: &'static str,
     /// Where it was defined (`file: key[i]`), for duplicate-name errors.
     pub defined_at: String,
-    /// Member URLs in config order; fixed after config, so kept out of the lock.
-    pub urls: Vec<&'static str>,
-    /// Each member's settings as the config file has them, so a persisted
-    /// change can tell whether the config moved since (manager/persist.rs).
-    pub configured: Vec<Settings>,
+    /// Its `discovery` and `manager_sync` keys (proxy_discovery's).
+    pub sources: Vec<Source>,
+    /// The balancer's `hc*` keys, the defaults of discovered members.
+    pub hc_defaults: HcKeys,
+    /// Whether the members' source is reachable (`discovery` only).
+    pub discovery: Mutex<Freshness>,
     state: Mutex<State>,
+}
+
+/// When the members' source went unreachable, and why (shown by the
+/// manager and `modproxy status`: "discovery stale since …").
+#[derive(Debug, Clone, Default)]
+pub struct Freshness {
+    pub stale_since: Option<u64>,
+    pub reason: String,
+    /// Specs refused before ("origin\0json"): each is logged once.
+    pub refused: std::collections::HashSet<String>,
 }
 
 struct State {
@@ -80,7 +93,13 @@ fn no_such_lbmethod(name: &str) -> String {
 impl Cluster {
     /// Attaches the lbmethod the policy names, which must be loaded now
     /// (Apache: an unknown lbmethod is a config error).
-    pub fn new(policy: Policy, mut table: Table, at: &str) -> Result<Cluster, String> {
+    pub fn new(
+        policy: Policy,
+        mut table: Table,
+        at: &str,
+        sources: Vec<Source>,
+        hc_defaults: HcKeys,
+    ) -> Result<Cluster, String> {
         let name = &policy.lbmethod;
         let mut method = LbMethodInstance::new(name, &policy.name).map_err(|e| match e {
             InstanceError::NotLoaded => lbmethod_missing(at, name),
@@ -91,20 +110,14 @@ impl Cluster {
         // As Apache's child_init: the method sees its members once before
         // the first pick.
         method.reset(&mut table.members);
-        let urls = table.meta.iter().map(|m| m.url).collect();
-        let configured = table
-            .members
-            .iter()
-            .zip(&table.meta)
-            .map(|(m, meta)| Settings::of(m, meta))
-            .collect();
         let method_name = policy.lbmethod.clone();
         Ok(Cluster {
             name_static: Box::leak(policy.name.clone().into_boxed_str()),
             policy,
             defined_at: at.to_owned(),
-            urls,
-            configured,
+            sources,
+            hc_defaults,
+            discovery: Mutex::default(),
             state: Mutex::new(State {
                 table,
                 method,
@@ -129,39 +142,118 @@ impl Cluster {
             forcerecovery: p.forcerecovery,
             timeout: p.timeout.as_secs(),
             members: member_views(t),
+            discovery: self.discovery_view(),
         }
     }
 
-    /// Each member's operator settings now, in config order.
-    pub fn settings(&self) -> Vec<Settings> {
+    /// Member URLs, in the order they joined (config first).
+    pub fn urls(&self) -> Vec<&'static str> {
+        self.lock().table.meta.iter().map(|m| m.url).collect()
+    }
+
+    /// Each member's URL, configured settings, settings now and whether
+    /// it came from the config file.
+    pub fn settings_by_url(&self) -> Vec<(&'static str, Settings, Settings, bool)> {
         let guard = self.lock();
         let t = &guard.table;
         t.members
             .iter()
             .zip(&t.meta)
-            .map(|(m, meta)| Settings::of(m, meta))
+            .map(|(m, meta)| {
+                let configured = meta.configured.clone();
+                (
+                    meta.url,
+                    configured,
+                    Settings::of(m, meta),
+                    meta.discovered.is_none(),
+                )
+            })
             .collect()
+    }
+
+    /// Failover attempts after the first: as configured, or with
+    /// members that come and go, one fewer than the members present.
+    pub fn max_attempts(&self) -> u32 {
+        if !self.policy.attempts_follow_members {
+            return self.policy.max_attempts;
+        }
+        let guard = self.lock();
+        let present = guard
+            .table
+            .meta
+            .iter()
+            .filter(|m| !m.discovered.as_ref().is_some_and(|d| d.gone))
+            .count();
+        u32::try_from(present.saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The lock on the member table, for the discovery side (discovered.rs).
+    pub(crate) fn with_table<R>(
+        &self,
+        f: impl FnOnce(&mut Table, &mut LbMethodInstance) -> R,
+    ) -> R {
+        let mut guard = self.lock();
+        let State { table, method, .. } = &mut *guard;
+        f(table, method)
+    }
+
+    /// Member `url`'s operator settings now.
+    pub fn member_settings(&self, url: &str) -> Option<Settings> {
+        let wanted = url.trim_end_matches('/');
+        let guard = self.lock();
+        let t = &guard.table;
+        let i = t.meta.iter().position(|m| m.url == wanted)?;
+        Some(Settings::of(&t.members[i], &t.meta[i]))
     }
 
     pub fn lbmethod(&self) -> String {
         self.lock().method_name.clone()
     }
 
-    fn member_index(&self, url: &str) -> Result<usize, ChangeError> {
+    fn member_index(&self, table: &Table, url: &str) -> Result<usize, ChangeError> {
         let wanted = url.trim_end_matches('/');
-        self.urls.iter().position(|u| *u == wanted).ok_or_else(|| {
+        let urls: Vec<&str> = table.meta.iter().map(|m| m.url).collect();
+        let i = urls.iter().position(|u| *u == wanted).ok_or_else(|| {
             ChangeError::NoSuchMember(format!(
                 "balancer://{} has no member {url}: members are {}",
                 self.policy.name,
-                self.urls.join(", ")
+                urls.join(", ")
             ))
-        })
+        })?;
+        if table.meta[i].discovered.as_ref().is_some_and(|d| d.gone) {
+            return Err(ChangeError::Invalid(format!(
+                "balancer://{} member {url} left its source (discovery) and is drained: it cannot be changed until it returns",
+                self.policy.name
+            )));
+        }
+        Ok(i)
     }
 
     /// An operator's change to one member (all or nothing).
     pub fn change_member(&self, url: &str, set: &MemberSet) -> Result<(), ChangeError> {
-        let i = self.member_index(url)?;
-        apply_set(&mut self.lock().table, i, set).map_err(|e| {
+        let mut guard = self.lock();
+        let i = self.member_index(&guard.table, url)?;
+        apply_set(&mut guard.table, i, set).map_err(|e| {
+            ChangeError::Invalid(format!("balancer://{} member {url}: {e}", self.policy.name))
+        })
+    }
+
+    /// Sets member `url`'s operator settings as another node's manager
+    /// did (manager_sync).
+    /// A member that left its source is not there for this: the store's
+    /// settings wait for its return.
+    pub fn sync_member(&self, url: &str, settings: &Settings) -> Result<(), ChangeError> {
+        let mut guard = self.lock();
+        let wanted = url.trim_end_matches('/');
+        let gone = |m: &crate::table::MemberMeta| m.discovered.as_ref().is_some_and(|d| d.gone);
+        if guard.table.meta.iter().any(|m| m.url == wanted && gone(m)) {
+            return Err(ChangeError::NoSuchMember(format!("{url} left its source")));
+        }
+        let i = self.member_index(&guard.table, url)?;
+        if Settings::of(&guard.table.members[i], &guard.table.meta[i]) == *settings {
+            return Ok(());
+        }
+        restore(&mut guard.table, i, settings).map_err(|e| {
             ChangeError::Invalid(format!("balancer://{} member {url}: {e}", self.policy.name))
         })
     }
@@ -294,17 +386,18 @@ impl Cluster {
                 .health
                 .book_traffic(&mut m.flags, failed, Instant::now())
             {
+                let url = meta.url;
                 drop(guard);
-                self.log_transition(i, &t);
+                self.log_transition(url, &t);
                 return true;
             }
         }
         let Some(failure) = failure else {
             return false;
         };
-        let retry = table.meta[i].retry.as_secs();
+        let (retry, url) = (table.meta[i].retry.as_secs(), table.meta[i].url);
         drop(guard);
-        let (name, url) = (&self.policy.name, self.urls[i]);
+        let name = &self.policy.name;
         log(
             Level::Error,
             format_args!("balancer://{name}: member {url} in error state for {retry}s: {failure}"),
@@ -325,12 +418,13 @@ impl Cluster {
             return false;
         };
         let transition = meta.health.book(&mut m.flags, report, unix);
-        if let (Some(pct), Some(c)) = (meta.health.agent_weight, self.configured.get(i)) {
-            m.lbfactor = (i64::from(c.loadfactor) * i64::from(pct)).max(1);
+        if let Some(pct) = meta.health.agent_weight {
+            m.lbfactor = (i64::from(meta.configured.loadfactor) * i64::from(pct)).max(1);
         }
+        let url = meta.url;
         drop(guard);
         if let Some(t) = &transition {
-            self.log_transition(i, t);
+            self.log_transition(url, t);
         }
         transition.is_some()
     }
@@ -361,25 +455,20 @@ impl Cluster {
     /// Which members failed their health checks, by URL (kept across a restart).
     pub fn hc_failed_urls(&self) -> Vec<&'static str> {
         let guard = self.lock();
-        let failed = |(j, m): (usize, &modproxy_api::lb::LbMember)| {
-            (m.flags & modproxy_api::lb::flags::HC_FAILED != 0).then_some(self.urls[j])
+        let t = &guard.table;
+        let failed = |(m, meta): (&modproxy_api::lb::LbMember, &crate::table::MemberMeta)| {
+            (m.flags & modproxy_api::lb::flags::HC_FAILED != 0).then_some(meta.url)
         };
-        guard
-            .table
-            .members
-            .iter()
-            .enumerate()
-            .filter_map(failed)
-            .collect()
+        t.members.iter().zip(&t.meta).filter_map(failed).collect()
     }
 
     /// Puts a member known bad before a restart back out, until it passes.
     pub fn restore_hc_failed(&self, url: &str) -> bool {
-        let Some(i) = self.urls.iter().position(|u| *u == url) else {
-            return false;
-        };
         let mut guard = self.lock();
         let table = &mut guard.table;
+        let Some(i) = table.meta.iter().position(|m| m.url == url) else {
+            return false;
+        };
         let checked = table.meta[i].health.settings.is_some();
         if checked {
             table.members[i].flags |= modproxy_api::lb::flags::HC_FAILED;
@@ -388,8 +477,8 @@ impl Cluster {
         checked
     }
 
-    fn log_transition(&self, i: usize, t: &Transition) {
-        let (name, url) = (&self.policy.name, self.urls[i]);
+    fn log_transition(&self, url: &str, t: &Transition) {
+        let name = &self.policy.name;
         match t {
             Transition::Out(why) => log(
                 Level::Error,

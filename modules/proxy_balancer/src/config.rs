@@ -7,6 +7,7 @@ use crate::sticky::Sticky;
 use crate::table::{MemberMeta, Table};
 use modproxy_api::lb::{flags, LbMember};
 use modproxy_api::proxy::{worker_flags, StaticText, WorkerParams};
+use modproxy_api::sdk::members::{Source, SourceKind};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,14 @@ pub struct BalancerConfig {
     /// Seconds to wait for a usable member; stored, not yet acted on.
     #[serde(default)]
     pub timeout: u64,
+    /// Members from the config file; with `discovery`, beside those found.
+    #[serde(default)]
     pub members: Vec<MemberConfig>,
+    /// Where more members come from (etcd, DNS): kept as written and
+    /// handed to proxy_discovery, which owns its keys (`MemberTable`).
+    pub discovery: Option<serde_json::Value>,
+    /// Where manager changes are shared with the fleet (proxy_discovery).
+    pub manager_sync: Option<serde_json::Value>,
     // The balancer's health-check keys: its members' defaults.
     pub hcmethod: Option<String>,
     pub hcuri: Option<String>,
@@ -141,6 +149,9 @@ pub struct Policy {
     /// How long a request may wait for a usable member (Apache's ProxySet
     /// timeout); proxy does the waiting, between picks.
     pub timeout: Duration,
+    /// `maxattempts` was not set and members come and go: the failover
+    /// attempts follow the member count (members - 1) as it changes.
+    pub attempts_follow_members: bool,
 }
 
 impl BalancerConfig {
@@ -165,7 +176,31 @@ impl BalancerConfig {
                 self.name
             ));
         }
-        if self.members.is_empty() {
+        let mut sources = Vec::new();
+        for (kind, key, value) in [
+            (SourceKind::Discovery, "discovery", self.discovery.take()),
+            (
+                SourceKind::ManagerSync,
+                "manager_sync",
+                self.manager_sync.take(),
+            ),
+        ] {
+            match value {
+                Some(v @ serde_json::Value::Object(_)) => sources.push(Source {
+                    balancer: self.name.clone(),
+                    kind,
+                    config: v.to_string(),
+                    at: format!("{at}.{key}"),
+                }),
+                Some(_) => problems.push(format!(
+                    "{at}.{key}: write it as a table, e.g. {key} = {{ etcd = [\"http://127.0.0.1:2379\"], prefix = \"/modproxy/{}/\" }}",
+                    self.name
+                )),
+                None => {}
+            }
+        }
+        let discovered = sources.iter().any(|s| s.kind == SourceKind::Discovery);
+        if self.members.is_empty() && !discovered {
             problems.push(format!("{at}.members: balancer `{}` has no members: add at least one {{ url = \"http://host:port\" }}", self.name));
         }
         if let Some(s) = self.failonstatus.iter().find(|s| !(100..=599).contains(*s)) {
@@ -196,12 +231,15 @@ impl BalancerConfig {
             failontimeout: self.failontimeout,
             forcerecovery: self.forcerecovery,
             timeout: Duration::from_secs(self.timeout),
+            attempts_follow_members: discovered && self.maxattempts.is_none(),
         };
         Checked {
             policy,
             table,
             problems,
             urls,
+            sources,
+            hc_defaults,
         }
     }
 }
@@ -215,11 +253,15 @@ pub struct Checked {
     /// Every member URL that parses, whatever else is wrong with its
     /// member, with the member's index in the entry.
     pub urls: Vec<(usize, String)>,
+    /// The `discovery` and `manager_sync` keys, for proxy_discovery.
+    pub sources: Vec<Source>,
+    /// The balancer's `hc*` keys: the defaults of discovered members too.
+    pub hc_defaults: HcKeys,
 }
 
 impl MemberConfig {
     /// The member, or every problem with it.
-    fn check(
+    pub fn check(
         mut self,
         at: &str,
         now: Instant,
@@ -262,7 +304,7 @@ impl MemberConfig {
         let meta = MemberMeta {
             // Leaked once per member at startup: pick() hands it to the
             // proxy as a `&'static str`.
-            url: Box::leak(url.into_boxed_str()),
+            url: crate::table::intern(url),
             route: self.route,
             redirect: self.redirect,
             retry: Duration::from_secs(self.retry),
@@ -275,13 +317,15 @@ impl MemberConfig {
                 max_idle: self.max,
                 flags: worker,
                 // Leaked once per member at startup, as the URL.
-                tls_ca_file: StaticText::new(Box::leak(self.tls_ca_file.into_boxed_str())),
+                tls_ca_file: StaticText::new(crate::table::intern(self.tls_ca_file)),
             },
             last_error: String::new(),
             health: Health {
                 settings: hc,
                 ..Health::default()
             },
+            configured: Default::default(),
+            discovered: None,
         };
         Ok((member, meta))
     }

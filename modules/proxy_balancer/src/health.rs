@@ -154,7 +154,7 @@ impl HcKeys {
 /// Leaked once per member at startup: the health interface hands these
 /// out as living for the process.
 fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+    crate::table::intern(s)
 }
 
 /// A member's check, once its keys are checked.

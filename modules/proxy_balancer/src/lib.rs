@@ -13,6 +13,7 @@
 
 mod cluster;
 mod config;
+mod discovered;
 mod health;
 mod health_state;
 mod manager;
@@ -33,6 +34,7 @@ use modproxy_api::proxy::{
     SCHEME_GROUP,
 };
 use modproxy_api::sdk::health::register_health;
+use modproxy_api::sdk::members::{register_members, SourceKind, SYNC_GROUP, SYNC_NAME};
 use modproxy_api::sdk::provider;
 use modproxy_api::sdk::{order, HookKind};
 use modproxy_api::{ConfigError, Module, Registrar, Request, Section};
@@ -66,7 +68,9 @@ impl Module for ProxyBalancer {
         register_balancer(r, module);
         register_metrics(r, "proxy_balancer", module);
         register_health(r, module);
+        register_members(r, module);
         r.post_config(order::MIDDLE, ProxyBalancer::check_schemes);
+        r.post_config(order::MIDDLE, ProxyBalancer::check_discovery);
         r.post_config(order::MIDDLE, ProxyBalancer::check_hcheck);
         r.post_config(order::LAST, |m| {
             m.manager.freeze();
@@ -120,7 +124,13 @@ impl ProxyBalancer {
             }
             let mut problems = checked.problems;
             if problems.is_empty() {
-                match Cluster::new(checked.policy, checked.table, &at) {
+                match Cluster::new(
+                    checked.policy,
+                    checked.table,
+                    &at,
+                    checked.sources,
+                    checked.hc_defaults,
+                ) {
                     Ok(c) => {
                         self.write_clusters().insert(name, Arc::new(c));
                         continue;
@@ -175,6 +185,29 @@ impl ProxyBalancer {
         }
     }
 
+    /// `discovery` and `manager_sync` are proxy_discovery's keys: without
+    /// it they would be read and never acted on (Apache: "Invalid command,
+    /// perhaps … defined by a module not included").
+    fn check_discovery(&self) -> Result<(), ConfigError> {
+        if provider::exists(SYNC_GROUP, SYNC_NAME) {
+            return Ok(());
+        }
+        let first = self
+            .clusters_sorted()
+            .iter()
+            .find_map(|c| c.sources.first().cloned());
+        match first {
+            Some(s) => {
+                let key = match s.kind {
+                    SourceKind::Discovery => "discovery",
+                    SourceKind::ManagerSync => "manager_sync",
+                };
+                Err(format!("{}: `{key}` needs module proxy_discovery, which is not enabled: run `modproxy enmod proxy_discovery`", s.at).into())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Every member's scheme needs a loaded scheme handler, or each request
     /// to it would fail at run time instead of now. Unbuilt balancers are
     /// checked too, so their scheme typos show up with their other problems.
@@ -182,7 +215,7 @@ impl ProxyBalancer {
         let clusters = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
         let unbuilt = self.unbuilt.read().unwrap_or_else(PoisonError::into_inner);
         let built = clusters.values().map(|c| {
-            let urls = c.urls.iter().map(|u| u.to_string()).enumerate().collect();
+            let urls = c.urls().iter().map(|u| u.to_string()).enumerate().collect();
             (&c.policy.name, &c.defined_at, urls)
         });
         let all = built.chain(
@@ -222,7 +255,7 @@ impl Balancer for ProxyBalancer {
     }
 
     fn max_attempts(&self, name: &str) -> u32 {
-        self.cluster(name).map_or(0, |c| c.policy.max_attempts)
+        self.cluster(name).map_or(0, |c| c.max_attempts())
     }
 
     fn pick(&self, name: &str, req: &mut Request) -> Result<Picked, PickError> {
@@ -254,7 +287,7 @@ impl Balancer for ProxyBalancer {
 
     fn member_urls(&self, name: &str) -> Vec<String> {
         self.cluster(name)
-            .map(|c| c.urls.iter().map(|u| u.to_string()).collect())
+            .map(|c| c.urls().iter().map(|u| u.to_string()).collect())
             .unwrap_or_default()
     }
 

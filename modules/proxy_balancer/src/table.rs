@@ -4,10 +4,28 @@
 
 use crate::config::Policy;
 use crate::health::Health;
+use crate::manager::state::Settings;
 use modproxy_api::lb::{flags, LbMember, LbOutcome, LbStats};
 use modproxy_api::proxy::{ExchangeOutcome, ExchangeStatus, WorkerParams};
 use std::fmt;
 use std::time::{Duration, Instant};
+
+/// `s` as a string that lives as long as the process, leaked once per
+/// distinct text: members found at run time come back with the same URL,
+/// and must not leak it again at every change of their source.
+pub fn intern(s: String) -> &'static str {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = seen.get(s.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(leaked);
+    leaked
+}
 
 /// What a member has besides the lbmethod's view of it.
 #[derive(Debug, Clone)]
@@ -26,6 +44,24 @@ pub struct MemberMeta {
     pub last_error: String,
     /// Its health checks, when it has any (proxy_hcheck).
     pub health: Health,
+    /// Its operator settings as the config (or its source) gave them, so
+    /// a saved change can tell whether the config moved since; set by
+    /// [`Table::push`].
+    pub configured: Settings,
+    /// Found by proxy_discovery rather than configured.
+    pub discovered: Option<Discovered>,
+}
+
+/// A member a source (etcd, DNS) gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// Where it came from (an etcd key, a DNS record).
+    pub origin: String,
+    /// Its keys as the source gave them: an unchanged member is left alone.
+    pub json: String,
+    /// Gone from the source: drained (no new requests, those in flight
+    /// finish), its slot kept for a return under the same URL.
+    pub gone: bool,
 }
 
 /// Member `i` of `members` is described by `meta[i]` and `stats[i]`
@@ -85,7 +121,8 @@ impl fmt::Display for Failure {
 }
 
 impl Table {
-    pub fn push(&mut self, member: LbMember, meta: MemberMeta) {
+    pub fn push(&mut self, member: LbMember, mut meta: MemberMeta) {
+        meta.configured = Settings::of(&member, &meta);
         self.members.push(member);
         self.meta.push(meta);
         self.stats.push(LbStats::default());
@@ -269,6 +306,8 @@ pub(crate) mod tests {
                     params: WorkerParams::default(),
                     last_error: String::new(),
                     health: Health::default(),
+                    configured: Settings::default(),
+                    discovered: None,
                 },
             );
         }

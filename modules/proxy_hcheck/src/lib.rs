@@ -13,12 +13,18 @@ use expr::{Expr, ExprConfig};
 use modproxy_api::hash::ConfigMap;
 use modproxy_api::metrics::{register_metrics, MetricsSource};
 use modproxy_api::sdk::health::{CheckMethod, CheckTarget, HealthHandle};
-use modproxy_api::sdk::net::spawn;
+use modproxy_api::sdk::members::{MembersHandle, SourceKind};
+use modproxy_api::sdk::net::{sleep, spawn};
 use modproxy_api::sdk::order;
 use modproxy_api::{log, ConfigError, Level, Module, Registrar, Section};
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+/// How often the members are looked at again for ones a source added.
+const FOLLOW: Duration = Duration::from_secs(2);
 
 /// Each member to check, with the condition its answers must meet.
 type Watches = Vec<(CheckTarget, Arc<Expr>)>;
@@ -119,6 +125,40 @@ impl ProxyHcheck {
                 Level::Info,
                 format_args!("proxy_hcheck: checking {} members", watches.len()),
             );
+        }
+        // Members that a source (proxy_discovery) adds later get their
+        // loops as they appear.
+        let discovered = MembersHandle::lookup()
+            .is_some_and(|m| m.sources().iter().any(|s| s.kind == SourceKind::Discovery));
+        if discovered {
+            let known = watches
+                .iter()
+                .map(|(t, _)| (t.balancer, t.member))
+                .collect();
+            spawn(self.follow(*health, known));
+        }
+    }
+
+    /// Every few seconds, starts a loop for each member to check that was
+    /// not there before (members are only ever appended, never moved).
+    async fn follow(&'static self, health: HealthHandle, mut known: HashSet<(&'static str, u32)>) {
+        loop {
+            sleep(FOLLOW).await;
+            for t in health.targets() {
+                if !known.insert((t.balancer, t.member)) {
+                    continue;
+                }
+                let expr = if t.expr.is_empty() {
+                    Some(Arc::new(Expr::default()))
+                } else {
+                    let exprs = self.exprs.lock().unwrap_or_else(PoisonError::into_inner);
+                    exprs.get(t.expr).map(|(_, e)| e.clone())
+                };
+                match expr {
+                    Some(e) => spawn(schedule::watch(self, health, t, e)),
+                    None => log(Level::Error, format_args!("{}.hcexpr: no [[vhost.proxy.hcheck_expr]] is named `{}`; member {} is not checked", t.at, t.expr, t.url)),
+                }
+            }
         }
     }
 }

@@ -18,7 +18,7 @@
 //! One file per family, each with its ownership notes: [`values`] (what
 //! crosses in every call), [`header`] (the entry symbol), [`host`] (the
 //! host services), [`hooks`], [`proxy`] (scheme handlers), [`balancer`],
-//! [`lbmethod`], [`health`], [`filter`], [`purge`], [`metrics`]; [`version`] holds the versioning rule and the
+//! [`lbmethod`], [`health`], [`filter`], [`purge`], [`members`], [`metrics`]; [`version`] holds the versioning rule and the
 //! layout hash over all of them. Nothing here imports from the SDK.
 
 pub mod balancer;
@@ -28,6 +28,7 @@ pub mod health;
 pub mod hooks;
 pub mod host;
 pub mod lbmethod;
+pub mod members;
 pub mod metrics;
 pub mod proxy;
 pub mod purge;

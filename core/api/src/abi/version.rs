@@ -167,6 +167,16 @@ const FACTS: &[&[usize]] = &[
         HookKind::ALL.len(),
         headers::REQUEST_TRAILERS as usize,
         headers::RESPONSE_TRAILERS as usize,
+        // Members from a source and manager changes shared across a fleet
+        // (abi/members.rs: MembersV1, MemberSyncV1; issue 21).
+        size_of::<super::members::MembersV1>(),
+        offset_of!(super::members::MembersV1, apply_settings),
+        size_of::<super::members::MemberSource>(),
+        offset_of!(super::members::MemberSource, at),
+        size_of::<super::members::MemberSpec>(),
+        size_of::<super::members::MemberSettings>(),
+        offset_of!(super::members::MemberSettings, status),
+        size_of::<super::members::MemberSyncV1>(),
         // h2:// backends (proxy_http2): ALPN h2 on a TLS connect, and a
         // zero-length conn_write that flushes what TLS still holds.
         super::host::tls_flags::ALPN_H2 as usize,

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod health;
 pub mod host;
 pub mod lb;
+pub mod members;
 pub mod metrics;
 pub mod module;
 pub mod net;

@@ -48,6 +48,22 @@ pub struct Limits {
     /// http data`, nginx's `listen … deferred`): a connection is accepted
     /// once its first bytes arrive, or after this long. Zero turns it off.
     pub defer_accept: Duration,
+    pub h2: H2Limits,
+}
+
+/// HTTP/2 limits (`[limits]` keys `h2_*`, after Apache's H2MaxSessionStreams,
+/// LimitRequestFieldSize and H2WindowSize).
+#[derive(Debug, Clone, PartialEq)]
+pub struct H2Limits {
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_streams: u32,
+    /// The largest header list a request may carry, as HPACK decodes it
+    /// (SETTINGS_MAX_HEADER_LIST_SIZE): bounds HPACK bombs and CONTINUATION floods.
+    pub max_header_list_size: u32,
+    /// Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE).
+    pub window_size: u32,
+    /// The connection's receive window.
+    pub connection_window_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +134,10 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
             "max_connections",
             "tunnel_grace",
             "defer_accept",
+            "h2_max_streams",
+            "h2_max_header_list_size",
+            "h2_window_size",
+            "h2_connection_window_size",
         ],
     );
     Limits {
@@ -130,7 +150,29 @@ fn limits(t: &Table, r: &mut Reader) -> Limits {
         max_connections: r.uint(t, "max_connections", 10000, 1) as usize,
         tunnel_grace: Duration::from_secs(r.uint(t, "tunnel_grace", 300, 0)),
         defer_accept: Duration::from_secs(r.uint(t, "defer_accept", 1, 0)),
+        h2: H2Limits {
+            max_streams: r.uint(t, "h2_max_streams", 100, 1).min(u32::MAX.into()) as u32,
+            max_header_list_size: r
+                .uint(t, "h2_max_header_list_size", 65536, 1024)
+                .min(u32::MAX.into()) as u32,
+            window_size: window(r, t, "h2_window_size", 65535),
+            connection_window_size: window(r, t, "h2_connection_window_size", 1 << 20),
+        },
     }
+}
+
+/// A flow-control window: RFC 9113 caps it at 2^31-1.
+fn window(r: &mut Reader, t: &Table, key: &str, default: u64) -> u32 {
+    let n = r.uint(t, key, default, 65535);
+    if n > (1 << 31) - 1 {
+        r.error(
+            key,
+            format!("{n} is above HTTP/2's largest window (2147483647)"),
+            format!("write {key} = {default}, or up to 2147483647"),
+        );
+        return default as u32;
+    }
+    n as u32
 }
 
 fn log(t: &Table, root: &Path, r: &mut Reader) -> LogSettings {
@@ -199,8 +241,8 @@ mod tests {
         assert_eq!(s.log.access_log, None);
         let expected = [
             "m.toml: workers: -1 is too small (use a whole number of at least 0)",
-            "m.toml: limits.maxconns: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
-            "m.toml: limits.timout: unknown setting (did you mean timeout? Known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept)",
+            "m.toml: limits.maxconns: unknown setting (check the spelling; known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept, h2_max_streams, h2_max_header_list_size, h2_window_size, h2_connection_window_size)",
+            "m.toml: limits.timout: unknown setting (did you mean timeout? Known settings are request_line, request_field_size, request_fields, request_body, timeout, keepalive_timeout, max_connections, tunnel_grace, defer_accept, h2_max_streams, h2_max_header_list_size, h2_window_size, h2_connection_window_size)",
             "m.toml: limits.timeout: 0 is too small (use a whole number of at least 1)",
             "m.toml: log.level: unknown value \"loud\" (use one of error, warn, info, debug)",
             "m.toml: log.access_format: expected a string, found integer (write access_format as a string)",

@@ -1,4 +1,4 @@
-//! `[[vhost]]` entries: the core reads `listen`, `server_name`, `server_alias`, `allow_encoded_slashes` and the TLS pair `tls_certificate` / `tls_key`; every other key belongs to a module.
+//! `[[vhost]]` entries: the core reads `listen`, `server_name`, `server_alias`, `allow_encoded_slashes`, `protocols` and the TLS pair `tls_certificate` / `tls_key`; every other key belongs to a module.
 use super::fields::Reader;
 use crate::error::ConfigError;
 use std::net::SocketAddr;
@@ -12,7 +12,17 @@ const VHOST_KEYS: &[&str] = &[
     "tls_certificate",
     "tls_key",
     "allow_encoded_slashes",
+    "protocols",
 ];
+
+/// `protocols` (Apache's `Protocols`): which HTTP versions a vhost
+/// serves. HTTP/1.1 always; `h2` is HTTP/2 over TLS (chosen by ALPN),
+/// `h2c` HTTP/2 in clear text with prior knowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols {
+    pub h2: bool,
+    pub h2c: bool,
+}
 
 /// `allow_encoded_slashes`: what the core does with `%2f` in a request
 /// path (Apache's AllowEncodedSlashes, a core directive there too).
@@ -37,6 +47,7 @@ pub struct Vhost {
     pub server_name: Option<String>,
     pub server_alias: Vec<String>,
     pub encoded_slashes: EncodedSlashes,
+    pub protocols: Protocols,
     /// PEM certificate chain and private key (relative to SERVER_ROOT):
     /// both or neither. Read and checked by the core's TLS setup.
     pub tls: Option<TlsFiles>,
@@ -88,6 +99,7 @@ pub(crate) fn parse_all(
             );
             continue;
         };
+        let tls = tls(table, &mut r);
         vhosts.push(Vhost {
             index: first_index + i,
             index_in_file: i,
@@ -95,7 +107,8 @@ pub(crate) fn parse_all(
             server_name: r.optional_string(table, "server_name"),
             server_alias: r.strings(table, "server_alias"),
             encoded_slashes: encoded_slashes(table, &mut r),
-            tls: tls(table, &mut r),
+            protocols: protocols(table, tls.is_some(), &mut r),
+            tls,
             file: file.to_path_buf(),
             extra: table
                 .iter()
@@ -133,6 +146,44 @@ fn tls(table: &Table, r: &mut Reader) -> Option<TlsFiles> {
             None
         }
     }
+}
+
+/// Default: `["h2", "http/1.1"]` with TLS, `["http/1.1"]` without, as
+/// Apache's mod_http2 and nginx's `http2 on` are used. `h2` on a plain
+/// vhost or `h2c` on a TLS one has no effect (Apache accepts both too):
+/// each applies where its transport is.
+fn protocols(table: &Table, tls: bool, r: &mut Reader) -> Protocols {
+    if !table.contains_key("protocols") {
+        return Protocols {
+            h2: tls,
+            h2c: false,
+        };
+    }
+    let mut out = Protocols {
+        h2: false,
+        h2c: false,
+    };
+    let mut http11 = false;
+    for name in r.strings(table, "protocols") {
+        match name.to_ascii_lowercase().as_str() {
+            "h2" => out.h2 = true,
+            "h2c" => out.h2c = true,
+            "http/1.1" => http11 = true,
+            _ => r.error(
+                "protocols",
+                format!("{name:?} is not a protocol modproxy serves"),
+                "list some of \"h2\" (HTTP/2 over TLS), \"h2c\" (HTTP/2 in clear text) and \"http/1.1\"",
+            ),
+        }
+    }
+    if !http11 {
+        r.error(
+            "protocols",
+            "\"http/1.1\" is missing: every vhost serves HTTP/1.1 clients",
+            "add \"http/1.1\" to the list, e.g. protocols = [\"h2\", \"http/1.1\"]",
+        );
+    }
+    out
 }
 
 fn encoded_slashes(table: &Table, r: &mut Reader) -> EncodedSlashes {
@@ -221,6 +272,47 @@ mod tests {
             at("allow_encoded_slashes = \"NoDecode\""),
             EncodedSlashes::NoDecode
         );
+    }
+
+    #[test]
+    fn protocols_default_by_transport_and_are_checked() {
+        let tls = "tls_certificate = \"a.crt\"\ntls_key = \"a.key\"\n";
+        let at = |extra: &str| {
+            let (vhosts, errors) =
+                parse_str(&format!("[[vhost]]\nlisten = \"127.0.0.1:80\"\n{extra}\n"));
+            (vhosts[0].protocols, errors)
+        };
+        assert_eq!(
+            at("").0,
+            Protocols {
+                h2: false,
+                h2c: false
+            }
+        );
+        assert_eq!(
+            at(tls).0,
+            Protocols {
+                h2: true,
+                h2c: false
+            }
+        );
+        assert_eq!(
+            at("protocols = [\"h2c\", \"http/1.1\"]").0,
+            Protocols {
+                h2: false,
+                h2c: true
+            }
+        );
+        assert_eq!(
+            at(&format!("{tls}protocols = [\"http/1.1\"]")).0,
+            Protocols {
+                h2: false,
+                h2c: false
+            }
+        );
+        let errors = at("protocols = [\"h3\", \"h2\"]").1;
+        assert!(errors[0].contains("\"h3\" is not a protocol"), "{errors:?}");
+        assert!(errors[1].contains("\"http/1.1\" is missing"), "{errors:?}");
     }
 
     #[test]

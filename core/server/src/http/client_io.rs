@@ -24,6 +24,14 @@ impl ClientIo {
             ClientIo::Tls(_) => None,
         }
     }
+
+    /// TLS whose ALPN chose HTTP/2.
+    pub fn alpn_h2(&self) -> bool {
+        match self {
+            ClientIo::Tls(tls) => tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+            ClientIo::Tcp(_) => false,
+        }
+    }
 }
 
 /// The connection plus what was read and not used: the bytes a client
@@ -124,7 +132,19 @@ impl AsyncRead for Upgraded {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let wire = &mut self.get_mut().wire;
+        Pin::new(&mut self.get_mut().wire).poll_read(cx, out)
+    }
+}
+
+/// The bytes read and not used come first: what a client sent after its
+/// request head (a tunnel's), or the HTTP/2 preface the server looked at.
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let wire = self.get_mut();
         if !wire.buf.is_empty() {
             let n = wire.buf.len().min(out.remaining());
             out.put_slice(&wire.buf[..n]);
@@ -132,6 +152,32 @@ impl AsyncRead for Upgraded {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut wire.io).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -74,6 +74,8 @@ pub struct RequestCtx {
     /// Gone once a 101 handed it to a module.
     pub wire: Option<Wire>,
     pub body: RequestBody,
+    /// An HTTP/2 request's body, read off its stream (`wire` is `None`).
+    pub stream_body: Option<Box<crate::server::http2::body::StreamBody>>,
     pub body_limit: u64,
     pub body_read: u64,
     /// Timeout (Apache's): how long a body read may wait for the client.

@@ -42,14 +42,28 @@ pub async fn serve(
     if let ClientIo::Tcp(tcp) = &wire.io {
         first_read::read_arrived(tcp, &mut wire.buf);
     }
+    // h2c is told by its preface, h2 by what ALPN chose.
+    let mut sniff_h2c = site.http2 && matches!(wire.io, ClientIo::Tcp(_));
+    if site.http2 && wire.io.alpn_h2() {
+        return Box::pin(crate::server::http2::connection::serve(
+            wire, conn, site, shared, held,
+        ))
+        .await;
+    }
     let mut out = Outbox::default();
     // One timer for the connection's life, moved for each wait rather
     // than made anew. It is set when a wait begins (`arm`); until then
     // it holds a deadline long past, which costs no clock read.
     let mut timer = pin!(tokio::time::sleep_until(shared.started));
     loop {
-        let head = match next_head(&mut wire, &mut out, timer.as_mut(), &shared).await {
+        let head = match next_head(&mut wire, &mut out, timer.as_mut(), &shared, sniff_h2c).await {
             Next::Head(head) => head,
+            Next::Http2 => {
+                return Box::pin(crate::server::http2::connection::serve(
+                    wire, conn, site, shared, held,
+                ))
+                .await
+            }
             Next::Closed => return,
             Next::Park(deadline) => {
                 if let ClientIo::Tcp(tcp) = wire.io {
@@ -72,7 +86,8 @@ pub async fn serve(
         // Not boxed: the task's future is boxed once per connection, and
         // a connection idle for long leaves its task for the idle lot, so
         // the request's state costs no memory while a client thinks.
-        let reply = pipeline::serve(&site, &conn, head, wire).await;
+        sniff_h2c = false;
+        let reply = pipeline::serve(&site, &conn, head, pipeline::Client::Wire(wire)).await;
         let closing = *shared.stop.borrow();
         match send(reply, &mut out, closing, &mut held.slot).await {
             Some(w) => wire = w,
@@ -84,6 +99,8 @@ pub async fn serve(
 
 enum Next {
     Head(RequestHead),
+    /// HTTP/2's preface, on a listener that serves h2c.
+    Http2,
     /// The client closed, or stayed idle past the timeout, or the server
     /// is stopping and the connection was idle.
     Closed,
@@ -99,6 +116,7 @@ async fn next_head(
     out: &mut Outbox,
     mut timer: Pin<&mut tokio::time::Sleep>,
     shared: &Shared,
+    sniff_h2c: bool,
 ) -> Next {
     let limits = &shared.limits;
     let parkable = matches!(wire.io, ClientIo::Tcp(_)) && idle::available();
@@ -106,7 +124,15 @@ async fn next_head(
     // pipelined request, or one read on accept) needs no timer at all.
     let mut deadline = None;
     loop {
-        if !wire.buf.is_empty() {
+        let sniffed = if sniff_h2c && !wire.buf.is_empty() {
+            crate::server::http2::sniff(&wire.buf)
+        } else {
+            Some(false)
+        };
+        if sniffed == Some(true) {
+            return Next::Http2;
+        }
+        if !wire.buf.is_empty() && sniffed.is_some() {
             match request_head::parse(&wire.buf, limits.max_headers) {
                 Ok(Some((head, len))) => {
                     wire.buf.advance(len);

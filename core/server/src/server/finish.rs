@@ -38,31 +38,25 @@ impl Drop for Finish {
         {
             let r = self.handle.get();
             let micros = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            crate::metrics::record(r.status.as_u16(), micros, r.bytes_sent, r.body_read);
+            crate::metrics::record(
+                r.status.as_u16(),
+                micros,
+                r.bytes_sent,
+                r.body_read,
+                r.head.version,
+            );
         }
         if !log::access_enabled() {
             return;
         }
         let r = self.handle.get();
-        let header = |name: &[u8]| {
-            r.head
-                .fields
-                .get(name)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .unwrap_or("")
-        };
-        // Logged as received, as Apache's %r does.
-        let path = String::from_utf8_lossy(r.head.received_path());
-        let uri = match r.head.query() {
-            b"" => path,
-            q => format!("{path}?{}", String::from_utf8_lossy(q)).into(),
-        };
-        let method = String::from_utf8_lossy(r.head.method());
-        let client_ip = r.conn.client.ip().to_string();
+        let header = |name: &[u8]| r.head.fields.get(name).unwrap_or_default();
         log::access(&log::AccessRecord {
-            client_ip: &client_ip,
-            method: &method,
-            uri: &uri,
+            client_ip: client_ip(&r.conn.client_text),
+            method: r.head.method(),
+            // Logged as received, as Apache's %r does.
+            path: r.head.received_path(),
+            query: r.head.query(),
             version: r.head.version.as_str(),
             status: r.status.as_u16(),
             bytes: r.bytes_sent,
@@ -70,5 +64,26 @@ impl Drop for Finish {
             user_agent: header(b"user-agent"),
             micros: r.started.elapsed().as_micros(),
         });
+    }
+}
+
+/// The address part of `ip:port` (`[v6]:port` loses its brackets too),
+/// as Apache's `%h` logs it.
+fn client_ip(text: &[u8]) -> &[u8] {
+    let host = match text.iter().rposition(|&b| b == b':') {
+        Some(colon) => &text[..colon],
+        None => text,
+    };
+    host.strip_prefix(b"[")
+        .and_then(|h| h.strip_suffix(b"]"))
+        .unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_logged_address_has_no_port() {
+        assert_eq!(super::client_ip(b"127.0.0.1:5000"), b"127.0.0.1");
+        assert_eq!(super::client_ip(b"[::1]:443"), b"::1");
     }
 }

@@ -8,6 +8,7 @@ mod defer_accept;
 mod finish;
 mod first_read;
 pub mod handoff;
+pub mod http2;
 mod idle;
 mod listen;
 pub mod pipeline;
@@ -153,17 +154,21 @@ impl Shared {
                 .iter()
                 .filter(|v| v.listen.contains(addr))
                 .collect();
+            let tls = loaded.tls.acceptor(addr);
+            let vhosts = vhosts::ListenerVhosts::new(&vhosts, &settings.server_name, tls.is_some());
             let site = Arc::new(Site {
                 addr: *addr,
                 registry: loaded.registry,
-                vhosts: vhosts::ListenerVhosts::new(&vhosts, &settings.server_name),
+                http2: vhosts.http2(),
+                vhosts,
                 limits: pipeline::RequestLimits {
                     request_line: settings.limits.request_line,
                     field_size: settings.limits.request_field_size,
                     body: settings.limits.request_body,
                     timeout: settings.limits.timeout,
                 },
-                tls: loaded.tls.acceptor(addr),
+                tls,
+                h2: settings.limits.h2.clone(),
             });
             sites.push((site, listener.try_clone()?));
         }

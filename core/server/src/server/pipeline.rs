@@ -32,6 +32,9 @@ pub struct Site {
     pub limits: RequestLimits,
     /// Set on a TLS listener: connections are handshaken before HTTP.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// A vhost here serves HTTP/2 (h2 by ALPN with TLS, h2c without).
+    pub http2: bool,
+    pub h2: modproxy_config::H2Limits,
 }
 
 /// Apache's LimitRequest* directives, checked before any module runs.
@@ -59,17 +62,41 @@ pub enum ReplyBody {
     Stream(Imported, &'static str),
 }
 
-pub async fn serve(site: &Site, conn: &Arc<ConnInfo>, mut head: RequestHead, wire: Wire) -> Reply {
+/// Where a request's body comes from, and its response goes.
+pub enum Client {
+    /// An HTTP/1.x connection, lent to the request while it is served.
+    Wire(Wire),
+    /// An HTTP/2 stream's body; its response goes out through `http2::respond`.
+    Stream(Box<crate::server::http2::body::StreamBody>),
+}
+
+pub async fn serve(
+    site: &Site,
+    conn: &Arc<ConnInfo>,
+    mut head: RequestHead,
+    client: Client,
+) -> Reply {
     let vhost = site.vhosts.select(|| head.host());
     let refusal = refuse_early(&head, &site.limits, site.registry)
+        .or_else(|| {
+            // An HTTP/2 request for a vhost that does not serve HTTP/2
+            // (its listener does, for another vhost).
+            (head.version == Version::Http2 && !vhost.http2)
+                .then_some(StatusCode::MISDIRECTED_REQUEST)
+        })
         .or_else(|| normalize_path(&mut head, vhost.encoded_slashes));
+    let (wire, stream_body) = match client {
+        Client::Wire(wire) => (Some(wire), None),
+        Client::Stream(body) => (None, Some(body)),
+    };
     let asterisk = head.path() == b"*";
     let ctx = RequestCtx {
         vhost: vhost.index,
         server_name: vhost.server_name.clone(),
         body: RequestBody::new(head.framing, head.expect_continue),
         head,
-        wire: Some(wire),
+        wire,
+        stream_body,
         body_limit: site.limits.body,
         body_read: 0,
         body_timeout: site.limits.timeout,
@@ -125,8 +152,13 @@ fn refuse_early(
     limits: &RequestLimits,
     registry: &Registry,
 ) -> Option<StatusCode> {
-    if head.version == Version::Http11 && !head.fields.contains(b"host") {
+    if head.version != Version::Http10 && !head.fields.contains(b"host") {
         return Some(StatusCode::BAD_REQUEST);
+    }
+    if head.method() == b"CONNECT" && head.version == Version::Http2 {
+        // A tunnel needs the connection itself; a stream is not one
+        // (RFC 8441's extended CONNECT is not offered).
+        return Some(StatusCode::NOT_IMPLEMENTED);
     }
     if head.method() == b"CONNECT" && !tunnels_connect(registry) {
         // Tunnelling is module proxy_connect's; without it, no module

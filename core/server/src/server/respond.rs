@@ -10,12 +10,12 @@ use crate::http::request_body::RequestBody;
 use crate::http::request_head::BodyFraming;
 use crate::http::response_head::{self, Framing, HeadFacts};
 use crate::loader::filters::{module_name, Chain, Failure};
-use crate::loader::request::UpgradeSlot;
+use crate::loader::request::{RequestCtx, UpgradeSlot};
 use bytes::Bytes;
 use modproxy_api::abi::code;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -94,7 +94,20 @@ pub async fn send(
     let ended_well = match handler {
         None => true,
         Some((future, module)) => {
-            stream(&mut reply, out, framing, future, module, &mut filters).await
+            let body_left = match framing {
+                Framing::Length(n) => Some(n),
+                _ => None,
+            };
+            let mut sink = H1Sink { out, framing };
+            stream(
+                &mut reply,
+                &mut sink,
+                body_left,
+                future,
+                module,
+                &mut filters,
+            )
+            .await
         }
     };
     // Everything is queued: the request is over as far as modules go.
@@ -130,7 +143,7 @@ pub async fn send(
 }
 
 /// A complete body through the whole chain, its end included.
-fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, Failure> {
+pub(crate) fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, Failure> {
     let mut out = Vec::new();
     if !body.is_empty() {
         filters.push(body, &mut out)?;
@@ -158,33 +171,93 @@ async fn linger(mut wire: Wire) {
     .await;
 }
 
-/// Streams a handler's body to the client: while the socket takes what
-/// is queued, the handler is asked for more, up to HIGH_WATER. True when
-/// the body ended as framed; false when it was cut short (the client
-/// then sees the connection close, never a truncated body taken for
-/// whole).
-async fn stream(
-    reply: &mut Reply,
-    out: &mut Outbox,
+/// Where a streamed response body goes: an HTTP/1.1 connection's outbox
+/// (`H1Sink`), or an HTTP/2 stream (`crate::server::http2::respond`).
+pub(crate) trait Sink {
+    /// Bytes queued and not yet written.
+    fn queued(&self) -> usize;
+    fn is_empty(&self) -> bool;
+    fn push(&mut self, chunk: Bytes);
+    /// Queues the body's end (the last chunk, END_STREAM, trailers).
+    fn push_end(&mut self, ctx: &mut RequestCtx);
+    /// Writes what is queued; `more` says more writes will follow.
+    fn poll_write(
+        &mut self,
+        ctx: &mut RequestCtx,
+        more: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ()>>;
+    /// The client gave up on this response (an HTTP/2 stream reset)
+    /// while the handler waits: the handler is dropped, and with it its
+    /// backend exchange. An HTTP/1.1 client's leaving shows in the writes.
+    fn poll_gone(&mut self, _cx: &mut Context<'_>) -> bool {
+        false
+    }
+}
+
+/// An HTTP/1.x response body: framed into the connection's outbox.
+struct H1Sink<'a> {
+    out: &'a mut Outbox,
     framing: Framing,
+}
+
+impl Sink for H1Sink<'_> {
+    fn queued(&self) -> usize {
+        self.out.queued()
+    }
+    fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+    fn push(&mut self, chunk: Bytes) {
+        if self.framing != Framing::None {
+            self.out.push_data(chunk, self.framing == Framing::Chunked);
+        }
+    }
+    fn push_end(&mut self, _ctx: &mut RequestCtx) {
+        if self.framing == Framing::Chunked {
+            self.out.push_last_chunk();
+        }
+    }
+    fn poll_write(
+        &mut self,
+        ctx: &mut RequestCtx,
+        more: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ()>> {
+        let Some(wire) = ctx.wire.as_mut() else {
+            return Poll::Ready(Err(()));
+        };
+        if more {
+            wire.nodelay();
+        }
+        self.out.poll_write(&mut wire.io, cx).map_err(drop)
+    }
+}
+
+/// Streams a handler's body to the client: while the sink takes what is
+/// queued, the handler is asked for more, up to HIGH_WATER. True when
+/// the body ended as framed (`body_left`: a Content-Length to meet);
+/// false when it was cut short (the client then sees the connection
+/// close or the stream reset, never a truncated body taken for whole).
+/// What is still queued when it returns is the caller's to write: the
+/// request is logged first, as its last bytes go out.
+pub(crate) async fn stream(
+    reply: &mut Reply,
+    sink: &mut impl Sink,
+    mut body_left: Option<u64>,
     mut future: modproxy_api::future::Imported,
     module: &'static str,
     filters: &mut Chain,
 ) -> bool {
-    let chunked = framing == Framing::Chunked;
     // What the filters emitted and the client has not been sent yet.
     let mut filtered: std::collections::VecDeque<Bytes> = Default::default();
     let mut filters_done = filters.is_empty();
-    let mut last_chunk_owed = chunked;
+    let mut end_owed = true;
     let mut running = true;
     let mut failed = None;
-    let mut body_left = match framing {
-        Framing::Length(n) => Some(n),
-        _ => None,
-    };
     let result = poll_fn(|cx| loop {
         let mut progress = false;
-        if out.queued() < HIGH_WATER {
+        if sink.queued() < HIGH_WATER {
             let ctx = reply.finish.ctx();
             let next = if !filtered.is_empty() {
                 filtered.pop_front()
@@ -212,9 +285,7 @@ async fn stream(
                     };
                     *left = rest;
                 }
-                if framing != Framing::None {
-                    out.push_data(chunk, chunked);
-                }
+                sink.push(chunk);
                 progress = true;
             } else if running {
                 match Pin::new(&mut future).poll(cx) {
@@ -226,12 +297,18 @@ async fn stream(
                         }
                         progress = true;
                     }
-                    Poll::Pending => progress = reply.finish.ctx().pending_chunk.is_some(),
+                    Poll::Pending => {
+                        progress = reply.finish.ctx().pending_chunk.is_some();
+                        if !progress && sink.poll_gone(cx) {
+                            failed = Some("the client reset the stream".to_owned());
+                            return Poll::Ready(false);
+                        }
+                    }
                 }
             } else if failed.is_some() {
                 // Only once what came before is out: a failed handler's
                 // body ends in an abort, never in a clean end.
-                if out.is_empty() {
+                if sink.is_empty() {
                     return Poll::Ready(false);
                 }
             } else if !filters_done {
@@ -249,27 +326,20 @@ async fn stream(
             } else if body_left.is_some_and(|left| left > 0) {
                 failed = Some(format!("module {module} sent less than its Content-Length"));
                 return Poll::Ready(false);
-            } else if last_chunk_owed {
-                out.push_last_chunk();
-                last_chunk_owed = false;
+            } else if end_owed {
+                sink.push_end(reply.finish.ctx());
+                end_owed = false;
             }
         }
-        if !out.is_empty() {
-            let Some(wire) = reply.finish.ctx().wire.as_mut() else {
-                return Poll::Ready(false);
-            };
-            if running {
-                // More writes will follow this one.
-                wire.nodelay();
-            }
-            match out.poll_write(&mut wire.io, cx) {
+        if !sink.is_empty() {
+            match sink.poll_write(reply.finish.ctx(), running, cx) {
                 Poll::Ready(Ok(())) => progress = true,
-                Poll::Ready(Err(_)) => return Poll::Ready(false),
+                Poll::Ready(Err(())) => return Poll::Ready(false),
                 Poll::Pending => {}
             }
         }
         if !running
-            && !last_chunk_owed
+            && !end_owed
             && filters_done
             && filtered.is_empty()
             && reply.finish.ctx().pending_chunk.is_none()

@@ -3,7 +3,8 @@
 //! client's SNI picks among the certificates of the vhosts on a listener
 //! by `server_name` / `server_alias`; without SNI, or for an unknown name,
 //! the first TLS vhost on the listener answers (Apache's default vhost
-//! rule). TLS 1.2 and 1.3, ALPN `http/1.1`.
+//! rule). TLS 1.2 and 1.3, ALPN `h2` (when a vhost's `protocols` has it)
+//! and `http/1.1`.
 //!
 //! Everything is read and checked at startup, so `configtest` and a
 //! restart onto a broken certificate fail with the reason, and a restart
@@ -85,7 +86,8 @@ pub fn load(config: &Config, server_root: &Path) -> Result<TlsListeners, Vec<Str
         let Some(resolver) = resolver else {
             continue; // Its certificates failed to load: already reported.
         };
-        match server_config(resolver) {
+        let h2 = on.iter().any(|v| v.tls.is_some() && v.protocols.h2);
+        match server_config(resolver, h2) {
             Ok(c) => {
                 out.by_addr.insert(addr, Arc::new(c));
             }
@@ -99,12 +101,19 @@ pub fn load(config: &Config, server_root: &Path) -> Result<TlsListeners, Vec<Str
     }
 }
 
-fn server_config(resolver: SniResolver) -> Result<ServerConfig, rustls::Error> {
+/// ALPN offers `h2` first when a vhost on the listener serves it
+/// (`protocols`), as Apache and nginx do; a client that offers neither
+/// gets HTTP/1.1.
+fn server_config(resolver: SniResolver, h2: bool) -> Result<ServerConfig, rustls::Error> {
     let mut c = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    c.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(c)
 }
 

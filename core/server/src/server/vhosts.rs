@@ -11,6 +11,8 @@ pub struct VhostEntry {
     pub server_name: Arc<str>,
     /// `allow_encoded_slashes`, applied when the path is normalised.
     pub encoded_slashes: EncodedSlashes,
+    /// Serves HTTP/2 on this listener (`protocols`: h2 with TLS, h2c without).
+    pub http2: bool,
     names: Vec<String>,
 }
 
@@ -20,7 +22,7 @@ pub struct ListenerVhosts {
 }
 
 impl ListenerVhosts {
-    pub fn new(vhosts: &[&Vhost], default_server_name: &str) -> ListenerVhosts {
+    pub fn new(vhosts: &[&Vhost], default_server_name: &str, tls: bool) -> ListenerVhosts {
         let entries = vhosts
             .iter()
             .map(|v| {
@@ -39,11 +41,17 @@ impl ListenerVhosts {
                     index: v.index as u32,
                     server_name,
                     encoded_slashes: encoded_slashes(v.encoded_slashes),
+                    http2: if tls { v.protocols.h2 } else { v.protocols.h2c },
                     names,
                 }
             })
             .collect();
         ListenerVhosts { entries }
+    }
+
+    /// Whether any vhost here serves HTTP/2: the listener then offers it.
+    pub fn http2(&self) -> bool {
+        self.entries.iter().any(|e| e.http2)
     }
 
     /// The vhost for a Host header value (port ignored, case-insensitive),

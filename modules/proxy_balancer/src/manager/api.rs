@@ -7,6 +7,7 @@ use super::{access, http, page};
 use crate::cluster::ChangeError;
 use crate::ProxyBalancer;
 use modproxy_api::sdk::host::{self, ServerFile};
+use modproxy_api::sdk::members::{MemberSyncHandle, Settings, SourceKind};
 use modproxy_api::sdk::provider;
 use modproxy_api::sdk::purge::PurgeHandle;
 use modproxy_api::{log, Headers, Level, Request, Status};
@@ -157,6 +158,9 @@ async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<Changed, (u16, S
         )),
     };
     done.map_err(|e| (e.http_status(), e.to_string()))?;
+    if let Some(url) = &change.member {
+        share(&cluster, url);
+    }
     log(
         Level::Info,
         format_args!(
@@ -168,6 +172,28 @@ async fn change(m: &ProxyBalancer, req: &mut Request) -> Result<Changed, (u16, S
     );
     m.save();
     Ok(Changed::State)
+}
+
+/// Hands a member change to the fleet (`manager_sync`, through
+/// proxy_discovery), which applies it on every node.
+fn share(cluster: &crate::cluster::Cluster, url: &str) {
+    let synced = cluster
+        .sources
+        .iter()
+        .any(|s| s.kind == SourceKind::ManagerSync);
+    let (Some(sync), Some(now)) = (
+        synced.then(MemberSyncHandle::lookup).flatten(),
+        cluster.member_settings(url),
+    ) else {
+        return;
+    };
+    let settings = Settings {
+        loadfactor: now.loadfactor,
+        lbset: now.lbset,
+        route: now.route,
+        status: now.status,
+    };
+    sync.changed(&cluster.policy.name, url.trim_end_matches('/'), &settings);
 }
 
 impl ProxyBalancer {
@@ -212,8 +238,10 @@ impl ProxyBalancer {
                     value: lbmethod,
                 });
             }
-            for ((url, configured), now) in c.urls.iter().zip(&c.configured).zip(c.settings()) {
-                if *configured != now {
+            // Discovered members are the source's to keep (and
+            // manager_sync's to share), not this file's.
+            for (url, configured, now, from_config) in c.settings_by_url() {
+                if from_config && configured != now {
                     entry.members.insert(
                         url.to_string(),
                         Pair {
@@ -267,12 +295,14 @@ impl ProxyBalancer {
                     }
                 }
             }
+            let members = c.settings_by_url();
             for (url, pair) in &entry.members {
-                let Some(i) = c.urls.iter().position(|u| u == url) else {
+                let Some(i) = members.iter().position(|m| m.0 == url) else {
                     log(Level::Info, format_args!("{file}: balancer://{name} has no member {url} any more; its saved changes are dropped"));
                     continue;
                 };
-                let (merged, notes) = persist::merge(&c.configured[i], pair);
+                let configured = &members[i].1;
+                let (merged, notes) = persist::merge(configured, pair);
                 for n in notes {
                     log(
                         Level::Warn,
@@ -280,7 +310,7 @@ impl ProxyBalancer {
                     );
                 }
                 match c.restore_member(i, &merged) {
-                    Ok(()) if merged != c.configured[i] => log(
+                    Ok(()) if merged != *configured => log(
                         Level::Info,
                         format_args!(
                             "balancer://{name} member {url}: manager changes restored from {file}"

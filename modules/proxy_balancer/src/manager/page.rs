@@ -26,7 +26,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.15em;margin:1.4em 0 .3em}
 table{border-collapse:collapse;margin:.4em 0} th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;font-size:.9em}
 th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#17702a;font-weight:600} .disabled,.stopped,.error{color:#b3261e;font-weight:600} .draining,.standby{color:#8a5a00;font-weight:600}
+.ok{color:#17702a;font-weight:600} .disabled,.stopped,.error,.removed,.stale{color:#b3261e;font-weight:600} .draining,.standby{color:#8a5a00;font-weight:600}
 input[type=number]{width:4em} input[type=text]{width:6em} button{margin:0 .1em}
 #msg{min-height:1.3em;color:#b3261e} .muted{color:#666;font-size:.85em}
 </style></head>
@@ -61,7 +61,7 @@ function memberRow(b, m) {
     admin.includes('+H') ? act('Unstandby', '-H') : act('Standby', '+H'),
   ].join('');
   return `<tr data-member="${esc(m.url)}">
-    <td>${esc(m.url)}</td>
+    <td>${esc(m.url)}${m.source !== 'config' ? ` <small class="muted">${esc(m.source)}</small>` : ''}</td>
     <td><input type="text" name="route" value="${esc(m.route)}" aria-label="route of ${esc(m.url)}"></td>
     <td><input type="number" name="loadfactor" min="1" max="100" value="${m.loadfactor}" aria-label="loadfactor of ${esc(m.url)}"></td>
     <td><input type="number" name="lbset" min="0" value="${m.lbset}" aria-label="lbset of ${esc(m.url)}"></td>
@@ -74,7 +74,9 @@ function memberRow(b, m) {
 
 function balancerBlock(b) {
   const options = state.lbmethods.map(n => `<option${n === b.lbmethod ? ' selected' : ''}>${esc(n)}</option>`).join('');
-  return `<h2>balancer://${esc(b.name)}</h2>
+  const d = b.discovery;
+  const source = d ? `<div class="${d.stale_since ? 'stale' : 'muted'}" data-discovery="${esc(b.name)}">members from ${esc(d.source)}: ${esc(d.state)}</div>` : '';
+  return `<h2>balancer://${esc(b.name)}</h2>${source}
   <table><tr><th>lbmethod</th><th>sticky session</th><th>failover</th><th>maxattempts</th><th>failonstatus</th><th>failontimeout</th><th>forcerecovery</th><th>timeout</th></tr>
   <tr><td><select data-lbmethod="${esc(b.name)}" aria-label="lbmethod of ${esc(b.name)}">${options}</select></td>
   <td>${esc(b.sticky_session || '(none)')}</td><td>${b.nofailover ? 'off' : 'on'}</td><td class="num">${b.maxattempts}</td>

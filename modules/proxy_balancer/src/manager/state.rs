@@ -81,7 +81,7 @@ pub fn apply_status(bits: u32, text: &str) -> Result<u32, String> {
 }
 
 /// What an operator may change on a member, as the config writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     pub loadfactor: u32,
     pub lbset: u32,
@@ -179,6 +179,8 @@ pub struct MemberView {
     /// Every status flag, e.g. `+H+E`.
     pub status: String,
     pub state: &'static str,
+    /// `config`, or where a source found it (an etcd key, a DNS record).
+    pub source: String,
     pub usable: bool,
     pub elected: u64,
     pub busy: u64,
@@ -253,7 +255,14 @@ impl MemberView {
             loadfactor: u32::try_from(member.lbfactor / 100).unwrap_or(0),
             lbset: member.lbset,
             status: flags_text(member.flags),
-            state: state_word(member.flags),
+            state: match &meta.discovered {
+                Some(d) if d.gone => "removed",
+                _ => state_word(member.flags),
+            },
+            source: meta
+                .discovered
+                .as_ref()
+                .map_or_else(|| "config".to_owned(), |d| d.origin.clone()),
             usable: member.is_usable(),
             elected: member.elected,
             busy: member.busy,
@@ -287,6 +296,9 @@ pub struct BalancerView {
     pub forcerecovery: bool,
     pub timeout: u64,
     pub members: Vec<MemberView>,
+    /// Where members come from, and whether that source is reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<crate::discovered::DiscoveryView>,
 }
 
 /// `modproxy status`'s table of `balancers`.
@@ -303,6 +315,9 @@ pub fn status_table(balancers: &[BalancerView]) -> String {
                 format!(" sticky {}", b.sticky_session)
             }
         ));
+        if let Some(d) = &b.discovery {
+            out.push_str(&format!("  source {}: {}\n", d.source, d.state));
+        }
         let width = b
             .members
             .iter()
@@ -426,6 +441,7 @@ mod tests {
             forcerecovery: true,
             timeout: 0,
             members: member_views(&t),
+            discovery: None,
         };
         let text = status_table(&[view]);
         assert!(

@@ -15,6 +15,7 @@ pub const SHIPPED: &[&str] = &[
     "cache",
     "proxy_ajp",
     "proxy_ftp",
+    "proxy_discovery",
     "proxy_http2",
     "lbmethod_byrequests",
     "lbmethod_bybusyness",

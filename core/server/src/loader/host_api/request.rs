@@ -239,11 +239,15 @@ host_fn! {
 /// One chunk of the client's body as it arrives (`None` at its end), or
 /// the code a read failed with; the limit applies to what the client sent.
 fn read_raw_chunk(r: &mut RequestCtx, waker: *const AbiWaker) -> Result<Option<Bytes>, i32> {
-    let Some(wire) = r.wire.as_mut() else {
+    let polled = if let Some(wire) = r.wire.as_mut() {
+        let may_continue = !r.head_sent;
+        with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue))
+    } else if let Some(stream) = r.stream_body.as_mut() {
+        with_cx(waker, |cx| stream.poll_chunk(cx, &mut r.request_trailers))
+    } else {
         return Err(io::ERR_OTHER);
     };
-    let may_continue = !r.head_sent;
-    match with_cx(waker, |cx| r.body.poll_chunk(wire, cx, may_continue)) {
+    match polled {
         Poll::Pending => Err(body_wait(r, waker)),
         Poll::Ready(Ok(None)) => Ok(None),
         Poll::Ready(Err(_)) => {

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# HTTP/2 to clients beside nginx (`http2`) and HAProxy (`alpn h2`), with
+# the same certificate: h2load's small responses over h2 (TLS, ALPN),
+# with 1 and with 100 concurrent streams per connection. As in peers.sh,
+# each proxy is pinned to CPU 0 and balances over two nginx backends
+# (8080, 8081) on CPU 1, where h2load runs too; cpu-us/req is the
+# proxy's CPU per request.
+#
+# usage: bench/h2.sh [--duration 10] [--conns 16]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=10; CONNS=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2;;
+    --conns) CONNS="$2"; shift 2;;
+    *) echo "unknown argument: $1" >&2; exit 2;;
+  esac
+done
+for tool in nginx haproxy h2load openssl; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/h2.sh needs $tool (apt-get install nginx haproxy nghttp2-client openssl)" >&2; exit 1; }
+done
+source bench/lib.sh
+build_dist
+
+W=$(mktemp -d -t modproxy-h2.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+cat "$W/cert.pem" "$W/key.pem" > "$W/both.pem"
+
+mkdir -p "$W/www"
+chmod -R a+rX "$W"
+backends_config "$W" 8080 8081
+taskset -c 1 nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
+
+cat > "$W/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $W/nginx.pid; error_log $W/nginx.log;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 1000000;
+  upstream mycluster { server 127.0.0.1:8080; server 127.0.0.1:8081; keepalive 256; }
+  server { listen 127.0.0.1:9444 ssl http2; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
+    location / { proxy_pass http://mycluster; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
+CONF
+taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
+NGINX=${PIDS[-1]}
+
+cat > "$W/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:9445 ssl crt $W/both.pem alpn h2,http/1.1
+  default_backend mycluster
+backend mycluster
+  balance roundrobin
+  server a 127.0.0.1:8080
+  server b 127.0.0.1:8081
+CONF
+taskset -c 0 haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
+HAPROXY=${PIDS[-1]}
+
+ROOT="$W/modproxy"
+dist_root "$ROOT"
+cat > "$ROOT/modproxy.toml" <<CONF
+workers = 1
+[log]
+access_log = "off"
+error_log = "$ROOT/error.log"
+[limits]
+max_connections = 20000
+
+[[vhost]]
+listen = "127.0.0.1:9443"
+server_name = "localhost"
+tls_certificate = "$W/cert.pem"
+tls_key = "$W/key.pem"
+
+[vhost.proxy]
+preserve_host = true
+pass = [{ path = "/", url = "balancer://mycluster/" }]
+
+[[vhost.proxy.balancer]]
+name = "mycluster"
+members = [{ url = "http://127.0.0.1:8080" }, { url = "http://127.0.0.1:8081" }]
+CONF
+taskset -c 0 target/dist/modproxy -d "$ROOT" run & PIDS+=($!)
+OURS=${PIDS[-1]}
+
+for port in 9443 9444 9445; do
+  for _ in $(seq 100); do curl -sk --http2 -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.1; done
+done
+
+ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+printf '%-12s %-9s %10s %12s %12s %10s\n' streams proxy req/s mean-ms max-ms cpu-us/req
+for streams in 1 100; do
+  for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
+    IFS='|' read -r who pid port <<<"$p"
+    t0=$(ticks "$pid")
+    out=$(taskset -c 1 h2load -D "$DURATION" -c "$CONNS" -m "$streams" "https://127.0.0.1:$port/" 2>&1)
+    t1=$(ticks "$pid")
+    reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
+    failed=$(awk '/^requests:/ {print $10}' <<<"$out")
+    [ "${failed:-0}" = 0 ] || echo "warning: $who: $failed requests failed" >&2
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
+    # "time for request:  min  max  mean  sd  +/- sd"
+    read -r tmax tmean < <(awk '/^time for request:/ {print $5, $6}' <<<"$out")
+    printf '%-12s %-9s %10s %12s %12s %10s\n' "$streams" "$who" \
+      "$(awk '/^finished in/ {print $4}' <<<"$out")" "$tmean" "$tmax" "$cpu"
+  done
+done
