@@ -2,17 +2,15 @@
 //! the request's `te: trailers` and `content-type` reach it, its
 //! messages come back byte-exact, and its status survives.
 //!
-//! The first test uses an HTTP/1.1 client and runs today. The second is
-//! gRPC end to end (grpcio's client → modproxy over h2c → proxy_http2 →
-//! grpcio's server: unary and a bidi stream, grpc-status and trailing
-//! metadata preserved); it needs modproxy's HTTP/2 server side (issue 20,
-//! the client half), hence `#[ignore]` until that is merged: run it with
-//! `cargo test --test http2_backend_grpc -- --ignored`.
+//! The first test uses an HTTP/1.1 client. The second is gRPC end to end:
+//! grpcio's client → modproxy over h2c (`protocols`) → proxy_http2 →
+//! grpcio's server, unary and a bidi stream, grpc-status and trailing
+//! metadata preserved both ways.
 
 #[path = "support/h2.rs"]
 mod h2;
 
-use h2::{serve, Backend};
+use h2::{serve, serve_on_vhost, Backend};
 use modproxy_tests::request;
 
 /// One gRPC message on the wire: not compressed, its length, its bytes.
@@ -65,11 +63,11 @@ fn a_grpc_call_from_an_http1_client_reaches_grpcio_and_comes_back() {
 }
 
 #[test]
-#[ignore = "needs modproxy's HTTP/2 server side (h2c to clients); run with --ignored once merged"]
 fn grpc_end_to_end_unary_and_bidi_streaming_keep_status_and_trailers() {
     let grpc = Backend::grpc();
-    let (root, server) = serve(
+    let (root, server) = serve_on_vhost(
         &[],
+        "protocols = [\"h2c\", \"http/1.1\"]",
         &format!(
             "pass = [{{ path = \"/test.Echo/\", url = \"{}/test.Echo/\" }}]",
             grpc.h2c_url()

@@ -123,13 +123,18 @@ impl Drop for Backend {
 /// A modproxy with proxy_http2 (and `modules`) and one vhost whose
 /// `[vhost.proxy]` section is `proxy` (TOML lines, tables after it too).
 pub fn serve(modules: &[&str], proxy: &str) -> (ServerRoot, Server) {
+    serve_on_vhost(modules, "", proxy)
+}
+
+/// The same with `vhost` (core keys of `[[vhost]]`, such as `protocols`).
+pub fn serve_on_vhost(modules: &[&str], vhost: &str, proxy: &str) -> (ServerRoot, Server) {
     let root = ServerRoot::new();
     let mut all = vec!["proxy_http2"];
     all.extend_from_slice(modules);
     root.enable(&all);
     let port = free_port();
     root.config(&format!(
-        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nserver_name = \"proxy.test\"\n\n[vhost.proxy]\n{proxy}\n"
+        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nserver_name = \"proxy.test\"\n{vhost}\n\n[vhost.proxy]\n{proxy}\n"
     ));
     let server = Server::start(&root, port);
     (root, server)
