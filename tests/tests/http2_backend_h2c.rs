@@ -406,3 +406,56 @@ fn a_slow_backend_is_a_502_after_timeout() {
     // The connection is still good for the next stream.
     assert_eq!(get(server.port, "/", &[]).unwrap().status, 200);
 }
+
+#[test]
+fn an_http2_client_reaches_an_http2_backend_bodies_and_trailers_included() {
+    // curl over h2c (prior knowledge) to modproxy, HTTP/2 on both sides: a
+    // body with no length (HTTP/2 has no framing field for it) streams to
+    // the backend and back, and the backend's trailers reach the client.
+    let b = Backend::python("one", &[]);
+    let (root, server) = h2::serve_on_vhost(
+        &[],
+        "protocols = [\"h2c\", \"http/1.1\"]",
+        &format!("pass = [{{ path = \"/\", url = \"{}/\" }}]", b.h2c_url()),
+    );
+    let dir = std::env::temp_dir().join(format!("modproxy-h2-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = noise(4 << 20, 5);
+    std::fs::write(dir.join("up.bin"), &body).unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", server.port);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--http2-prior-knowledge"])
+            .args(args)
+            .output()
+            .expect("curl (tests/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            root.log()
+        );
+        out
+    };
+    // -T with an emptied Content-Length: the request body has no length.
+    let up = dir.join("up.bin");
+    let out = curl(&[
+        "-T",
+        up.to_str().unwrap(),
+        "-H",
+        "Content-Length:",
+        &url("/echo"),
+    ]);
+    assert_eq!(
+        (out.stdout.len(), checksum(&out.stdout)),
+        (body.len(), checksum(&body))
+    );
+    let out = curl(&["-v", &url("/trailers")]);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< HTTP/2 200"), "{trace}");
+    assert!(
+        trace.contains("x-trailer: yes") && trace.contains("grpc-status: 0"),
+        "{trace}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
