@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check flask
 # proxy_ftp's tests serve files with pyftpdlib (tests/src/ftp.rs).
 python3 -c 'import pyftpdlib' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyftpdlib
+# proxy_http2's tests: an HTTP/2 backend on the h2 library (GOAWAY and
+# REFUSED_STREAM on demand) and a real gRPC server and client (grpcio).
+python3 -c 'import h2' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check h2
+python3 -c 'import grpc' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check grpcio
 
 # wrk drives the load tests; curl checks TLS listeners; Debian's chromium,
 # driven by playwright-core from npm, tests the balancer-manager page
@@ -28,6 +32,11 @@ compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
 # jars without the service, so nothing starts on 8080) and compile their
 # servlet with javac (tests/src/tomcat.rs).
 [ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10-common)
+# proxy_http2's tests run Debian's nghttpd (h2c and TLS backends); its
+# benchmark compares with HAProxy's `proto h2` servers and loads with h2load.
+command -v nghttpd >/dev/null || missing+=(nghttp2-server)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v haproxy >/dev/null || missing+=(haproxy)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 # h2load (and nghttp) from nghttp2-client drive the HTTP/2 tests and
 # bench/h2.sh; curl speaks HTTP/2 itself.

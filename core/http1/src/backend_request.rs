@@ -100,49 +100,12 @@ where
     out.extend_from_slice(b" HTTP/1.1\r\n");
     put(out, "Host", head.host.as_bytes())?;
 
-    let filter = HopFilter::from_headers(head.headers.clone());
-    let passes = |name: &str| {
-        !(filter.should_drop(name) || eq_lower(name, "host") || eq_lower(name, "content-length"))
-    };
-    let ours = forwarded::added(head.forwarded.as_ref(), head.via);
-    // Which of ours the client sent too: those fields are merged into
-    // ours below rather than copied here.
-    let mut client_sent = [false; forwarded::ADDED];
-    for (name, value) in head.headers.clone() {
-        if !passes(name) {
-            continue;
-        }
-        let merged = ours
-            .iter()
-            .position(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name));
-        match merged {
-            Some(i) => client_sent[i] = true,
-            None => {
-                check_token(name, "header name")?;
-                put(out, name, value)?;
-            }
-        }
-    }
-    // Added only now, after filtering: Connection cannot name them away
-    // (CVE-2022-31813), but a client value dropped by Connection stays dropped.
-    for ((name, value), client_sent) in ours.into_iter().zip(client_sent) {
-        let Some(value) = value else { continue };
-        check_value(value, name)?;
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        // The client's values first, in order (looked for only when it
-        // sent some).
-        let client_values = head.headers.clone().into_iter();
-        for (n, v) in client_values.take_while(|_| client_sent) {
-            if n.eq_ignore_ascii_case(name) && passes(n) {
-                check_value(v, name)?;
-                out.extend_from_slice(v);
-                out.extend_from_slice(b", ");
-            }
-        }
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
+    visit_fields(
+        head.headers.clone(),
+        head.forwarded.as_ref(),
+        head.via,
+        &mut Http1Fields(out),
+    )?;
 
     match head.framing {
         BodyFraming::None => {}
@@ -162,13 +125,124 @@ where
     Ok(())
 }
 
-fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Result<(), RequestHeadError> {
-    check_value(value, name)?;
+/// Receives the fields of a backend request from [`visit_fields`], in
+/// order, each already checked (names are tokens, values hold no CR, LF
+/// or NUL): how HTTP/1.1 (`write_request_head`) and HTTP/2 (proxy_http2)
+/// share one set of rules.
+pub trait FieldSink<'a> {
+    /// A field of the client's, passed on as it came.
+    fn client(&mut self, name: &'a str, value: &'a [u8]) -> Result<(), RequestHeadError>;
+    /// One of ours (X-Forwarded-*, Via): the client's values of the same
+    /// name (`earlier`) go first, then `value`, joined by `", "`.
+    fn ours(
+        &mut self,
+        name: &'static str,
+        earlier: &mut dyn Iterator<Item = &'a [u8]>,
+        value: &'a [u8],
+    ) -> Result<(), RequestHeadError>;
+}
+
+/// The fields a backend request carries besides Host and its framing:
+/// the client's end-to-end ones (`headers`, in arrival order, without
+/// hop-by-hop fields, those their `Connection` names, Host and
+/// Content-Length), then X-Forwarded-* (`forwarded`) and `via`, each
+/// merged with the client's field of the same name. Ours are added only
+/// after filtering: Connection cannot name them away (CVE-2022-31813),
+/// but a client value dropped by Connection stays dropped.
+pub fn visit_fields<'a, H>(
+    headers: H,
+    forwarded: Option<&Forwarded<'a>>,
+    via: Option<&'a str>,
+    sink: &mut impl FieldSink<'a>,
+) -> Result<(), RequestHeadError>
+where
+    H: IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+{
+    let filter = HopFilter::from_headers(headers.clone());
+    let passes = |name: &str| {
+        !(filter.should_drop(name) || eq_lower(name, "host") || eq_lower(name, "content-length"))
+    };
+    let ours = forwarded::added(forwarded, via);
+    // Which of ours the client sent too: those fields are merged into
+    // ours below rather than passed here.
+    let mut client_sent = [false; forwarded::ADDED];
+    for (name, value) in headers.clone() {
+        if !passes(name) {
+            continue;
+        }
+        let merged = ours
+            .iter()
+            .position(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name));
+        match merged {
+            Some(i) => client_sent[i] = true,
+            None => {
+                check_token(name, "header name")?;
+                check_value(value, name)?;
+                sink.client(name, value)?;
+            }
+        }
+    }
+    for ((name, value), client_sent) in ours.into_iter().zip(client_sent) {
+        let Some(value) = value else { continue };
+        check_value(value, name)?;
+        // The client's values first, in order (looked for only when it
+        // sent some).
+        let same = |(n, _): &(&'a str, &'a [u8])| n.eq_ignore_ascii_case(name) && passes(n);
+        let earlier = || headers.clone().into_iter().take_while(|_| client_sent);
+        for (_, v) in earlier().filter(same) {
+            check_value(v, name)?;
+        }
+        let mut values = earlier().filter(same).map(|(_, v)| v);
+        sink.ours(name, &mut values, value)?;
+    }
+    Ok(())
+}
+
+/// The HTTP/1.1 head's lines for [`visit_fields`].
+struct Http1Fields<'o>(&'o mut Vec<u8>);
+
+impl<'a> FieldSink<'a> for Http1Fields<'_> {
+    fn client(&mut self, name: &'a str, value: &'a [u8]) -> Result<(), RequestHeadError> {
+        line(self.0, name, value);
+        Ok(())
+    }
+    fn ours(
+        &mut self,
+        name: &'static str,
+        earlier: &mut dyn Iterator<Item = &'a [u8]>,
+        value: &'a [u8],
+    ) -> Result<(), RequestHeadError> {
+        let out = &mut *self.0;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        for v in earlier {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+}
+
+fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Result<(), RequestHeadError> {
+    check_value(value, name)?;
+    line(out, name, value);
     Ok(())
+}
+
+impl RequestHeadError {
+    /// An invalid `what` (a [`FieldSink`] refusing a field).
+    pub fn new(what: &str) -> RequestHeadError {
+        invalid(what)
+    }
 }
 
 fn invalid(what: &str) -> RequestHeadError {

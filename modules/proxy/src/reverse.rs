@@ -7,12 +7,35 @@ use crate::paths::{join, split_origin};
 /// The rest of `value` after the backend `url`, if `value` starts with it.
 /// Scheme and host compare case-insensitively, the path exactly; the match
 /// must end at a path boundary (`http://b:80` does not match `http://b:8080`).
+/// An HTTP/2 backend (`h2c://b`, `h2://b`) writes its own URLs as
+/// `http://b` and `https://b`: those are what match it.
 fn strip_url<'v>(value: &'v str, url: &str) -> Option<&'v str> {
     let (origin, path) = split_origin(url)?;
-    let head = value.get(..origin.len())?;
-    let rest = value.get(origin.len()..)?.strip_prefix(path)?;
+    let (scheme, authority) = http_spelling(origin);
+    let n = scheme.len() + authority.len();
+    let head = value.get(..n)?;
+    let rest = value.get(n..)?.strip_prefix(path)?;
     let boundary = url.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']);
-    (head.eq_ignore_ascii_case(origin) && boundary).then_some(rest)
+    let same = head[..scheme.len()].eq_ignore_ascii_case(scheme)
+        && head[scheme.len()..].eq_ignore_ascii_case(authority);
+    (same && boundary).then_some(rest)
+}
+
+/// `origin` split as (scheme with `://`, authority), the HTTP/2 schemes
+/// spelled as the backend spells its URLs: `h2c://b:1` → (`http://`, `b:1`).
+fn http_spelling(origin: &str) -> (&str, &str) {
+    let starts = |p: &str| {
+        origin
+            .get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
+    };
+    if starts("h2c://") {
+        ("http://", &origin[6..])
+    } else if starts("h2://") {
+        ("https://", &origin[5..])
+    } else {
+        origin.split_at(origin.find("://").map_or(0, |i| i + 3))
+    }
 }
 
 /// Maps `value` (a `Location`, `Content-Location` or `URI`) from the
@@ -130,6 +153,24 @@ mod tests {
         assert_eq!(m.as_deref(), Some("https://example.com/pub/b?c"));
         assert_eq!(map_url("http://other:8080/x", url, "/", base), None);
         assert_eq!(map_url("/relative", url, "/", base), None);
+    }
+
+    #[test]
+    fn an_http2_backend_is_matched_by_the_urls_it_writes() {
+        let base = "https://example.com";
+        assert_eq!(
+            map_url("http://b:8080/x", "h2c://b:8080/", "/app/", base).as_deref(),
+            Some("https://example.com/app/x")
+        );
+        assert_eq!(
+            map_url("HTTPS://B/x", "h2://b/", "/", base).as_deref(),
+            Some("https://example.com/x")
+        );
+        assert_eq!(
+            map_url("https://b:8080/x", "h2c://b:8080/", "/", base),
+            None
+        );
+        assert_eq!(map_url("h2c://b:8080/x", "h2c://b:8080/", "/", base), None);
     }
 
     #[test]

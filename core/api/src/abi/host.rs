@@ -143,6 +143,11 @@ pub struct HostApi {
         waker: *const AbiWaker,
         n: *mut usize,
     ) -> i32,
+    /// Writes up to `len` bytes. A write of zero bytes flushes instead:
+    /// what a TLS connection still holds after earlier writes (ciphertext
+    /// the socket did not take yet) goes out, READY once it has, PENDING
+    /// while the socket is full. A plain TCP connection holds nothing.
+    /// (A host before 1.6 answers READY with n = 0 at once.)
     pub conn_write: extern "C" fn(
         conn: *mut c_void,
         buf: *const u8,
@@ -171,7 +176,7 @@ pub struct HostApi {
 
     // --- TLS to backends and protocol upgrades ---
     /// Like `connect_new`, then a TLS handshake (SNI `server_name`, ALPN
-    /// http/1.1), verified against the system's roots or the PEM roots in
+    /// http/1.1, or h2 with [`tls_flags::ALPN_H2`]), verified against the system's roots or the PEM roots in
     /// `ca_file` (relative to SERVER_ROOT), or not at all with
     /// [`tls_flags::INSECURE`]. Polled and dropped with `connect_poll` /
     /// `connect_drop`; the connection works with every `conn_*` service.
@@ -220,6 +225,10 @@ pub mod idle_state {
 pub mod tls_flags {
     /// Accept any certificate (self-signed test backends).
     pub const INSECURE: u32 = 1 << 0;
+    /// ABI 1.6: offer ALPN `h2` alone instead of `http/1.1`, and fail the
+    /// connect (ERR_TLS, with a log line naming the backend) when the
+    /// server does not pick it: an `h2://` backend (proxy_http2).
+    pub const ALPN_H2: u32 = 1 << 1;
 }
 
 /// Paths readable through [`HostApi::server_file`].

@@ -177,6 +177,9 @@ const FACTS: &[&[usize]] = &[
         size_of::<super::members::MemberSettings>(),
         offset_of!(super::members::MemberSettings, status),
         size_of::<super::members::MemberSyncV1>(),
+        // h2:// backends (proxy_http2): ALPN h2 on a TLS connect, and a
+        // zero-length conn_write that flushes what TLS still holds.
+        super::host::tls_flags::ALPN_H2 as usize,
     ],
 ];
 

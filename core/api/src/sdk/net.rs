@@ -60,6 +60,33 @@ impl TcpConn {
         timeout: Duration,
     ) -> Result<TcpConn, IoError> {
         let flags = if verify { 0 } else { abi::tls_flags::INSECURE };
+        Self::tls(addr, server_name, flags, ca_file, timeout).await
+    }
+
+    /// [`TcpConn::connect_tls`] for an `h2://` backend: ALPN offers `h2`
+    /// alone, and a server that does not pick it fails the connect with
+    /// [`IoError::Tls`] (the host logs which backend and what to do).
+    pub async fn connect_tls_h2(
+        addr: &str,
+        server_name: &str,
+        verify: bool,
+        ca_file: &str,
+        timeout: Duration,
+    ) -> Result<TcpConn, IoError> {
+        let mut flags = abi::tls_flags::ALPN_H2;
+        if !verify {
+            flags |= abi::tls_flags::INSECURE;
+        }
+        Self::tls(addr, server_name, flags, ca_file, timeout).await
+    }
+
+    async fn tls(
+        addr: &str,
+        server_name: &str,
+        flags: u32,
+        ca_file: &str,
+        timeout: Duration,
+    ) -> Result<TcpConn, IoError> {
         let op = Op((host().tls_connect_new)(
             AbiStr::new(addr.as_bytes()),
             AbiStr::new(server_name.as_bytes()),
@@ -103,7 +130,12 @@ impl TcpConn {
         });
         ready_len(rc, n)
     }
+    /// Writes what the socket takes of `buf`. An empty `buf` is `Ok(0)`
+    /// at once (the host would read a zero-length write as a flush).
     pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, IoError>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let mut n = 0;
         let rc = crate::waker::lend(cx, |w| {
             (host().conn_write)(self.raw, buf.as_ptr(), buf.len(), w, &mut n)
@@ -184,6 +216,18 @@ impl TcpConn {
             _ => IdleState::Closed,
         }
     }
+    /// Sends what the connection still holds from earlier writes: a TLS
+    /// connection may keep ciphertext the socket did not take yet. Plain
+    /// TCP holds nothing, so this is READY at once.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), IoError>> {
+        let mut n = 0;
+        let rc = crate::waker::lend(cx, |w| {
+            // A zero-length write is the host's flush (abi: conn_write).
+            (host().conn_write)(self.raw, [].as_ptr(), 0, w, &mut n)
+        });
+        ready_len(rc, n).map(|r| r.map(|_| ()))
+    }
+
     /// Half-closes the sending side (poll form, for two-way copies).
     pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), IoError>> {
         match crate::waker::lend(cx, |w| (host().conn_shutdown)(self.raw, w)) {

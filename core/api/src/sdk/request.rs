@@ -7,7 +7,7 @@ use crate::abi::{self, AbiChunk, AbiStr};
 use bytes::Bytes;
 use std::ffi::c_void;
 use std::future::poll_fn;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 /// Which header map to work on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,36 +183,43 @@ impl Request {
 
     /// The next chunk of the request body; `None` at its end.
     pub async fn read_body(&mut self) -> Result<Option<Bytes>, IoError> {
-        // Capture `self`, not the raw pointer, so the future stays Send.
-        let this = &mut *self;
-        poll_fn(move |cx| {
-            let mut chunk = AbiChunk::empty();
-            let rc = crate::waker::lend(cx, |w| {
-                (host().body_poll_read)(this.as_raw(), w, &mut chunk)
-            });
-            match rc {
-                abi::io::PENDING => Poll::Pending,
-                abi::io::READY if chunk.drop_fn.is_none() => Poll::Ready(Ok(None)),
-                // SAFETY: the host made this chunk with chunk::from_bytes.
-                abi::io::READY => Poll::Ready(Ok(Some(unsafe { crate::chunk::into_bytes(chunk) }))),
-                e => Poll::Ready(Err(IoError::from_code(e))),
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_read_body(cx)).await
+    }
+
+    /// [`Request::read_body`] as a poll, for a handler that moves both
+    /// bodies in one future (an HTTP/2 stream whose request body keeps
+    /// flowing while the response comes back, as gRPC streams do).
+    pub fn poll_read_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, IoError>> {
+        let mut chunk = AbiChunk::empty();
+        let rc = crate::waker::lend(cx, |w| (host().body_poll_read)(self.raw, w, &mut chunk));
+        match rc {
+            abi::io::PENDING => Poll::Pending,
+            abi::io::READY if chunk.drop_fn.is_none() => Poll::Ready(Ok(None)),
+            // SAFETY: the host made this chunk with chunk::from_bytes.
+            abi::io::READY => Poll::Ready(Ok(Some(unsafe { crate::chunk::into_bytes(chunk) }))),
+            e => Poll::Ready(Err(IoError::from_code(e))),
+        }
     }
 
     /// Sends a chunk of the response body, waiting while the client is slow.
     pub async fn write_body(&mut self, data: Bytes) -> Result<(), IoError> {
-        // Capture `self`, not the raw pointer, so the future stays Send.
-        let this = &mut *self;
-        poll_fn(move |cx| {
-            match crate::waker::lend(cx, |w| (host().body_poll_ready)(this.as_raw(), w)) {
-                abi::io::PENDING => Poll::Pending,
-                abi::io::READY => Poll::Ready(Ok(())),
-                e => Poll::Ready(Err(IoError::from_code(e))),
-            }
-        })
-        .await?;
+        poll_fn(|cx| self.poll_body_ready(cx)).await?;
+        self.send_body(data)
+    }
+
+    /// Ready when the client can take another chunk of the response body
+    /// ([`Request::send_body`]): the poll half of [`Request::write_body`].
+    pub fn poll_body_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), IoError>> {
+        match crate::waker::lend(cx, |w| (host().body_poll_ready)(self.raw, w)) {
+            abi::io::PENDING => Poll::Pending,
+            abi::io::READY => Poll::Ready(Ok(())),
+            e => Poll::Ready(Err(IoError::from_code(e))),
+        }
+    }
+
+    /// Queues a chunk of the response body without waiting: call it after
+    /// [`Request::poll_body_ready`] answered ready.
+    pub fn send_body(&mut self, data: Bytes) -> Result<(), IoError> {
         match (host().body_send)(self.raw, crate::chunk::from_bytes(data)) {
             0 => Ok(()),
             e => Err(IoError::from_code(e)),

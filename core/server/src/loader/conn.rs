@@ -94,10 +94,11 @@ pub async fn tls_connect(
     addr: String,
     server_name: String,
     insecure: bool,
+    alpn_h2: bool,
     ca_file: String,
     timeout: Duration,
 ) -> Result<HostConn, i32> {
-    let config = client_config(insecure, &ca_file).map_err(|why| {
+    let config = client_config(insecure, alpn_h2, &ca_file).map_err(|why| {
         crate::log::error(&format!("TLS to {addr}: {why}"));
         io::ERR_TLS
     })?;
@@ -123,19 +124,32 @@ pub async fn tls_connect(
                 io::ERR_TLS
             })
     };
-    match tokio::time::timeout(timeout, connect).await {
-        Err(_) => Err(io::ERR_TIMEOUT),
-        Ok(r) => r.map(|s| HostConn::Tls(Box::new(s))),
+    let tls = match tokio::time::timeout(timeout, connect).await {
+        Err(_) => return Err(io::ERR_TIMEOUT),
+        Ok(r) => r?,
+    };
+    if alpn_h2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        crate::log::error(&format!(
+            "TLS to {server_name} ({addr}): the backend did not agree to HTTP/2 (ALPN h2) \
+             on an h2:// connection; enable HTTP/2 on its TLS port, or write https:// \
+             to speak HTTP/1.1 to it"
+        ));
+        return Err(io::ERR_TLS);
     }
+    Ok(HostConn::Tls(Box::new(tls)))
 }
 
-/// One client config per (insecure, CA file), made on first use: loading
-/// the system's roots reads a few hundred files.
-fn client_config(insecure: bool, ca_file: &str) -> Result<Arc<ClientConfig>, String> {
-    type ByKey = HashMap<(bool, String), Arc<ClientConfig>>;
+/// One client config per (insecure, ALPN h2, CA file), made on first use:
+/// loading the system's roots reads a few hundred files.
+fn client_config(
+    insecure: bool,
+    alpn_h2: bool,
+    ca_file: &str,
+) -> Result<Arc<ClientConfig>, String> {
+    type ByKey = HashMap<(bool, bool, String), Arc<ClientConfig>>;
     static CONFIGS: OnceLock<Mutex<ByKey>> = OnceLock::new();
     let configs = CONFIGS.get_or_init(Default::default);
-    let key = (insecure, ca_file.to_owned());
+    let key = (insecure, alpn_h2, ca_file.to_owned());
     if let Some(c) = configs.lock().map_err(|_| "poisoned")?.get(&key) {
         return Ok(c.clone());
     }
@@ -152,7 +166,14 @@ fn client_config(insecure: bool, ca_file: &str) -> Result<Arc<ClientConfig>, Str
             .with_root_certificates(roots(ca_file)?)
             .with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // An h2:// backend is offered h2 alone: one that does not speak it
+    // must fail the handshake's check, not fall back to HTTP/1.1 bytes
+    // the module would not understand.
+    config.alpn_protocols = if alpn_h2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let config = Arc::new(config);
     if let Ok(mut map) = configs.lock() {
         map.insert(key, config.clone());

@@ -16,6 +16,7 @@ pub const SHIPPED: &[&str] = &[
     "proxy_ajp",
     "proxy_ftp",
     "proxy_discovery",
+    "proxy_http2",
     "lbmethod_byrequests",
     "lbmethod_bybusyness",
     "lbmethod_bytraffic",

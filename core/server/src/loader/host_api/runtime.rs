@@ -189,6 +189,16 @@ host_fn! {
         n: *mut usize,
     ) -> i32 = io::ERR_OTHER;
     {
+        if len == 0 {
+            // A flush: what a TLS stream still holds goes out (abi: conn_write).
+            // SAFETY: `n` is valid for writing (conn_write's contract).
+            unsafe { *n = 0 };
+            return match with_cx(waker, |cx| stream(raw).poll_flush(cx)) {
+                Poll::Pending => io::PENDING,
+                Poll::Ready(Ok(())) => io::READY,
+                Poll::Ready(Err(e)) => io_code(&e),
+            };
+        }
         let data = bytes(AbiStr { ptr: buf, len });
         io_result(with_cx(waker, |cx| stream(raw).poll_write(cx, data)), n)
     }
@@ -291,6 +301,7 @@ host_fn! {
             text(addr).into_owned(),
             text(server_name).into_owned(),
             flags & abi::tls_flags::INSECURE != 0,
+            flags & abi::tls_flags::ALPN_H2 != 0,
             text(ca_file).into_owned(),
             Duration::from_millis(timeout_millis),
         ));
