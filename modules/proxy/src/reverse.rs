@@ -16,8 +16,11 @@ fn strip_url<'v>(value: &'v str, url: &str) -> Option<&'v str> {
     let head = value.get(..n)?;
     let rest = value.get(n..)?.strip_prefix(path)?;
     let boundary = url.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']);
-    let same = head[..scheme.len()].eq_ignore_ascii_case(scheme)
-        && head[scheme.len()..].eq_ignore_ascii_case(authority);
+    // As bytes: the scheme's end need not fall on a character boundary
+    // of `value` (found by the fuzz harness).
+    let (head_scheme, head_authority) = head.as_bytes().split_at(scheme.len());
+    let same = head_scheme.eq_ignore_ascii_case(scheme.as_bytes())
+        && head_authority.eq_ignore_ascii_case(authority.as_bytes());
     (same && boundary).then_some(rest)
 }
 
@@ -153,6 +156,12 @@ mod tests {
         assert_eq!(m.as_deref(), Some("https://example.com/pub/b?c"));
         assert_eq!(map_url("http://other:8080/x", url, "/", base), None);
         assert_eq!(map_url("/relative", url, "/", base), None);
+        // Multi-byte text where the scheme would end (a fuzz finding).
+        assert_eq!(
+            map_url("http:\u{fffd}/bacend8080", "http://b:1/", "/", base),
+            None
+        );
+        assert_eq!(map_url("ht\u{e9}://b:1/", "h2c://b:1/", "/", base), None);
     }
 
     #[test]
