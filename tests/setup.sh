@@ -32,15 +32,13 @@ compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=(php-fpm)
 # jars without the service, so nothing starts on 8080) and compile their
 # servlet with javac (tests/src/tomcat.rs).
 [ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10-common)
-# proxy_http2's tests run Debian's nghttpd (h2c and TLS backends); its
-# benchmark compares with HAProxy's `proto h2` servers and loads with h2load.
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+# HTTP/2: proxy_http2's tests run Debian's nghttpd (h2c and TLS backends);
+# h2load (nghttp2-client) drives the HTTP/2 client tests and both HTTP/2
+# benchmarks, which compare with HAProxy; curl speaks HTTP/2 itself.
 command -v nghttpd >/dev/null || missing+=(nghttp2-server)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v haproxy >/dev/null || missing+=(haproxy)
-command -v javac >/dev/null || missing+=(default-jdk-headless)
-# h2load (and nghttp) from nghttp2-client drive the HTTP/2 tests and
-# bench/h2.sh; curl speaks HTTP/2 itself.
-command -v h2load >/dev/null || missing+=(nghttp2-client)
 # proxy_discovery: its etcd client (etcd-client, over tonic) compiles
 # etcd's .proto files at build time with protoc; its tests run a real etcd
 # (etcd-server, with etcd-client's etcdctl to put and delete keys) and a
