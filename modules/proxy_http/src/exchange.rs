@@ -11,8 +11,9 @@ use crate::backend::{Answered, Backend, Idle};
 use crate::drain;
 use crate::pool::{Limits, Pool};
 use crate::relay::{self, Got, HeadFail, HeadOpts, RelayError};
-use crate::send::{self, BodyError, BodyProgress, Plan};
+use crate::send::{self, BodyError, Plan};
 use crate::target::Target;
+use modproxy_api::proxy::BodyProgress;
 use modproxy_api::proxy::{
     exchange_flags, worker_flags, Exchange, ExchangeOutcome, ExchangeStatus, WorkerParams,
 };

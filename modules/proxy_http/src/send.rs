@@ -4,8 +4,7 @@
 
 use crate::backend::Backend;
 use crate::target::Target;
-use bytes::Bytes;
-use modproxy_api::proxy::exchange_flags;
+use modproxy_api::proxy::{exchange_flags, BodyProgress};
 use modproxy_api::sdk::FieldList;
 use modproxy_api::sdk::IoError;
 use modproxy_api::{Headers, Request};
@@ -160,46 +159,6 @@ fn client_framing(te: Option<&[u8]>, cl: Option<&[u8]>) -> Result<BodyFraming, S
         .ok_or_else(|| "client sent an invalid Content-Length".to_owned())
 }
 
-/// A request body up to this size is kept while it is sent, so that the
-/// keep-alive race retry can send it again (a small PUT is as likely to
-/// meet a closed pooled connection as a GET).
-const REPLAY_LIMIT: u64 = 64 * 1024;
-
-/// How far the client's body got; carried across a retry so the body is
-/// never read twice.
-#[derive(Debug, Clone)]
-pub struct BodyProgress {
-    pub consumed: u64,
-    pub ended: bool,
-    /// Every chunk read so far, while they total at most [`REPLAY_LIMIT`];
-    /// `None` once the body outgrew it.
-    replay: Option<Vec<Bytes>>,
-}
-
-impl Default for BodyProgress {
-    fn default() -> Self {
-        BodyProgress {
-            consumed: 0,
-            ended: false,
-            replay: Some(Vec::new()),
-        }
-    }
-}
-
-impl BodyProgress {
-    /// Whether a new attempt can send the body from its start.
-    pub fn can_replay(&self) -> bool {
-        self.replay.is_some()
-    }
-
-    fn keep(&mut self, chunk: &Bytes) {
-        match &mut self.replay {
-            Some(kept) if self.consumed <= REPLAY_LIMIT => kept.push(chunk.clone()),
-            _ => self.replay = None,
-        }
-    }
-}
-
 pub enum BodyError {
     /// Reading the client's body failed (gone, over the limit).
     Client(IoError),
@@ -224,7 +183,7 @@ pub async fn send_body(
 ) -> Result<(), BodyError> {
     let mut scratch = Vec::new();
     // A retry first sends again what the client already gave us.
-    let kept = progress.replay.clone().unwrap_or_default();
+    let kept = progress.kept();
     for chunk in &kept {
         send_chunk(b, framing, chunk, &mut scratch)
             .await
@@ -318,21 +277,6 @@ mod tests {
         for bad in [&b"-1"[..], b"+1", b"1,1", b"", b"99999999999999999999"] {
             assert!(client_framing(None, Some(bad)).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn small_bodies_are_kept_for_a_replay_and_large_ones_are_not() {
-        let mut p = BodyProgress::default();
-        assert!(p.can_replay(), "nothing read yet");
-        for _ in 0..2 {
-            let chunk = Bytes::from(vec![0u8; 32 * 1024]);
-            p.consumed += chunk.len() as u64;
-            p.keep(&chunk);
-        }
-        assert!(p.can_replay(), "64 KiB is kept");
-        p.consumed += 1;
-        p.keep(&Bytes::from_static(b"x"));
-        assert!(!p.can_replay(), "one byte more is not");
     }
 
     #[test]

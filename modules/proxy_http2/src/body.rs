@@ -10,47 +10,12 @@ use bytes::Bytes;
 use h2::SendStream;
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
+use modproxy_api::proxy::BodyProgress;
 use modproxy_api::{Headers, IoError, Request};
 use std::task::{ready, Context, Poll};
 
-/// A request body up to this size is kept for a retry.
-const REPLAY_LIMIT: u64 = 64 * 1024;
 /// At most this much flow-control capacity is asked for at once.
 const MAX_RESERVE: usize = 256 * 1024;
-
-/// How far the client's body got; carried across attempts so the body is
-/// never read twice.
-#[derive(Debug)]
-pub struct Progress {
-    pub consumed: u64,
-    pub ended: bool,
-    /// Every chunk read so far while they total at most [`REPLAY_LIMIT`];
-    /// `None` once the body outgrew it.
-    replay: Option<Vec<Bytes>>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Progress {
-            consumed: 0,
-            ended: false,
-            replay: Some(Vec::new()),
-        }
-    }
-}
-
-impl Progress {
-    /// Whether a new attempt can send the body from its start.
-    pub fn can_replay(&self) -> bool {
-        self.replay.is_some()
-    }
-    fn keep(&mut self, chunk: &Bytes) {
-        match &mut self.replay {
-            Some(kept) if self.consumed <= REPLAY_LIMIT => kept.push(chunk.clone()),
-            _ => self.replay = None,
-        }
-    }
-}
 
 /// Why the upload stopped short.
 pub enum UpError {
@@ -81,11 +46,11 @@ impl Upload {
     /// `done` when the HEADERS frame already ended the stream.
     pub fn new(
         send: SendStream<Bytes>,
-        progress: &Progress,
+        progress: &BodyProgress,
         length: Option<u64>,
         done: bool,
     ) -> Upload {
-        let resend = progress.replay.clone().unwrap_or_default().into_iter();
+        let resend = progress.kept().into_iter();
         Upload {
             send,
             resend,
@@ -107,7 +72,7 @@ impl Upload {
         &mut self,
         cx: &mut Context<'_>,
         req: &mut Request,
-        progress: &mut Progress,
+        progress: &mut BodyProgress,
         idle: &mut Idle,
     ) -> Poll<Result<(), UpError>> {
         let sent = self.sent;
@@ -122,7 +87,7 @@ impl Upload {
         &mut self,
         cx: &mut Context<'_>,
         req: &mut Request,
-        progress: &mut Progress,
+        progress: &mut BodyProgress,
     ) -> Poll<Result<(), UpError>> {
         self.waiting_on_client = false;
         while !self.done {
@@ -171,7 +136,7 @@ impl Upload {
         &mut self,
         cx: &mut Context<'_>,
         req: &mut Request,
-        progress: &mut Progress,
+        progress: &mut BodyProgress,
     ) -> Result<Option<Bytes>, UpError> {
         if progress.ended {
             return self.finish(req, progress).map(|()| None);
@@ -198,7 +163,7 @@ impl Upload {
 
     /// Ends the stream: with the client's trailers (gRPC's, from an
     /// HTTP/2 client) when it sent any, else with an empty DATA frame.
-    fn finish(&mut self, req: &mut Request, progress: &Progress) -> Result<(), UpError> {
+    fn finish(&mut self, req: &mut Request, progress: &BodyProgress) -> Result<(), UpError> {
         if let Some(want) = self.length.filter(|&w| progress.consumed != w) {
             let got = progress.consumed;
             return Err(UpError::Length { got, want });
@@ -235,7 +200,7 @@ mod tests {
 
     #[test]
     fn small_bodies_are_kept_for_a_retry_and_large_ones_are_not() {
-        let mut p = Progress::default();
+        let mut p = BodyProgress::default();
         assert!(p.can_replay());
         for _ in 0..2 {
             let chunk = Bytes::from(vec![0u8; 32 * 1024]);

@@ -10,13 +10,13 @@
 //! while nothing of the client's body was read, so that proxy may try
 //! another balancer member.
 
-use crate::body::Progress;
 use crate::config::Limits;
 use crate::io::HostIo;
 use crate::pool::{Connected, NoSlot, Pool, Want};
 use crate::request;
 use crate::stream::{self, Code, Ctx, Failure, Tally};
 use crate::target::Target;
+use modproxy_api::proxy::BodyProgress;
 use modproxy_api::proxy::{
     exchange_flags, worker_flags, Exchange, ExchangeOutcome, ExchangeStatus, WorkerParams,
 };
@@ -80,7 +80,7 @@ pub async fn run(
         private: params.flags & worker_flags::DISABLE_REUSE != 0,
         wait: io_timeout,
     };
-    let mut progress = Progress::default();
+    let mut progress = BodyProgress::default();
     let mut unprocessed = 0;
     let mut broken_retried = false;
     loop {

@@ -7,11 +7,12 @@
 //! on the client (its next request chunk, or room for the next response
 //! chunk) is not the backend's and does not count.
 
-use crate::body::{Progress, UpError, Upload};
+use crate::body::{UpError, Upload};
 use crate::pool::Conn;
 use crate::request::Plan;
 use h2::{Reason, RecvStream};
 use http::Response;
+use modproxy_api::proxy::BodyProgress;
 use modproxy_api::sdk::net::{sleep, timeout, Sleep};
 use modproxy_api::{Headers, IoError, Request};
 use std::future::{poll_fn, Future};
@@ -70,7 +71,7 @@ pub async fn attempt(
     head: http::Request<()>,
     conn: &Conn,
     req: &mut Request,
-    progress: &mut Progress,
+    progress: &mut BodyProgress,
     tally: &mut Tally,
 ) -> Result<Code, Failure> {
     // The connection going or gone: the request never left, safe to send
@@ -117,7 +118,7 @@ async fn exchange(
     ctx: &Ctx<'_>,
     conn: &Conn,
     req: &mut Request,
-    progress: &mut Progress,
+    progress: &mut BodyProgress,
     tally: &mut Tally,
     m: &mut Moving,
     response: h2::client::ResponseFuture,
@@ -147,7 +148,7 @@ async fn wait_head(
     ctx: &Ctx<'_>,
     conn: &Conn,
     req: &mut Request,
-    progress: &mut Progress,
+    progress: &mut BodyProgress,
     m: &mut Moving,
     mut response: h2::client::ResponseFuture,
 ) -> Result<Response<RecvStream>, Failure> {
@@ -240,7 +241,7 @@ fn relay_head(ctx: &Ctx<'_>, req: &mut Request, head: &Response<RecvStream>) {
 /// backend's trailers. The upload goes on meanwhile.
 async fn relay_body(
     req: &mut Request,
-    progress: &mut Progress,
+    progress: &mut BodyProgress,
     m: &mut Moving,
     mut body: RecvStream,
     tally: &mut Tally,

@@ -5,6 +5,7 @@
 //! [`crate::abi::proxy`] and [`crate::abi::balancer`].
 
 mod balancer;
+mod replay;
 
 pub use crate::abi::balancer::{BALANCER_GROUP, BALANCER_NAME};
 pub use crate::abi::proxy::{
@@ -14,6 +15,7 @@ pub use crate::abi::proxy::{
 pub use balancer::{
     call_status_table, register_balancer, Balancer, BalancerHandle, PickError, Picked,
 };
+pub use replay::{BodyProgress, REPLAY_LIMIT};
 
 use crate::abi::proxy::{exchange as code, ProxyExchange, SchemeHandlerV1};
 use crate::abi::{AbiFuture, AbiStr};
