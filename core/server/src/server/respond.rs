@@ -38,25 +38,8 @@ pub async fn send(
     closing: bool,
     slot: &mut Option<OwnedSemaphorePermit>,
 ) -> Option<Wire> {
-    let ctx = reply.finish.ctx();
-    let status = ctx.status.as_u16();
-    let mut filters = std::mem::take(&mut ctx.filters);
-    if !filters.is_empty() {
-        if let ReplyBody::Full(body) = &mut reply.body {
-            // A complete body goes through the filters at once: its new
-            // length is known before the head goes out.
-            match filter_whole(&mut filters, std::mem::take(body)) {
-                Ok(filtered) => *body = filtered,
-                Err(failure) => {
-                    crate::log::error(&format!(
-                        "module {}: its output filter failed; the response is aborted",
-                        module_name(failure.module)
-                    ));
-                    return None;
-                }
-            }
-        }
-    }
+    let status = reply.finish.ctx().status.as_u16();
+    let mut filters = take_filters(&mut reply)?;
     let ctx = reply.finish.ctx();
     let facts = HeadFacts {
         status,
@@ -142,8 +125,30 @@ pub async fn send(
     Some(wire)
 }
 
+/// The response's output filters; a complete body has been through them
+/// already (its new length is known before the head goes out). `None`
+/// when a filter failed on it: logged, the response is aborted.
+pub(crate) fn take_filters(reply: &mut Reply) -> Option<Chain> {
+    let mut filters = std::mem::take(&mut reply.finish.ctx().filters);
+    if !filters.is_empty() {
+        if let ReplyBody::Full(body) = &mut reply.body {
+            match filter_whole(&mut filters, std::mem::take(body)) {
+                Ok(filtered) => *body = filtered,
+                Err(failure) => {
+                    crate::log::error(&format!(
+                        "module {}: its output filter failed; the response is aborted",
+                        module_name(failure.module)
+                    ));
+                    return None;
+                }
+            }
+        }
+    }
+    Some(filters)
+}
+
 /// A complete body through the whole chain, its end included.
-pub(crate) fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, Failure> {
+fn filter_whole(filters: &mut Chain, body: Bytes) -> Result<Bytes, Failure> {
     let mut out = Vec::new();
     if !body.is_empty() {
         filters.push(body, &mut out)?;

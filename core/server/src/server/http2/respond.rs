@@ -7,10 +7,9 @@
 
 use super::downgrade::{response_fields, trailer_fields};
 use crate::http::request_head::Refusal;
-use crate::loader::filters::module_name;
 use crate::loader::request::RequestCtx;
 use crate::server::pipeline::{error_page, Reply, ReplyBody};
-use crate::server::respond::{filter_whole, stream, Sink};
+use crate::server::respond::{stream, take_filters, Sink};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
@@ -25,23 +24,10 @@ use std::time::Duration;
 const MAX_RESERVE: usize = 256 * 1024;
 
 pub async fn send(mut reply: Reply, mut respond: SendResponse<Bytes>, timeout: Duration) {
-    let ctx = reply.finish.ctx();
-    let mut filters = std::mem::take(&mut ctx.filters);
-    if !filters.is_empty() {
-        if let ReplyBody::Full(body) = &mut reply.body {
-            match filter_whole(&mut filters, std::mem::take(body)) {
-                Ok(filtered) => *body = filtered,
-                Err(failure) => {
-                    crate::log::error(&format!(
-                        "module {}: its output filter failed; the stream is reset",
-                        module_name(failure.module)
-                    ));
-                    respond.send_reset(Reason::INTERNAL_ERROR);
-                    return;
-                }
-            }
-        }
-    }
+    let Some(mut filters) = take_filters(&mut reply) else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
     let ctx = reply.finish.ctx();
     let status = ctx.status.as_u16();
     if status < 200 {
