@@ -178,9 +178,29 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
         && fields
             .get(b"expect")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let head = RequestHead::assemble(method_span, target, fields, version, framing);
     Ok(Some((
         RequestHead {
-            method: method_span,
+            keep_alive,
+            expect_continue,
+            ..head
+        },
+        len,
+    )))
+}
+
+impl RequestHead {
+    /// A head from its parts, kept alive and expecting no `100 Continue`
+    /// until the caller says otherwise.
+    fn assemble(
+        method: Span,
+        target: Target,
+        fields: Fields,
+        version: Version,
+        framing: BodyFraming,
+    ) -> RequestHead {
+        RequestHead {
+            method,
             received_path: target.path.clone(),
             path: target.path,
             query: target.query,
@@ -189,11 +209,10 @@ pub fn parse(buf: &[u8], max_fields: usize) -> Result<Option<(RequestHead, usize
             fields,
             version,
             framing,
-            keep_alive,
-            expect_continue,
-        },
-        len,
-    )))
+            keep_alive: true,
+            expect_continue: false,
+        }
+    }
 }
 
 /// A head built from a request that arrived in another shape (an HTTP/2
@@ -208,19 +227,13 @@ pub fn from_parts(
 ) -> Result<RequestHead, Refusal> {
     let method_span = fields.store(method.as_bytes());
     let target = split_target(method, target, &mut fields)?;
-    Ok(RequestHead {
-        method: method_span,
-        received_path: target.path.clone(),
-        path: target.path,
-        query: target.query,
-        absolute_authority: target.absolute_authority,
-        authority: target.authority,
+    Ok(RequestHead::assemble(
+        method_span,
+        target,
         fields,
         version,
         framing,
-        keep_alive: true,
-        expect_continue: false,
-    })
+    ))
 }
 
 /// Room to ask for in a [`Fields`] arena that [`from_parts`] will fill:
