@@ -17,10 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2;;
   esac
 done
-for tool in nginx haproxy h2load openssl; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/h2.sh needs $tool (apt-get install nginx haproxy nghttp2-client openssl)" >&2; exit 1; }
-done
 source bench/lib.sh
+need_tools bench/h2.sh nginx haproxy h2load openssl
 build_dist
 
 W=$(mktemp -d -t modproxy-h2.XXXXXX)
@@ -28,9 +26,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-  -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
-cat "$W/cert.pem" "$W/key.pem" > "$W/both.pem"
+self_signed_cert "$W"
 
 mkdir -p "$W/www"
 chmod -R a+rX "$W"
@@ -49,25 +45,7 @@ CONF
 taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
 
-cat > "$W/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option forwardfor
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:9445 ssl crt $W/both.pem alpn h2,http/1.1
-  default_backend mycluster
-backend mycluster
-  balance roundrobin
-  server a 127.0.0.1:8080
-  server b 127.0.0.1:8081
-CONF
+haproxy_tls_config "$W" 9445 h2,http/1.1
 taskset -c 0 haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
 HAPROXY=${PIDS[-1]}
 

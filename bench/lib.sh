@@ -4,6 +4,10 @@
 #   dist_root DIR [LIBDIR]     -> DIR/mods-available, DIR/mods-enabled (the four modules)
 #   example2_config DIR PORT WORKERS MEMBER_PORT MEMBER_PORT
 #                              -> DIR/modproxy.toml: the tutorial's Example 2
+#   need_tools SCRIPT TOOL...  -> exits, naming what to install, if one is missing
+#   self_signed_cert DIR       -> DIR/cert.pem, DIR/key.pem, DIR/both.pem (HAProxy's crt)
+#   haproxy_tls_config DIR PORT ALPN
+#                              -> DIR/haproxy.cfg: TLS on PORT, balancing 8080/8081
 #   backends_config DIR PORT PORT
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
@@ -63,5 +67,44 @@ http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
     location = /upload { return 200 "ok"; } }
   server { listen 127.0.0.1:$b reuseport; root $dir/www; location = / { return 200 "Howdy world!"; }
     location = /upload { return 200 "ok"; } } }
+CONF
+}
+
+need_tools() {
+  local script=$1 tool; shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+      { echo "$script needs $tool (tests/setup.sh installs it, or apt-get install it)" >&2; exit 1; }
+  done
+}
+
+# One certificate for every proxy of a run, so each does the same crypto.
+self_signed_cert() {
+  local dir=$1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  cat "$dir/cert.pem" "$dir/key.pem" > "$dir/both.pem"
+}
+
+haproxy_tls_config() {
+  local dir=$1 port=$2 alpn=$3
+  cat > "$dir/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$port ssl crt $dir/both.pem alpn $alpn
+  default_backend mycluster
+backend mycluster
+  balance roundrobin
+  server a 127.0.0.1:8080
+  server b 127.0.0.1:8081
 CONF
 }

@@ -15,10 +15,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2;;
   esac
 done
-for tool in nginx haproxy wrk openssl; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench/tls.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
-done
 source bench/lib.sh
+need_tools bench/tls.sh nginx haproxy wrk openssl
 build_dist
 
 W=$(mktemp -d -t modproxy-tls.XXXXXX)
@@ -26,10 +24,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-# One self-signed certificate for both proxies.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-  -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
-cat "$W/cert.pem" "$W/key.pem" > "$W/both.pem"
+self_signed_cert "$W"
 
 mkdir -p "$W/www"
 head -c 76800 /dev/urandom | base64 -w 0 > "$W/www/100k.txt"
@@ -49,25 +44,7 @@ CONF
 taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
 
-cat > "$W/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option forwardfor
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:9445 ssl crt $W/both.pem alpn http/1.1
-  default_backend mycluster
-backend mycluster
-  balance roundrobin
-  server a 127.0.0.1:8080
-  server b 127.0.0.1:8081
-CONF
+haproxy_tls_config "$W" 9445 http/1.1
 taskset -c 0 haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
 HAPROXY=${PIDS[-1]}
 
