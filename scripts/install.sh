@@ -36,7 +36,7 @@ modules=()
 for d in mods-available/*.toml; do modules+=("$(basename "$d" .toml)"); done
 if [ $build = 1 ]; then
   # proxy_discovery's etcd client compiles etcd's .proto files with protoc.
-  if [[ " ${modules[*]} " == *" proxy_discovery "* ]] && ! command -v protoc >/dev/null; then
+  if [[ " ${modules[*]} " == *" proxy_discovery "* ]] && [ -z "${PROTOC:-}" ] && ! command -v protoc >/dev/null; then
     echo "install.sh: building proxy_discovery needs protoc: apt-get install protobuf-compiler (or set PROTOC to its path)" >&2
     exit 1
   fi
