@@ -27,8 +27,10 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::SendResponse;
 use h2::RecvStream;
 use std::future::poll_fn;
+use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// Streams a client may reset before they are accepted; past it, the
 /// connection ends with ENHANCE_YOUR_CALM.
@@ -81,45 +83,48 @@ pub(in crate::server) async fn serve(
     let mut idle = pin!(tokio::time::sleep(keepalive));
     let mut going_away = false;
     let (mut served, mut resets) = (0u64, 0u64);
-    loop {
-        tokio::select! {
-            accepted = connection.accept() => match accepted {
-                Some(Ok((request, respond))) => {
-                    served += 1;
-                    streams.push(serve_stream(request, respond, conn.clone(), site.clone(), max_fields));
-                }
-                Some(Err(e)) => {
-                    crate::log::debug(&format!("HTTP/2 connection with {client} ended: {e}"));
-                    break;
-                }
-                None => break,
-            },
-            Some(ended) = streams.next(), if !streams.is_empty() => {
-                if ended == Ended::ResetByClient {
-                    resets += 1;
-                    if resets > RESETS_ALLOWED && resets * 2 > served {
-                        crate::log::info(&format!(
-                            "HTTP/2 client {client} reset {resets} of its {served} streams before their answers: \
-                             closing the connection (a rapid-reset flood)"
-                        ));
-                        connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                        going_away = true;
-                    }
-                }
-                if streams.is_empty() {
-                    idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
+    poll_fn(|cx| loop {
+        // Every stream that can move does before h2 is polled again, so
+        // the frames of all the answers ready now go out in one write.
+        while let Poll::Ready(Some(ended)) = streams.poll_next_unpin(cx) {
+            if ended == Ended::ResetByClient {
+                resets += 1;
+                if resets > RESETS_ALLOWED && resets * 2 > served && !going_away {
+                    crate::log::info(&format!(
+                        "HTTP/2 client {client} reset {resets} of its {served} streams before their answers: \
+                         closing the connection (a rapid-reset flood)"
+                    ));
+                    connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    going_away = true;
                 }
             }
-            _ = &mut stopping, if !going_away => {
-                connection.graceful_shutdown();
-                going_away = true;
-            }
-            _ = &mut idle, if streams.is_empty() && !going_away => {
-                connection.graceful_shutdown();
-                going_away = true;
+            if streams.is_empty() {
+                idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
             }
         }
-    }
+        // GOAWAY when the server stops, or after KeepAliveTimeout with no
+        // stream open. (The stop signal is polled only until it fires.)
+        if !going_away
+            && (stopping.as_mut().poll(cx).is_ready()
+                || (streams.is_empty() && idle.as_mut().poll(cx).is_ready()))
+        {
+            connection.graceful_shutdown();
+            going_away = true;
+        }
+        match connection.poll_accept(cx) {
+            Poll::Ready(Some(Ok((request, respond)))) => {
+                served += 1;
+                streams.push(serve_stream(request, respond, conn.clone(), site.clone(), max_fields));
+            }
+            Poll::Ready(Some(Err(e))) => {
+                crate::log::debug(&format!("HTTP/2 connection with {client} ended: {e}"));
+                return Poll::Ready(());
+            }
+            Poll::Ready(None) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await;
     // The connection is gone: its streams' responses have nowhere to go.
     drop(streams);
     drop(held);
