@@ -1,11 +1,12 @@
 //! One HTTP/2 client connection. The h2 crate reads and writes frames;
 //! this loop accepts streams and serves them side by side in the
-//! connection's own task (a stream that waits holds up no other, and a
-//! response written wakes no second task: measured at 19.0 against
-//! nginx's 16.9 µs per request with a task per stream, docs/performance.md),
-//! closes an idle connection
-//! after KeepAliveTimeout, and says GOAWAY when the server stops or hands
-//! off: streams already open finish, new ones go to the new server.
+//! connection's own task: a stream that waits holds up no other, a
+//! response written wakes no second task, and every stream that can move
+//! does before h2 writes, so answers ready together leave in one write
+//! (−25 % CPU per request at 100 streams a connection, docs/performance.md).
+//! It closes an idle connection after KeepAliveTimeout, and says GOAWAY
+//! when the server stops or hands off: streams already open finish, new
+//! ones go to the new server.
 //!
 //! The flood defences are h2's, with their limits set here rather than
 //! left to its defaults: the streams a client may reset before the server
@@ -26,8 +27,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::SendResponse;
 use h2::RecvStream;
-use std::future::poll_fn;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
