@@ -160,15 +160,13 @@ fn a_tls_site_with_a_sticky_balancer_and_the_manager_imports_and_serves() {
         .iter()
         .map(|a| a.rsplit(':').next().unwrap().to_string())
         .collect();
-    // ServerAdmin, Protocols h2, SSLProtocol, SSLHonorCipherOrder, the
-    // vhost's two logs, RequestHeader, Header, hcmethod and hcuri, the
-    // Require in <Proxy>, Alias and the three Rewrite lines.
+    // ServerAdmin, SSLProtocol, SSLHonorCipherOrder, the vhost's two
+    // logs, RequestHeader, Header, hcmethod and hcuri, the Require in
+    // <Proxy>, Alias and the three Rewrite lines (`Protocols h2 http/1.1`
+    // is converted).
     assert_eq!(
         lines,
-        [
-            "10", "12", "17", "18", "20", "21", "28", "30", "34", "34", "36", "46", "53", "54",
-            "55"
-        ],
+        ["10", "17", "18", "20", "21", "28", "30", "34", "34", "36", "46", "53", "54", "55"],
         "{}",
         i.stderr
     );
@@ -180,6 +178,13 @@ fn a_tls_site_with_a_sticky_balancer_and_the_manager_imports_and_serves() {
     );
     let vh = &i.value["vhost"][0];
     assert_eq!(vh["listen"].as_str(), Some("0.0.0.0:443"));
+    let protocols: Vec<_> = vh["protocols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(protocols, ["h2", "http/1.1"]);
     assert_eq!(
         vh["tls_certificate"].as_str(),
         Some("/etc/letsencrypt/live/shop.example.com/fullchain.pem")

@@ -308,3 +308,29 @@ fn syntax_errors_stop_the_import_with_the_place() {
         .unwrap_err()
         .contains("cannot read"));
 }
+
+#[test]
+fn protocols_become_the_vhosts_list_and_tls_without_them_stays_http11() {
+    let tls = "SSLEngine on\n  SSLCertificateFile a.crt\n  SSLCertificateKeyFile a.key";
+    let list = |v: &Value, i: usize| -> Vec<String> {
+        v["vhost"][i]["protocols"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let conf = format!(
+        "Listen 443\nListen 80\nListen 8443\n<VirtualHost *:443>\n  {tls}\n</VirtualHost>\n\
+         <VirtualHost *:80>\n  Protocols h2c http/1.1\n</VirtualHost>\n\
+         <VirtualHost *:8443>\n  {tls}\n  Protocols h2 acme-tls/1\n</VirtualHost>\n"
+    );
+    let (v, report, out) = run(&conf);
+    assert_eq!(
+        list(&v, 0),
+        ["http/1.1"],
+        "httpd serves HTTP/1.1 only without Protocols:\n{out}"
+    );
+    assert_eq!(list(&v, 1), ["h2c", "http/1.1"], "{out}");
+    assert_eq!(list(&v, 2), ["h2", "http/1.1"], "{out}");
+    let text = format!("{:?}", report.skipped);
+    assert!(text.contains("acme-tls/1 is not offered"), "{text}");
+}

@@ -249,12 +249,24 @@ impl Converter<'_> {
                 self.done(d);
             }
             "protocols" => {
-                let other: Vec<&String> = d.args.iter().filter(|p| !p.eq_ignore_ascii_case("http/1.1")).collect();
-                if other.is_empty() {
+                // httpd's names are modproxy's; HTTP/1.1 is always served.
+                let mut list: Vec<Value> = Vec::new();
+                let mut unknown = Vec::new();
+                for p in &d.args {
+                    match p.to_ascii_lowercase().as_str() {
+                        name @ ("h2" | "h2c" | "http/1.1") => list.push(Value::String(name.into())),
+                        _ => unknown.push(p.as_str()),
+                    }
+                }
+                if !list.iter().any(|v| v.as_str() == Some("http/1.1")) {
+                    list.push(Value::String("http/1.1".into()));
+                }
+                scope.core.set("protocols", &o, Value::Array(list));
+                if unknown.is_empty() {
                     self.done(d);
                 } else {
-                    let list = other.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-                    self.skip(d, &format!("modproxy speaks HTTP/1.1 only, so {list} is not offered (clients fall back to HTTP/1.1)"));
+                    let names = unknown.join(", ");
+                    self.skip(d, &format!("modproxy serves h2, h2c and http/1.1; {names} is not offered"));
                 }
             }
             "timeout" | "keepalivetimeout" | "limitrequestline" | "limitrequestfieldsize" | "limitrequestfields" | "limitrequestbody" | "maxrequestworkers" | "maxclients" | "acceptfilter" | "loglevel" | "errorlog" | "customlog" => {
@@ -419,8 +431,10 @@ impl Converter<'_> {
             return v.clone();
         }
         let mut base_core = Keys::default();
-        if let Some(i) = main.core.get("allow_encoded_slashes") {
-            base_core.set("allow_encoded_slashes", &i.origin, i.value.clone());
+        for key in ["allow_encoded_slashes", "protocols"] {
+            if let Some(i) = main.core.get(key) {
+                base_core.set(key, &i.origin, i.value.clone());
+            }
         }
         let cat =
             |a: &Vec<model::Entry>, b: &Vec<model::Entry>| a.iter().chain(b).cloned().collect();
@@ -508,6 +522,13 @@ impl Converter<'_> {
                 let (c, k) = (c.clone(), k.clone());
                 scope.core.set("tls_certificate", &c.origin, c.value);
                 scope.core.set("tls_key", &k.origin, k.value);
+                // httpd serves HTTP/2 only where `Protocols` says so;
+                // modproxy's TLS vhosts offer h2 by default: say what
+                // httpd did.
+                if scope.core.get("protocols").is_none() {
+                    let http11 = Value::Array(vec![Value::String("http/1.1".into())]);
+                    scope.core.set("protocols", &k.origin, http11);
+                }
             }
             (true, _, _) => {
                 let (o, _) = scope.ssl_engine.clone().expect("checked");
