@@ -2,7 +2,8 @@
 //! that means harm while another client, well-behaved, is served beside
 //! it: rapid reset (CVE-2023-44487), MadeYouReset (CVE-2025-8671), a
 //! CONTINUATION flood (CVE-2024-27316), a SETTINGS flood, a slow reader
-//! that never opens its window, and an HPACK bomb. Each is answered
+//! that never opens its window (and one that never sends its body), and
+//! an HPACK bomb. Each is answered
 //! without harm to the other client, and the server's memory stays bounded.
 
 #[path = "support/h2raw.rs"]
@@ -354,5 +355,38 @@ fn an_hpack_bomb_is_refused_before_it_grows() {
     assert!(
         backend.seen().iter().all(|r| r.target != "/bomb"),
         "the bomb reached the backend"
+    );
+}
+
+/// The other half of `limits.timeout` per stream: a client that opens a
+/// request body and never sends it does not hold its stream, nor the
+/// backend exchange, past the timeout.
+#[test]
+fn a_body_that_never_comes_ends_its_stream_after_the_timeout() {
+    let backend = Backend::text("ok");
+    let s = site(&backend, "timeout = 2");
+    let port = s.port;
+    let (answer, took) = beside(port, "a silent uploader", move || {
+        let mut c = RawH2::connect(port, &[]);
+        let started = Instant::now();
+        c.request(1, "POST", "/upload", &[("content-length", "10")], false)
+            .unwrap();
+        let answer = c.read_until(Duration::from_secs(10), |f| {
+            f.stream == 1 && matches!(f.kind, HEADERS | RST_STREAM)
+        });
+        (answer.map(|f| (f.kind, f.payload)), started.elapsed())
+    });
+    let (kind, payload) = answer.expect("the stream is answered or reset");
+    assert!(
+        kind == RST_STREAM || payload.first() != Some(&0x88),
+        "not a 200: frame {kind} {payload:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "after {took:?}"
+    );
+    assert!(
+        backend.seen().iter().all(|r| r.target != "/upload"),
+        "no complete request reached the backend"
     );
 }
