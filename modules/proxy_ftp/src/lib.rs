@@ -307,20 +307,7 @@ async fn retrieve(
     if start.code != 150 && start.code != 125 {
         return Ok(refused("the download", &t.addr, &start));
     }
-    outcome.status = 200;
-    req.set_status(200);
-    req.set_header(
-        Headers::Response,
-        "Content-Type",
-        render::content_type(&t.path).as_bytes(),
-    );
-    if let Some(n) = length {
-        req.set_header(
-            Headers::Response,
-            "Content-Length",
-            n.to_string().as_bytes(),
-        );
-    }
+    file_head(req, t, length, outcome);
     if req.send_head().is_err() {
         return Ok(Answer::Status(ExchangeStatus::Aborted));
     }
@@ -375,6 +362,21 @@ fn head_only(
     length: Option<u64>,
     outcome: &mut ExchangeOutcome,
 ) -> Answer {
+    file_head(req, t, length, outcome);
+    match req.send_head() {
+        Ok(()) => Answer::Status(ExchangeStatus::Relayed),
+        Err(_) => Answer::Status(ExchangeStatus::Aborted),
+    }
+}
+
+/// A file's 200 head, for GET and HEAD alike: its type from its name, and
+/// its length when the server told it (SIZE).
+fn file_head(
+    req: &mut Request,
+    t: &url::FtpUrl,
+    length: Option<u64>,
+    outcome: &mut ExchangeOutcome,
+) {
     outcome.status = 200;
     req.set_status(200);
     req.set_header(
@@ -388,10 +390,6 @@ fn head_only(
             "Content-Length",
             n.to_string().as_bytes(),
         );
-    }
-    match req.send_head() {
-        Ok(()) => Answer::Status(ExchangeStatus::Relayed),
-        Err(_) => Answer::Status(ExchangeStatus::Aborted),
     }
 }
 
