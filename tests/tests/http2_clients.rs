@@ -52,42 +52,36 @@ fn h2_by_alpn_on_tls_and_h2c_by_prior_knowledge_on_plain() {
     let resolve = format!("a.test:{tls_port}:127.0.0.1");
     let cacert = root.dir.join("tls/a.crt");
     let url = format!("https://a.test:{tls_port}/tls");
-    let out = curl(&[
-        "--http2",
-        "--resolve",
-        &resolve,
-        "--cacert",
-        cacert.to_str().unwrap(),
-        "-w",
-        " %{http_version}",
-        &url,
-    ]);
+    let cacert = cacert.to_str().unwrap();
+    let tls = |version: &str| {
+        curl(&[
+            version,
+            "--resolve",
+            &resolve,
+            "--cacert",
+            cacert,
+            "-w",
+            " %{http_version}",
+            &url,
+        ])
+    };
+    let out = tls("--http2");
     assert_eq!(text(&out), "hello 2", "{out:?}");
     // A client that offers only HTTP/1.1 gets it.
-    let out = curl(&[
-        "--http1.1",
-        "--resolve",
-        &resolve,
-        "--cacert",
-        cacert.to_str().unwrap(),
-        "-w",
-        " %{http_version}",
-        &url,
-    ]);
+    let out = tls("--http1.1");
     assert_eq!(text(&out), "hello 1.1", "{out:?}");
 
-    let out = curl(&[
-        "--http2-prior-knowledge",
-        "-w",
-        " %{http_version}",
-        &format!("http://127.0.0.1:{h2c_port}/h2c"),
-    ]);
+    let h2c = |version: &str, path: &str| {
+        curl(&[
+            version,
+            "-w",
+            " %{http_version}",
+            &format!("http://127.0.0.1:{h2c_port}{path}"),
+        ])
+    };
+    let out = h2c("--http2-prior-knowledge", "/h2c");
     assert_eq!(text(&out), "hello 2", "{out:?}");
-    let out = curl(&[
-        "-w",
-        " %{http_version}",
-        &format!("http://127.0.0.1:{h2c_port}/h1"),
-    ]);
+    let out = h2c("--http1.1", "/h1");
     assert_eq!(
         text(&out),
         "hello 1.1",
