@@ -50,11 +50,7 @@ taskset -c "$PROXY_CPU" nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" & PIDS+=($!
 NGINX_PID=$!
 
 ROOT="$W/ours"
-mkdir -p "$ROOT/mods-available" "$ROOT/mods-enabled"
-for m in proxy proxy_http cache deflate; do
-  sed "s|^library = .*|library = \"$PWD/target/dist/libmod_$m.so\"|" "mods-available/$m.toml" > "$ROOT/mods-available/$m.toml"
-  ln -sf "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
-done
+dist_root "$ROOT" "$PWD/target/dist" proxy proxy_http cache deflate
 cat > "$ROOT/modproxy.toml" <<CONF
 workers = 1
 [log]

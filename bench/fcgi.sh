@@ -11,6 +11,7 @@
 #   PROFILE=release skips the dist build (LTO) for a quick look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 DURATION=10; CONNS=8
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -94,11 +95,7 @@ taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
 
 ROOT="$W/modproxy"
-mkdir -p "$ROOT/mods-available" "$ROOT/mods-enabled"
-for m in proxy proxy_fcgi; do
-  sed "s|^library = .*|library = \"$BIN/libmod_$m.so\"|" "mods-available/$m.toml" > "$ROOT/mods-available/$m.toml"
-  ln -sf "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
-done
+dist_root "$ROOT" "$BIN" proxy proxy_fcgi
 cat > "$ROOT/modproxy.toml" <<CONF
 workers = 1
 [log]

@@ -15,6 +15,7 @@
 # usage: bench/h2_backend.sh [DURATION=10]   (builds the dist profile, PGO=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 DURATION=${1:-10}; CONNS=${CONNS:-32}
 PROXY_CPU=${PROXY_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
 for tool in nghttpd haproxy wrk; do
@@ -56,11 +57,7 @@ taskset -c "$PROXY_CPU" haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
 HAPROXY_PID=$!
 
 ROOT="$W/ours"
-mkdir -p "$ROOT/mods-available" "$ROOT/mods-enabled"
-for m in proxy proxy_http2; do
-  sed "s|^library = .*|library = \"$PWD/target/dist/libmod_$m.so\"|" "mods-available/$m.toml" > "$ROOT/mods-available/$m.toml"
-  ln -sf "../mods-available/$m.toml" "$ROOT/mods-enabled/$m.toml"
-done
+dist_root "$ROOT" "$PWD/target/dist" proxy proxy_http2
 cat > "$ROOT/modproxy.toml" <<CONF
 workers = 1
 [log]

@@ -1,7 +1,9 @@
 # Shared by the bench scripts: build the `dist` profile (LTO, and PGO when
 # llvm-profdata is at hand) and make server roots configured like the peers.
 #   build_dist                 -> target/dist: modproxy and the four modules
-#   dist_root DIR [LIBDIR]     -> DIR/mods-available, DIR/mods-enabled (the four modules)
+#   dist_root DIR [LIBDIR [MODULE...]]
+#                              -> DIR/mods-available, DIR/mods-enabled (the four
+#                                 modules, or those named), libraries from LIBDIR
 #   example2_config DIR PORT WORKERS MEMBER_PORT MEMBER_PORT
 #                              -> DIR/modproxy.toml: the tutorial's Example 2
 #   need_tools SCRIPT TOOL...  -> exits, naming what to install, if one is missing
@@ -26,8 +28,10 @@ build_dist() {
 
 dist_root() {
   local root=$1 libdir=${2:-$PWD/target/dist} m
+  local modules=("${@:3}")
+  [ ${#modules[@]} -gt 0 ] || modules=("${DIST_MODULES[@]}")
   mkdir -p "$root/mods-available" "$root/mods-enabled"
-  for m in "${DIST_MODULES[@]}"; do
+  for m in "${modules[@]}"; do
     sed "s|^library = .*|library = \"$libdir/libmod_$m.so\"|" "mods-available/$m.toml" > "$root/mods-available/$m.toml"
     ln -sf "../mods-available/$m.toml" "$root/mods-enabled/$m.toml"
   done
