@@ -12,14 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-DURATION=10; CONNS=8
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
-    *) echo "unknown argument: $1" >&2; exit 2;;
-  esac
-done
+bench_args 8 "$@"
 FPM=$(compgen -G '/usr/sbin/php-fpm*' | sort | tail -1 || true)
 [ -n "$FPM" ] || { echo "bench/fcgi.sh needs php-fpm (apt-get install php-fpm)" >&2; exit 1; }
 for tool in nginx wrk /usr/sbin/apache2; do

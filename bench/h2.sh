@@ -9,15 +9,8 @@
 # usage: bench/h2.sh [--duration 10] [--conns 16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10; CONNS=16
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
-    *) echo "unknown argument: $1" >&2; exit 2;;
-  esac
-done
 source bench/lib.sh
+bench_args 16 "$@"
 need_tools bench/h2.sh nginx haproxy h2load openssl
 build_dist
 

@@ -6,6 +6,7 @@
 #                                 modules, or those named), libraries from LIBDIR
 #   example2_config DIR PORT WORKERS MEMBER_PORT MEMBER_PORT
 #                              -> DIR/modproxy.toml: the tutorial's Example 2
+#   bench_args CONNS "$@"      -> DURATION (10) and CONNS from --duration N, --conns N
 #   need_tools SCRIPT TOOL...  -> exits, naming what to install, if one is missing
 #   self_signed_cert DIR       -> DIR/cert.pem, DIR/key.pem, DIR/both.pem (HAProxy's crt)
 #   haproxy_tls_config DIR PORT ALPN
@@ -111,4 +112,15 @@ backend mycluster
   server a 127.0.0.1:8080
   server b 127.0.0.1:8081
 CONF
+}
+
+bench_args() {
+  DURATION=10; CONNS=$1; shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --duration) DURATION="$2"; shift 2;;
+      --conns) CONNS="$2"; shift 2;;
+      *) echo "unknown argument: $1" >&2; exit 2;;
+    esac
+  done
 }

@@ -7,15 +7,8 @@
 # usage: bench/tls.sh [--duration 10] [--conns 64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10; CONNS=64
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
-    *) echo "unknown argument: $1" >&2; exit 2;;
-  esac
-done
 source bench/lib.sh
+bench_args 64 "$@"
 need_tools bench/tls.sh nginx haproxy wrk openssl
 build_dist
 
