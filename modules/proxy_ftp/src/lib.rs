@@ -140,6 +140,18 @@ async fn page(
         "<!DOCTYPE html>\n<html><head><title>{status}</title></head><body><p>{}</p></body></html>\n",
         render::escape(text)
     );
+    send_html(req, outcome, status, body, location.as_deref()).await
+}
+
+/// An HTML page (ours, or a directory listing) with its head; HEAD gets
+/// the head only.
+async fn send_html(
+    req: &mut Request,
+    outcome: &mut ExchangeOutcome,
+    status: u16,
+    body: String,
+    location: Option<&str>,
+) -> ExchangeStatus {
     outcome.status = status;
     req.set_status(status);
     req.set_header(
@@ -253,25 +265,9 @@ async fn list(
     }
     outcome.bytes_received += buf.len() as u64;
     let page = render::listing(&t.path, &String::from_utf8_lossy(&buf));
-    outcome.status = 200;
-    req.set_status(200);
-    req.set_header(
-        Headers::Response,
-        "Content-Type",
-        b"text/html; charset=utf-8",
-    );
-    req.set_header(
-        Headers::Response,
-        "Content-Length",
-        page.len().to_string().as_bytes(),
-    );
-    if req.send_head().is_err() {
-        return Ok(Answer::Status(ExchangeStatus::Aborted));
-    }
-    if req.method() != "HEAD" && req.write_body(Bytes::from(page)).await.is_err() {
-        return Ok(Answer::Status(ExchangeStatus::Aborted));
-    }
-    Ok(Answer::Status(ExchangeStatus::Relayed))
+    Ok(Answer::Status(
+        send_html(req, outcome, 200, page, None).await,
+    ))
 }
 
 async fn retrieve(
