@@ -8,6 +8,7 @@
 //! Nothing here does I/O, so every rule is tested on raw bytes and
 //! fuzzed (fuzz/).
 
+pub mod authority;
 pub mod backend_request;
 pub mod backend_response;
 pub mod chunked;

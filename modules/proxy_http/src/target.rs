@@ -2,11 +2,11 @@
 //! the connect and the request line need, refusing anything that would make
 //! us connect somewhere other than the host the URL names.
 
+use modproxy_http1::authority;
 use modproxy_http1::eq_lower_str as eq_lower;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::ops::Range;
 
 const DEFAULT_PORT: u16 = 80;
@@ -59,7 +59,7 @@ impl<'a> Target<'a> {
             return Err(BadTarget("user information in the URL is not supported"));
         }
         let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
-        let (host, ipv6, port) = split_authority(authority, default_port)?;
+        let (host, ipv6, port) = authority::split(authority, default_port).map_err(BadTarget)?;
         let scheme_len = url.len() - rest.len();
         Ok(Target {
             host,
@@ -93,11 +93,7 @@ impl<'a> Target<'a> {
 
     /// `host:port` for the connect, IPv6 in brackets.
     pub fn connect_addr(&self) -> String {
-        if self.ipv6 {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority::connect_addr(self.host, self.ipv6, self.port)
     }
 
     /// The Host header for the backend: the port only when it is not the
@@ -108,11 +104,7 @@ impl<'a> Target<'a> {
         } else {
             DEFAULT_PORT
         };
-        match (self.ipv6, self.port == default) {
-            (true, true) => format!("[{}]", self.host),
-            (false, true) => self.host.to_owned(),
-            _ => self.connect_addr(),
-        }
+        authority::with_port_unless(self.host, self.ipv6, self.port, default)
     }
 }
 
@@ -160,59 +152,6 @@ impl Origin {
             origin_len: self.text.len(),
         })
     }
-}
-
-/// `host`, `host:port`, `[v6]` or `[v6]:port` → (host, is_ipv6, port).
-fn split_authority(authority: &str, default_port: u16) -> Result<(&str, bool, u16), BadTarget> {
-    let (host, ipv6, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let (v6, after) = inner
-            .split_once(']')
-            .ok_or(BadTarget("unclosed '[' in the host"))?;
-        if v6.parse::<Ipv6Addr>().is_err() {
-            return Err(BadTarget("invalid IPv6 address"));
-        }
-        let port = match after {
-            "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or(BadTarget("junk after the IPv6 address"))?,
-            ),
-        };
-        (v6, true, port)
-    } else {
-        // A byte scan: `split_once(':')` sets up memchr for a dozen bytes.
-        match authority.bytes().position(|b| b == b':') {
-            Some(i) => (&authority[..i], false, Some(&authority[i + 1..])),
-            None => (authority, false, None),
-        }
-    };
-    if !ipv6 && !valid_reg_name(host) {
-        return Err(BadTarget("missing or invalid host name"));
-    }
-    let port = match port {
-        None | Some("") => default_port,
-        Some(p) => parse_port(p).ok_or(BadTarget("invalid port"))?,
-    };
-    Ok((host, ipv6, port))
-}
-
-/// Host names and IPv4 literals: letters, digits, `-`, `.`, `_`.
-fn valid_reg_name(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-}
-
-/// 1..=65535, digits only (`u16::from_str` would accept a leading `+`).
-fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 {
-        return None;
-    }
-    let n = p.bytes().try_fold(0u32, |n, b| {
-        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
-    })?;
-    u16::try_from(n).ok().filter(|&n| n != 0)
 }
 
 /// `/path?query` from what follows the authority: the fragment is dropped

@@ -2,6 +2,7 @@
 //! request's pseudo-header fields need, refusing anything that would make
 //! us connect somewhere other than the host the URL names.
 
+use modproxy_http1::authority;
 use std::fmt;
 
 /// A parsed `h2://` (TLS, ALPN h2) or `h2c://` (cleartext, prior
@@ -41,7 +42,7 @@ impl<'a> Target<'a> {
             return Err(BadTarget("user information in the URL is not supported"));
         }
         let default_port = if tls { 443 } else { 80 };
-        let (host, ipv6, port) = split_authority(authority, default_port)?;
+        let (host, ipv6, port) = authority::split(authority, default_port).map_err(BadTarget)?;
         let tail = tail.split('#').next().unwrap_or("");
         let path_and_query = if tail.starts_with('/') {
             tail.to_owned()
@@ -59,22 +60,14 @@ impl<'a> Target<'a> {
 
     /// `host:port` for the connect, IPv6 in brackets.
     pub fn connect_addr(&self) -> String {
-        if self.ipv6 {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority::connect_addr(self.host, self.ipv6, self.port)
     }
 
     /// `:authority` when the client's Host is not preserved: the port only
     /// when it is not the scheme's default.
     pub fn authority(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
-        match (self.ipv6, self.port == default) {
-            (true, true) => format!("[{}]", self.host),
-            (false, true) => self.host.to_owned(),
-            _ => self.connect_addr(),
-        }
+        authority::with_port_unless(self.host, self.ipv6, self.port, default)
     }
 
     /// `h2c://host:port` in lower case, the default port written out: the
@@ -92,50 +85,6 @@ impl<'a> Target<'a> {
             "http"
         }
     }
-}
-
-/// `host`, `host:port`, `[v6]` or `[v6]:port` → (host, is_ipv6, port).
-fn split_authority(authority: &str, default_port: u16) -> Result<(&str, bool, u16), BadTarget> {
-    let (host, ipv6, port) = match authority.strip_prefix('[') {
-        Some(inner) => {
-            let (v6, after) = inner
-                .split_once(']')
-                .ok_or(BadTarget("unclosed '[' in the host"))?;
-            if v6.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(BadTarget("invalid IPv6 address"));
-            }
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or(BadTarget("junk after the IPv6 address"))?,
-                ),
-            };
-            (v6, true, port)
-        }
-        None => match authority.split_once(':') {
-            Some((h, p)) => (h, false, Some(p)),
-            None => (authority, false, None),
-        },
-    };
-    let valid_name = |h: &str| {
-        !h.is_empty()
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    };
-    if !ipv6 && !valid_name(host) {
-        return Err(BadTarget("missing or invalid host name"));
-    }
-    let port = match port {
-        None | Some("") => default_port,
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&n| n != 0)
-            .ok_or(BadTarget("invalid port"))?,
-        Some(_) => return Err(BadTarget("invalid port")),
-    };
-    Ok((host, ipv6, port))
 }
 
 #[cfg(test)]
