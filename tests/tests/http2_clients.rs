@@ -12,8 +12,13 @@ use modproxy_tests::{free_port, Backend, Server, ServerRoot};
 use std::process::{Command, Output};
 
 fn curl(args: &[&str]) -> Output {
+    curl_within("20", args)
+}
+
+/// curl, given `seconds` in all (the bodies of megabytes get more).
+fn curl_within(seconds: &str, args: &[&str]) -> Output {
     Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
+        .args(["-sS", "--max-time", seconds])
         .args(args)
         .output()
         .expect("curl is installed")
@@ -180,28 +185,18 @@ fn megabytes_go_both_ways_within_flow_control() {
     let at = format!("@{}", upload.display());
     let url = format!("http://127.0.0.1:{port}/echo");
     // With a Content-Length, and streamed without one (chunked to the backend).
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "--http2-prior-knowledge",
-            "--data-binary",
-            &at,
-            &url,
-        ])
-        .output()
-        .unwrap();
+    let out = curl_within(
+        "30",
+        &["--http2-prior-knowledge", "--data-binary", &at, &url],
+    );
     assert!(
         out.stdout == data,
         "9 MiB echoed byte-exact ({} bytes back)",
         out.stdout.len()
     );
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
+    let out = curl_within(
+        "30",
+        &[
             "--http2-prior-knowledge",
             "-X",
             "POST",
@@ -210,9 +205,8 @@ fn megabytes_go_both_ways_within_flow_control() {
             "-H",
             "Content-Length:",
             &url,
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.stdout == data,
         "streamed upload echoed ({} bytes back)",
@@ -224,16 +218,13 @@ fn megabytes_go_both_ways_within_flow_control() {
             .any(|r| r.header("transfer-encoding") == Some("chunked")),
         "a body of unknown length goes chunked"
     );
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
+    let out = curl_within(
+        "30",
+        &[
             "--http2-prior-knowledge",
             &format!("http://127.0.0.1:{port}/big"),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.stdout.len(), 24 << 20);
     assert!(out.stdout.iter().all(|&b| b == b'z'));
 }
