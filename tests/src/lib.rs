@@ -27,7 +27,7 @@ pub use client::{checksum, get, noise, request, send_raw, Conn, Response};
 pub use fpm::PhpFpm;
 pub use proxied::Proxied;
 pub use scripted::{Peer, Scripted};
-pub use server::{modproxy, Server, ServerRoot};
+pub use server::{h2c_proxy, modproxy, Server, ServerRoot};
 
 use std::path::PathBuf;
 

@@ -240,3 +240,24 @@ impl Drop for Server {
         }
     }
 }
+
+/// A root with `modules` enabled and one vhost that serves HTTP/1.1 and
+/// h2c (prior knowledge) on a free port and proxies every path to
+/// `backend_url`; `limits` are `[limits]` lines (none when empty). For
+/// the tests of HTTP/2 towards clients.
+pub fn h2c_proxy(modules: &[&str], backend_url: &str, limits: &str) -> (ServerRoot, Server) {
+    let root = ServerRoot::new();
+    root.enable(modules);
+    let port = crate::free_port();
+    let limits = if limits.is_empty() {
+        String::new()
+    } else {
+        format!("[limits]\n{limits}\n")
+    };
+    root.config(&format!(
+        "{limits}[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nprotocols = [\"h2c\", \"http/1.1\"]\n\
+         [vhost.proxy]\npass = [{{ path = \"/\", url = \"{backend_url}/\" }}]\n"
+    ));
+    let server = Server::start(&root, port);
+    (root, server)
+}

@@ -10,7 +10,7 @@
 mod h2raw;
 
 use h2raw::*;
-use modproxy_tests::{free_port, Backend, Server, ServerRoot};
+use modproxy_tests::{h2c_proxy, Backend, Server, ServerRoot};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,21 +23,12 @@ struct Site {
 
 /// An h2c vhost proxying to `backend`; `limits` goes into `[limits]`.
 fn site(backend: &Backend, limits: &str) -> Site {
-    let root = ServerRoot::new();
-    root.enable(&["proxy_http"]);
-    let port = free_port();
-    root.config(&format!(
-        "[limits]\n{limits}\n[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nprotocols = [\"h2c\", \"http/1.1\"]\n\
-         [vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n",
-        backend.url()
-    ));
-    let server = Server::start(&root, port);
-    let pid = server.pid();
+    let (root, server) = h2c_proxy(&["proxy_http"], &backend.url(), limits);
     Site {
+        port: server.port,
+        pid: server.pid(),
         _server: server,
         root,
-        port,
-        pid,
     }
 }
 

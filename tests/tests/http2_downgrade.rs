@@ -10,21 +10,14 @@
 mod h2raw;
 
 use h2raw::*;
-use modproxy_tests::{free_port, send_raw, Backend, Server, ServerRoot};
+use modproxy_tests::{h2c_proxy, send_raw, Backend, Server, ServerRoot};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 fn h2c_site(backend: &Backend, modules: &[&str]) -> (ServerRoot, Server, u16) {
-    let root = ServerRoot::new();
-    root.enable(modules);
-    let port = free_port();
-    root.config(&format!(
-        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nprotocols = [\"h2c\", \"http/1.1\"]\n\
-         [vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n",
-        backend.url()
-    ));
-    let server = Server::start(&root, port);
+    let (root, server) = h2c_proxy(modules, &backend.url(), "");
+    let port = server.port;
     (root, server, port)
 }
 

@@ -11,7 +11,7 @@
 //! nginx, reloaded ten times under the same load, shows the same (18 of
 //! 8018 on this machine, docs/reliability.md).
 
-use modproxy_tests::{free_port, Backend, Server, ServerRoot};
+use modproxy_tests::{h2c_proxy, Backend};
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,15 +22,8 @@ fn ten_restarts_under_h2load_fail_no_stream() {
         std::thread::sleep(Duration::from_millis(2));
         (200, vec![], b"ok".to_vec())
     });
-    let root = ServerRoot::new();
-    root.enable(&["proxy_http"]);
-    let port = free_port();
-    root.config(&format!(
-        "[[vhost]]\nlisten = \"127.0.0.1:{port}\"\nprotocols = [\"h2c\", \"http/1.1\"]\n\
-         [vhost.proxy]\npass = [{{ path = \"/\", url = \"{}/\" }}]\n",
-        backend.url()
-    ));
-    let server = Server::start(&root, port);
+    let (root, server) = h2c_proxy(&["proxy_http"], &backend.url(), "");
+    let port = server.port;
     let first_pid = server.pid();
     let load = std::thread::spawn(move || {
         Command::new("h2load")
