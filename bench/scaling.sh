@@ -8,16 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX=${1:-$(nproc)}; shift || true
-DURATION=10; CONNS=128
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
-    *) echo "unknown argument: $1" >&2; exit 2;;
-  esac
-done
 CORES=$(nproc)
 source bench/lib.sh
+bench_args 128 "$@"
 build_dist
 
 W=$(mktemp -d -t modproxy-scaling.XXXXXX)
