@@ -14,6 +14,10 @@
 #   backends_config DIR PORT PORT
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
+#   cpu_ticks PID              -> the process's user + system clock ticks
+#   wrk_row WORKLOAD PROXY PID URL
+#                              -> one table row: wrk (DURATION, CONNS) on CPU 1
+#                                 at URL; req/s, p50, p99 and PID's cpu-us/req
 DIST_MODULES=(proxy proxy_http proxy_balancer lbmethod_byrequests)
 DIST_PACKAGES=(-p modproxy)
 for m in "${DIST_MODULES[@]}"; do DIST_PACKAGES+=(-p "mod_$m"); done
@@ -123,4 +127,18 @@ bench_args() {
       *) echo "unknown argument: $1" >&2; exit 2;;
     esac
   done
+}
+
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+wrk_row() {
+  local name=$1 who=$2 pid=$3 url=$4 t0 t1 out reqs cpu
+  t0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1)
+  t1=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v r="${reqs:-0}" \
+    'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
+  printf '%-16s %-22s %10s %9s %9s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" "$cpu"
 }

@@ -71,19 +71,11 @@ for port in 8080 9443 9444 9445; do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-printf '%-16s %-9s %10s %9s %9s %10s\n' workload proxy req/s p50 p99 cpu-us/req
+printf '%-16s %-22s %10s %9s %9s %10s\n' workload proxy req/s p50 p99 cpu-us/req
 for wl in "small-keepalive|/" "100KiB-body|/100k.txt"; do
   name=${wl%%|*}; path=${wl#*|}
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
     IFS='|' read -r who pid port <<<"$p"
-    t0=$(ticks "$pid")
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "https://127.0.0.1:$port$path" 2>&1)
-    t1=$(ticks "$pid")
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
-    printf '%-16s %-9s %10s %9s %9s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
-      "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" "$cpu"
+    wrk_row "$name" "$who" "$pid" "https://127.0.0.1:$port$path"
   done
 done

@@ -229,6 +229,66 @@ fn one_access_log_line_per_request() {
     }
 }
 
+/// `access_log_buffer` (nginx's `buffer=`): lines wait in memory until
+/// the buffer would overflow, until a reopen (SIGUSR1) and at exit; the
+/// flush interval is set long here so that only those write.
+#[test]
+fn a_buffered_access_log_writes_when_full_on_reopen_and_at_exit() {
+    let b = [Backend::text("m0")];
+    let root = root_with_modules();
+    let port = free_port();
+    let text = config(port, &b, &[""], "");
+    root.config(&format!(
+        "[log]\naccess_log = \"logs/access.log\"\naccess_log_buffer = 1024\naccess_log_flush = 3600\n\n{text}"
+    ));
+    let mut server = Server::start(&root, port);
+    let log_path = root.dir.join("logs/access.log");
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let count = |text: &str| text.lines().filter(|l| l.contains("\"GET /n")).count();
+    let mut sent = 0;
+    let get_next = |sent: &mut usize| {
+        *sent += 1;
+        let r = get(port, &format!("/n{sent}"), &[]).unwrap();
+        assert_eq!(r.status, 200);
+        *sent
+    };
+    for _ in 0..3 {
+        get_next(&mut sent);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&read()), 0, "three short lines stay in the buffer");
+    // About 90 bytes a line: the twelfth overflows 1024 bytes, and what
+    // was buffered before it is written whole.
+    while count(&read()) == 0 {
+        assert!(
+            get_next(&mut sent) < 20,
+            "the buffer never overflowed: {}",
+            read()
+        );
+    }
+    let written = read();
+    assert!(
+        written.ends_with('\n') && written.len() <= 1024,
+        "{written}"
+    );
+    get_next(&mut sent);
+    let _ = std::process::Command::new("kill")
+        .args(["-USR1", &server.pid().to_string()])
+        .status();
+    eventually("the reopen flushes", || count(&read()) == sent);
+    get_next(&mut sent);
+    assert_eq!(count(&read()), sent - 1);
+    assert!(server.stop().is_some_and(|s| s.success()));
+    let text = read();
+    assert_eq!(count(&text), sent, "every line is written at exit: {text}");
+    for (i, line) in text.lines().enumerate() {
+        assert!(
+            line.contains(&format!("\"GET /n{} HTTP/1.1\" 200 ", i + 1)),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn status_prints_balancers_and_members_without_a_manager_path() {
     let b = [Backend::text("m0"), Backend::text("m1")];

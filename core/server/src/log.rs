@@ -54,7 +54,43 @@ impl Sink {
 struct Logs {
     level: Level,
     error: Sink,
-    access: Option<(Sink, AccessFormat)>,
+    access: Option<AccessLog>,
+}
+
+struct AccessLog {
+    sink: Sink,
+    format: AccessFormat,
+    /// Lines not written yet, when `access_log_buffer` asks for a
+    /// buffer: written together once it is full, by the periodic flush
+    /// (`access_log_flush`), before a reopen and at exit. A crash loses
+    /// them, as it loses nginx's.
+    buffer: Option<Mutex<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl AccessLog {
+    fn write_line(&self, line: &[u8]) {
+        let Some(buffer) = &self.buffer else {
+            return self.sink.write_line(line);
+        };
+        let Ok(mut buffer) = buffer.lock() else {
+            return;
+        };
+        if buffer.len() + line.len() > self.capacity && !buffer.is_empty() {
+            self.sink.write_line(&buffer);
+            buffer.clear();
+        }
+        buffer.extend_from_slice(line);
+    }
+
+    fn flush(&self) {
+        if let Some(Ok(mut buffer)) = self.buffer.as_ref().map(|b| b.lock()) {
+            if !buffer.is_empty() {
+                self.sink.write_line(&buffer);
+                buffer.clear();
+            }
+        }
+    }
 }
 
 static LOGS: OnceLock<RwLock<Logs>> = OnceLock::new();
@@ -79,9 +115,16 @@ pub fn configure(settings: &LogSettings) -> std::io::Result<()> {
     };
     let error = Sink::open(&settings.error_log)?;
     let access = match &settings.access_log {
-        Some(t) => Some((Sink::open(t)?, settings.access_format)),
+        Some(t) => Some(AccessLog {
+            sink: Sink::open(t)?,
+            format: settings.access_format,
+            buffer: (settings.access_buffer > 0)
+                .then(|| Mutex::new(Vec::with_capacity(settings.access_buffer))),
+            capacity: settings.access_buffer,
+        }),
         None => None,
     };
+    flush_access();
     if let Ok(mut l) = logs().write() {
         *l = Logs {
             level,
@@ -96,10 +139,26 @@ pub fn configure(settings: &LogSettings) -> std::io::Result<()> {
 pub fn reopen() {
     if let Ok(l) = logs().read() {
         l.error.reopen();
-        if let Some((s, _)) = &l.access {
-            s.reopen();
+        if let Some(access) = &l.access {
+            access.flush();
+            access.sink.reopen();
         }
     }
+}
+
+/// Writes the access log's buffered lines (`access_log_buffer`): every
+/// `access_log_flush` and at exit.
+pub fn flush_access() {
+    if let Ok(l) = logs().read() {
+        if let Some(access) = &l.access {
+            access.flush();
+        }
+    }
+}
+
+/// How often [`flush_access`] should run; `None` when nothing is buffered.
+pub fn access_flush_interval(settings: &LogSettings) -> Option<std::time::Duration> {
+    (settings.access_log.is_some() && settings.access_buffer > 0).then_some(settings.access_flush)
 }
 
 /// One error-log line: `[time] [level] [module] message`.
@@ -154,7 +213,7 @@ pub fn access_enabled() -> bool {
 /// allocation (docs/performance.md, "The access log").
 pub fn access(r: &AccessRecord) {
     let Ok(l) = logs().read() else { return };
-    let Some((sink, format)) = &l.access else {
+    let Some(access) = &l.access else {
         return;
     };
     thread_local! {
@@ -163,8 +222,8 @@ pub fn access(r: &AccessRecord) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        access_line(&mut line, r, *format);
-        sink.write_line(&line);
+        access_line(&mut line, r, access.format);
+        access.write_line(&line);
     });
 }
 

@@ -73,6 +73,12 @@ pub struct LogSettings {
     /// None when `access_log = "off"`.
     pub access_log: Option<LogTarget>,
     pub access_format: AccessFormat,
+    /// `access_log_buffer`: lines are gathered up to this many bytes and
+    /// written together (nginx's `buffer=`); 0 writes each line at once.
+    pub access_buffer: usize,
+    /// `access_log_flush`: buffered lines wait at most this long (nginx's
+    /// `flush=`).
+    pub access_flush: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +182,17 @@ fn window(r: &mut Reader, t: &Table, key: &str, default: u64) -> u32 {
 }
 
 fn log(t: &Table, root: &Path, r: &mut Reader) -> LogSettings {
-    r.no_other_keys(t, &["error_log", "level", "access_log", "access_format"]);
+    r.no_other_keys(
+        t,
+        &[
+            "error_log",
+            "level",
+            "access_log",
+            "access_format",
+            "access_log_buffer",
+            "access_log_flush",
+        ],
+    );
     let target = |s: String| {
         if s == "stderr" {
             LogTarget::Stderr
@@ -201,7 +217,26 @@ fn log(t: &Table, root: &Path, r: &mut Reader) -> LogSettings {
         level: r.choice(t, "level", LogLevel::Info, &levels),
         access_log: (access != "off").then(|| target(access)),
         access_format: r.choice(t, "access_format", AccessFormat::Combined, &formats),
+        access_buffer: access_buffer(t, r),
+        access_flush: Duration::from_secs(r.uint(t, "access_log_flush", 1, 1)),
     }
+}
+
+/// Bounded so that a typo cannot hold a gigabyte of lines in memory
+/// (and lose them all in a crash).
+const MAX_ACCESS_BUFFER: u64 = 1 << 20;
+
+fn access_buffer(t: &Table, r: &mut Reader) -> usize {
+    let n = r.uint(t, "access_log_buffer", 0, 0);
+    if n > MAX_ACCESS_BUFFER {
+        r.error(
+            "access_log_buffer",
+            format!("{n} bytes is more than the {MAX_ACCESS_BUFFER} allowed"),
+            "write a size in bytes up to 1048576, e.g. access_log_buffer = 65536 (nginx's buffer=64k)",
+        );
+        return MAX_ACCESS_BUFFER as usize;
+    }
+    n as usize
 }
 
 #[cfg(test)]
@@ -217,6 +252,26 @@ mod tests {
             &mut Reader::new(Path::new("m.toml"), "", &mut errors),
         );
         (s, errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn the_access_log_buffer_is_off_unless_asked_and_bounded() {
+        let (s, errors) = parse_str("");
+        assert!(errors.is_empty());
+        assert_eq!(
+            (s.log.access_buffer, s.log.access_flush),
+            (0, Duration::from_secs(1))
+        );
+        let (s, errors) = parse_str("[log]\naccess_log_buffer = 65536\naccess_log_flush = 5\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (s.log.access_buffer, s.log.access_flush),
+            (65536, Duration::from_secs(5))
+        );
+        let (_, errors) = parse_str("[log]\naccess_log_buffer = 2000000000\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("log.access_log_buffer"), "{errors:?}");
+        assert!(errors[0].contains("1048576"), "{errors:?}");
     }
 
     #[test]

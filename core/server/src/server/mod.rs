@@ -92,6 +92,8 @@ pub fn run(paths: Paths, loaded: Loaded) -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    // Every request is over: its buffered access-log lines go out.
+    log::flush_access();
     result
 }
 
@@ -262,6 +264,15 @@ async fn serve(
     workers: usize,
 ) -> anyhow::Result<()> {
     let settings = loaded.config.server.clone();
+    if let Some(every) = log::access_flush_interval(&settings.log) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                log::flush_access();
+            }
+        });
+    }
     write_pid_file(&settings.pid_file);
     let control = control::Control::bind(&settings.control_socket)?;
     log::info(&format!(

@@ -219,7 +219,7 @@ fn a_whole_configuration_inherits_and_the_main_server_takes_unclaimed_listens() 
     d.file("sites-enabled/a.conf", "<VirtualHost *:80>\nServerName a.example\nProxyPass /a http://127.0.0.1:1/\n</VirtualHost>\n");
     let main = d.file(
         "apache2.conf",
-        "LoadModule proxy_module modules/mod_proxy.so\nLoadModule rewrite_module modules/mod_rewrite.so\nListen 80\nListen 127.0.0.1:8080\nServerName main.example\nTimeout 30\nLogLevel info ssl:warn\nErrorLog logs/error.log\nCustomLog logs/access.log combined\nProxyPreserveHost On\nProxyPass /shared http://127.0.0.1:2/\n<Proxy balancer://unused>\nBalancerMember http://127.0.0.1:3\n</Proxy>\nIncludeOptional sites-enabled/*.conf\nPidFile /run/apache2.pid\n",
+        "LoadModule proxy_module modules/mod_proxy.so\nLoadModule rewrite_module modules/mod_rewrite.so\nListen 80\nListen 127.0.0.1:8080\nServerName main.example\nTimeout 30\nLogLevel info ssl:warn\nErrorLog logs/error.log\nCustomLog logs/access.log combined\nBufferedLogs On\nProxyPreserveHost On\nProxyPass /shared http://127.0.0.1:2/\n<Proxy balancer://unused>\nBalancerMember http://127.0.0.1:3\n</Proxy>\nIncludeOptional sites-enabled/*.conf\nPidFile /run/apache2.pid\n",
     );
     let (out, report) = import(&main).unwrap();
     let v: Value = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
@@ -231,6 +231,7 @@ fn a_whole_configuration_inherits_and_the_main_server_takes_unclaimed_listens() 
         .unwrap()
         .ends_with("/logs/error.log"));
     assert_eq!(at(&v, "log.access_format").as_str(), Some("combined"));
+    assert_eq!(at(&v, "log.access_log_buffer").as_integer(), Some(65536));
     let vhosts = at(&v, "vhost").as_array().unwrap();
     assert_eq!(vhosts.len(), 2, "{out}");
     assert_eq!(

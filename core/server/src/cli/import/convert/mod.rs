@@ -269,7 +269,7 @@ impl Converter<'_> {
                     self.skip(d, &format!("modproxy serves h2, h2c and http/1.1; {names} is not offered"));
                 }
             }
-            "timeout" | "keepalivetimeout" | "limitrequestline" | "limitrequestfieldsize" | "limitrequestfields" | "limitrequestbody" | "maxrequestworkers" | "maxclients" | "acceptfilter" | "loglevel" | "errorlog" | "customlog" => {
+            "timeout" | "keepalivetimeout" | "limitrequestline" | "limitrequestfieldsize" | "limitrequestfields" | "limitrequestbody" | "maxrequestworkers" | "maxclients" | "acceptfilter" | "loglevel" | "errorlog" | "customlog" | "bufferedlogs" => {
                 if main {
                     self.global(d)
                 } else {
@@ -345,6 +345,14 @@ impl Converter<'_> {
                     return self.skip(d, "modproxy writes its error log to a file or stderr; pipe stderr (`modproxy run 2>&1 | …`) instead");
                 }
                 self.model.log.set("error_log", &o, Value::String(self.path(&one)));
+                self.done(d)
+            }
+            "bufferedlogs" => {
+                if one.eq_ignore_ascii_case("on") {
+                    // Apache flushes when its buffer fills; so does ours,
+                    // and within access_log_flush (1 s) at the latest.
+                    self.model.log.set("access_log_buffer", &o, Value::Integer(65536));
+                }
                 self.done(d)
             }
             "customlog" => {
@@ -569,6 +577,7 @@ const KNOWN: &[&str] = &[
     "loglevel",
     "errorlog",
     "customlog",
+    "bufferedlogs",
     "proxypreservehost",
     "proxyaddheaders",
     "proxyerroroverride",
