@@ -73,15 +73,14 @@ for port in 9443 9444 9445; do
   for _ in $(seq 100); do curl -sk --http2 -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 printf '%-12s %-9s %10s %12s %12s %10s\n' streams proxy req/s mean-ms max-ms cpu-us/req
 for streams in 1 100; do
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
     IFS='|' read -r who pid port <<<"$p"
-    t0=$(ticks "$pid")
+    t0=$(cpu_ticks "$pid")
     out=$(taskset -c 1 h2load -D "$DURATION" -c "$CONNS" -m "$streams" "https://127.0.0.1:$port/" 2>&1)
-    t1=$(ticks "$pid")
+    t1=$(cpu_ticks "$pid")
     reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
     failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" = 0 ] || echo "warning: $who: $failed requests failed" >&2

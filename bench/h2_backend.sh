@@ -78,7 +78,6 @@ taskset -c "$PROXY_CPU" "$PWD/target/dist/modproxy" -d "$ROOT" run & PIDS+=($!)
 OURS_PID=$!
 sleep 1
 
-cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 row() { # name port path pid proxy
   local url="http://127.0.0.1:$2$3" t0 t1 out reqs seen

@@ -11,7 +11,7 @@
 #   self_signed_cert DIR       -> DIR/cert.pem, DIR/key.pem, DIR/both.pem (HAProxy's crt)
 #   haproxy_tls_config DIR PORT ALPN
 #                              -> DIR/haproxy.cfg: TLS on PORT, balancing 8080/8081
-#   backends_config DIR PORT PORT
+#   backends_config DIR PORT PORT [WORKERS=1]
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
 #   cpu_ticks PID              -> the process's user + system clock ticks
@@ -67,9 +67,9 @@ CONF
 }
 
 backends_config() {
-  local dir=$1 a=$2 b=$3
+  local dir=$1 a=$2 b=$3 workers=${4:-1}
   cat > "$dir/backends.conf" <<CONF
-worker_processes 1; daemon off; pid $dir/be.pid; error_log $dir/be.log;
+worker_processes $workers; daemon off; pid $dir/be.pid; error_log $dir/be.log;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
   server { listen 127.0.0.1:$a reuseport; root $dir/www; location = / { return 200 "Hello world!"; }
