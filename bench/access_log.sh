@@ -23,17 +23,15 @@ chmod -R a+rwX "$W"
 backends_config "$W" 8080 8081
 taskset -c 1 nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
-# name|port|nginx access_log directive|modproxy [log] keys
+# name|port|nginx's access_log directive|modproxy's access_log|its access_log_buffer
 VARIANTS=(
-  "off|9100|access_log off;|access_log = \"off\""
-  "on|9101|access_log $W/logs/nginx-on.log combined;|access_log = \"$W/logs/ours-on.log\""
-  "buffered|9102|access_log $W/logs/nginx-buf.log combined buffer=64k;|access_log = \"$W/logs/ours-buf.log\"
-access_log_buffer = 65536"
+  "off|9100|access_log off;|off|0"
+  "on|9101|access_log $W/logs/nginx-on.log combined;|$W/logs/ours-on.log|0"
+  "buffered|9102|access_log $W/logs/nginx-buf.log combined buffer=64k;|$W/logs/ours-buf.log|65536"
 )
 ROWS=()
 for v in "${VARIANTS[@]}"; do
-  IFS='|' read -r name port nginx_log ours_log <<<"${v//$'\n'/@}"
-  ours_log=${ours_log//@/$'\n'}
+  IFS='|' read -r name port nginx_log ours_log ours_buffer <<<"$v"
   cat > "$W/nginx-$name.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $W/nginx-$name.pid; error_log $W/nginx-$name.err;
 events { worker_connections 8192; }
@@ -49,8 +47,8 @@ CONF
   dist_root "$W/ours-$name"
   example2_config "$W/ours-$name" "$port" 1 8080 8081
   # example2_config turns the log off: this variant's keys instead.
-  printf '%s\n' "$ours_log" > "$W/ours-$name.keys"
-  sed -i -e "/^access_log = \"off\"/{r $W/ours-$name.keys" -e 'd}' "$W/ours-$name/modproxy.toml"
+  sed -i "s|^access_log = \"off\"|access_log = \"$ours_log\"\naccess_log_buffer = $ours_buffer|" \
+    "$W/ours-$name/modproxy.toml"
   taskset -c 0 target/dist/modproxy -d "$W/ours-$name" run & PIDS+=($!)
   ROWS+=("modproxy, log $name|${PIDS[-1]}|$port")
 done

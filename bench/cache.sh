@@ -74,7 +74,6 @@ taskset -c "$PROXY_CPU" "$PWD/target/dist/modproxy" -d "$ROOT" run & PIDS+=($!)
 OURS_PID=$!
 sleep 1
 
-hz=$(getconf CLK_TCK)
 row() { # name port path header pid
   local url="http://127.0.0.1:$2$3" t0 t1 out reqs
   curl -s -o /dev/null -H "$4" "$url"   # fill
@@ -84,9 +83,9 @@ row() { # name port path header pid
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$4" "$url")
   t1=$(cpu_ticks "$5")
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  printf "%-14s %-9s %10.0f req/s %8.1f cpu-us/req   (%s)\n" "$1" "$6" \
+  printf "%-14s %-9s %10.0f req/s %8s cpu-us/req   (%s)\n" "$1" "$6" \
     "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
-    "$(echo "($t1 - $t0) * 1000000 / $hz / $reqs" | bc -l)" "$seen"
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")" "$seen"
 }
 for w in "1KiB /1k.txt X-None:1" "100KiB /100k.txt X-None:1" "100KiB-gzip /100k.txt Accept-Encoding:gzip"; do
   set -- $w

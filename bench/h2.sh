@@ -73,7 +73,6 @@ for port in 9443 9444 9445; do
   for _ in $(seq 100); do curl -sk --http2 -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-HZ=$(getconf CLK_TCK)
 printf '%-12s %-9s %10s %12s %12s %10s\n' streams proxy req/s mean-ms max-ms cpu-us/req
 for streams in 1 100; do
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
@@ -84,7 +83,7 @@ for streams in 1 100; do
     reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
     failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" = 0 ] || echo "warning: $who: $failed requests failed" >&2
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
+    cpu=$(cpu_us_per_req "$t0" "$t1" "$reqs")
     # "time for request:  min  max  mean  sd  +/- sd"
     read -r tmax tmean < <(awk '/^time for request:/ {print $5, $6}' <<<"$out")
     printf '%-12s %-9s %10s %12s %12s %10s\n' "$streams" "$who" \

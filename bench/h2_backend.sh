@@ -78,7 +78,6 @@ taskset -c "$PROXY_CPU" "$PWD/target/dist/modproxy" -d "$ROOT" run & PIDS+=($!)
 OURS_PID=$!
 sleep 1
 
-hz=$(getconf CLK_TCK)
 row() { # name port path pid proxy
   local url="http://127.0.0.1:$2$3" t0 t1 out reqs seen
   seen=$(curl -s -o /dev/null -w '%{http_code} %{size_download} bytes' "$url")
@@ -86,9 +85,9 @@ row() { # name port path pid proxy
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url")
   t1=$(cpu_ticks "$4")
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  printf "%-8s %-9s %10.0f req/s %8.1f cpu-us/req   (%s)\n" "$1" "$5" \
+  printf "%-8s %-9s %10.0f req/s %8s cpu-us/req   (%s)\n" "$1" "$5" \
     "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
-    "$(echo "($t1 - $t0) * 1000000 / $hz / $reqs" | bc -l)" "$seen"
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")" "$seen"
 }
 for w in "19B /19b.txt" "100KiB /100k.bin"; do
   set -- $w
@@ -102,9 +101,9 @@ h2row() { # name port path pid proxy
   t1=$(cpu_ticks "$4")
   reqs=$(echo "$out" | awk '/^requests:/ {print $8}')
   secs=$(echo "$out" | awk '/^finished in/ {sub(/s,/, "", $3); print $3}')
-  printf "%-8s %-9s %10.0f req/s %8.1f cpu-us/req   (%s)\n" "$1" "$5" \
+  printf "%-8s %-9s %10.0f req/s %8s cpu-us/req   (%s)\n" "$1" "$5" \
     "$(echo "$reqs / $secs" | bc -l)" \
-    "$(echo "($t1 - $t0) * 1000000 / $hz / $reqs" | bc -l)" \
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")" \
     "$(echo "$out" | awk '/^requests:/ {print $8 " succeeded, " $10 " failed"}')"
 }
 if command -v h2load >/dev/null; then

@@ -15,6 +15,8 @@
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
 #   cpu_ticks PID              -> the process's user + system clock ticks
+#   cpu_us_per_req T0 T1 REQS  -> CPU µs per request between two cpu_ticks
+#                                 readings (`-` when no request was counted)
 #   wrk_row WORKLOAD PROXY PID URL
 #                              -> one table row: wrk (DURATION, CONNS) on CPU 1
 #                                 at URL; req/s, p50, p99 and PID's cpu-us/req
@@ -131,14 +133,18 @@ bench_args() {
 
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 
+cpu_us_per_req() {
+  awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v r="${3:-0}" \
+    'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }'
+}
+
 wrk_row() {
-  local name=$1 who=$2 pid=$3 url=$4 t0 t1 out reqs cpu
+  local name=$1 who=$2 pid=$3 url=$4 t0 t1 out reqs
   t0=$(cpu_ticks "$pid")
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1)
   t1=$(cpu_ticks "$pid")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v r="${reqs:-0}" \
-    'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')
   printf '%-16s %-22s %10s %9s %9s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
-    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" "$cpu"
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")"
 }

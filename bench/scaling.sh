@@ -40,7 +40,6 @@ load_threads() { local n=$1; if [ "$n" -lt "$CORES" ]; then echo $((CORES - n));
 backends_config "$W" 8080 8081 $(( CORES / 2 > 1 ? CORES / 2 : 1 ))
 taskset -c "$(load_cpus 1)" nginx -c "$W/backends.conf" -p "$W" & PIDS+=($!)
 
-HZ=$(getconf CLK_TCK)
 printf '%-8s %-12s %12s %9s %11s\n' workers proxy-cores req/s p99 cpu-us/req
 for n in $(seq 1 "$MAX"); do
   ROOT="$W/root$n"; dist_root "$ROOT"
@@ -54,5 +53,5 @@ for n in $(seq 1 "$MAX"); do
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   printf '%-8s %-12s %12s %9s %11s\n' "$n" "0-$((n - 1))" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
     "$(awk '$1=="99%" {print $2}' <<<"$out")" \
-    "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else print "-" }')"
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")"
 done

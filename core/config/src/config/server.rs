@@ -232,7 +232,7 @@ fn access_buffer(t: &Table, r: &mut Reader) -> usize {
         r.error(
             "access_log_buffer",
             format!("{n} bytes is more than the {MAX_ACCESS_BUFFER} allowed"),
-            "write a size in bytes up to 1048576, e.g. access_log_buffer = 65536 (nginx's buffer=64k)",
+            format!("write a size in bytes up to {MAX_ACCESS_BUFFER}, e.g. access_log_buffer = 65536 (nginx's buffer=64k)"),
         );
         return MAX_ACCESS_BUFFER as usize;
     }
