@@ -28,6 +28,8 @@ struct Counters {
     bytes_received: AtomicU64,
     /// HTTP/1.0, HTTP/1.1, HTTP/2 at 0..2.
     protocols: [AtomicU64; 3],
+    /// Body bytes spliced: the response's at 0, the request's at 1.
+    spliced: [AtomicU64; 2],
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to build the static arrays
@@ -41,6 +43,7 @@ static COUNTERS: Counters = Counters {
     bytes_sent: ZERO,
     bytes_received: ZERO,
     protocols: [ZERO; 3],
+    spliced: [ZERO; 2],
 };
 
 /// The protocols counted, as the access log names them.
@@ -70,6 +73,18 @@ pub fn record(status: u16, micros: u64, sent: u64, received: u64, version: Versi
     c.latency_micros.fetch_add(micros, Relaxed);
     c.bytes_sent.fetch_add(sent, Relaxed);
     c.bytes_received.fetch_add(received, Relaxed);
+}
+
+/// Which body a splice moved.
+#[derive(Clone, Copy)]
+pub enum Spliced {
+    Response = 0,
+    Request = 1,
+}
+
+/// Counts `n` body bytes moved in the kernel (ABI 1.7's splices).
+pub fn spliced(body: Spliced, n: usize) {
+    COUNTERS.spliced[body as usize].fetch_add(n as u64, Relaxed);
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
@@ -135,6 +150,14 @@ pub fn render(registry: &Registry) -> String {
         "Request body bytes read from clients.",
         c.bytes_received.load(Relaxed),
     );
+    out.push_str("# HELP modproxy_spliced_bytes_total Body bytes moved between sockets in the kernel (splice), never copied through the server.\n# TYPE modproxy_spliced_bytes_total counter\n");
+    for (body, n) in ["response", "request"].iter().zip(&c.spliced) {
+        let _ = writeln!(
+            out,
+            "modproxy_spliced_bytes_total{{body=\"{body}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
     let start = STARTED.get().copied().unwrap_or(0.0);
     let _ = writeln!(out, "# HELP modproxy_start_time_seconds When this server process started (Unix time).\n# TYPE modproxy_start_time_seconds gauge\nmodproxy_start_time_seconds {start}");
     out.push_str("# HELP modproxy_module_info A loaded module, its version and ABI version.\n# TYPE modproxy_module_info gauge\n");
@@ -167,6 +190,9 @@ mod tests {
         assert!(text.contains("modproxy_request_duration_seconds_bucket{le=\"10\"} 2"));
         assert!(text.contains("modproxy_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("modproxy_response_bytes_total 15"));
+        spliced(Spliced::Request, 7);
+        let text = render(&Registry::default());
+        assert!(text.contains("modproxy_spliced_bytes_total{body=\"request\"} 7"));
         assert!(text.contains("modproxy_requests_by_protocol_total{protocol=\"HTTP/1.1\"} 2"));
         assert!(text.contains("modproxy_requests_by_protocol_total{protocol=\"HTTP/2.0\"} 1"));
     }

@@ -6,7 +6,8 @@
 use crate::deadline::Deadline;
 use bytes::BytesMut;
 use modproxy_api::sdk::net::TcpConn;
-use modproxy_api::sdk::IoError;
+use modproxy_api::sdk::{IoError, Request, Spliced};
+use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
 /// Reads while waiting for a head: most heads (and small bodies) fit.
@@ -138,6 +139,61 @@ impl Backend {
         let n = self.conn.read_buf(&mut self.buf, want).await?;
         self.received += n as u64;
         Ok(n)
+    }
+
+    /// Up to `max` bytes of the response body spliced from the backend
+    /// to the client (call once the client can take more), within the
+    /// worker's timeout.
+    pub async fn splice_to_client(
+        &mut self,
+        req: &mut Request,
+        max: usize,
+    ) -> Result<Spliced, IoError> {
+        let Backend {
+            conn,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        let spliced = deadline.run(*io_timeout, req.splice_from(conn, max)).await;
+        let spliced = spliced.unwrap_or(Err(IoError::Timeout))?;
+        if let Spliced::Moved(n) = spliced {
+            self.received += n as u64;
+        }
+        Ok(spliced)
+    }
+
+    /// Up to `max` bytes of the request body spliced from the client to
+    /// the backend. What the backend's socket had not taken from the last
+    /// one goes first, within the worker's timeout (`Err(Ok(e))`: the
+    /// backend's fault); the wait on the client is the core's, under the
+    /// request body's timeout (`Err(Err(e))`).
+    pub async fn splice_from_client(
+        &mut self,
+        req: &mut Request,
+        max: usize,
+    ) -> Result<Spliced, Result<IoError, IoError>> {
+        self.flush().await.map_err(Ok)?;
+        let spliced = req.splice_to(&mut self.conn, max).await.map_err(Err)?;
+        if let Spliced::Moved(n) = spliced {
+            self.sent += n as u64;
+        }
+        Ok(spliced)
+    }
+
+    /// Sends what the connection still holds (a spliced body's tail),
+    /// within the worker's timeout.
+    pub async fn flush(&mut self) -> Result<(), IoError> {
+        let Backend {
+            conn,
+            deadline,
+            io_timeout,
+            ..
+        } = self;
+        let flushed = deadline
+            .run(*io_timeout, poll_fn(|cx| conn.poll_flush(cx)))
+            .await;
+        flushed.unwrap_or(Err(IoError::Timeout))
     }
 
     /// [`Backend::fill`] within the worker's timeout (one body read).

@@ -5,12 +5,13 @@
 
 use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ};
 use bytes::Buf;
-use modproxy_api::sdk::IoError;
+use modproxy_api::sdk::{IoError, Spliced};
 use modproxy_api::{Headers, Request};
 use modproxy_http1::backend_response::{
     parse_response_head, ResponseFraming, ResponseHead, MAX_FIELD, MAX_HEADERS, MAX_INTERIM,
 };
 use modproxy_http1::{eq_lower_str as eq_lower, ChunkedDecoder};
+use std::future::poll_fn;
 
 /// What [`read_head`] found.
 pub enum Got {
@@ -164,8 +165,12 @@ fn copy_headers(req: &mut Request, head: &ResponseHead, via: Option<&str>) {
 }
 
 /// Exactly `left` bytes. A byte past them stays in the buffer, and the
-/// caller does not reuse the connection (see [`body_want`]).
+/// caller does not reuse the connection (see [`body_want`]). What did not
+/// arrive with the head is spliced when it is large enough to be worth a
+/// pipe, and the host allows it; a byte past it is then caught by the
+/// peek before reuse.
 async fn length_body(req: &mut Request, b: &mut Backend, mut left: u64) -> Result<(), RelayError> {
+    let mut splice = left >= SPLICE_MIN;
     loop {
         let have = usize::try_from(left).map_or(b.buf.len(), |l| l.min(b.buf.len()));
         if have > 0 {
@@ -176,17 +181,36 @@ async fn length_body(req: &mut Request, b: &mut Backend, mut left: u64) -> Resul
         if left == 0 {
             return Ok(());
         }
+        if splice {
+            poll_fn(|cx| req.poll_body_ready(cx))
+                .await
+                .map_err(RelayError::Client)?;
+            let max = usize::try_from(left).unwrap_or(usize::MAX);
+            match b.splice_to_client(req, max).await {
+                Ok(Spliced::Moved(n)) => left -= n as u64,
+                Ok(Spliced::Ended) => return Err(missing(left)),
+                Ok(Spliced::Unsupported) => splice = false,
+                Err(e) => return Err(body_error(e)),
+            }
+            continue;
+        }
         let want = body_want(left);
         match b.fill_timed(want).await {
-            Ok(0) => {
-                return Err(RelayError::Backend(format!(
-                    "backend closed the connection with {left} bytes of the body missing"
-                )))
-            }
+            Ok(0) => return Err(missing(left)),
             Err(e) => return Err(body_error(e)),
             Ok(_) => {}
         }
     }
+}
+
+/// A body left to come at least this large is spliced: below it, the
+/// pipe's two system calls cost more than the copy they save.
+const SPLICE_MIN: u64 = 16 * 1024;
+
+fn missing(left: u64) -> RelayError {
+    RelayError::Backend(format!(
+        "backend closed the connection with {left} bytes of the body missing"
+    ))
 }
 
 /// Decodes chunked framing and forwards only the data, as zero-copy slices

@@ -6,7 +6,7 @@ use crate::backend::Backend;
 use crate::target::Target;
 use modproxy_api::proxy::{exchange_flags, BodyProgress};
 use modproxy_api::sdk::FieldList;
-use modproxy_api::sdk::IoError;
+use modproxy_api::sdk::{IoError, Spliced};
 use modproxy_api::{Headers, Request};
 use modproxy_http1::backend_request::{write_request_head, BodyFraming, RequestHead};
 use modproxy_http1::forwarded::{via_value, Forwarded};
@@ -189,7 +189,30 @@ pub async fn send_body(
             .await
             .map_err(BodyError::Backend)?;
     }
+    let mut spliced = false;
     while !progress.ended {
+        // Once no retry can replay it, a Content-Length body goes to the
+        // backend in the kernel where the host allows it.
+        if let (BodyFraming::ContentLength(want), false) = (framing, progress.can_replay()) {
+            let left = want.saturating_sub(progress.consumed);
+            match b
+                .splice_from_client(req, usize::try_from(left).unwrap_or(usize::MAX))
+                .await
+            {
+                Ok(Spliced::Moved(n)) => {
+                    progress.consumed += n as u64;
+                    spliced = true;
+                    continue;
+                }
+                Ok(Spliced::Ended) => {
+                    progress.ended = true;
+                    break;
+                }
+                Ok(Spliced::Unsupported) => {} // this piece is read below
+                Err(Ok(backend)) => return Err(BodyError::Backend(backend)),
+                Err(Err(client)) => return Err(BodyError::Client(client)),
+            }
+        }
         let chunk = match req.read_body().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => {
@@ -214,6 +237,10 @@ pub async fn send_body(
         send_chunk(b, framing, &chunk, &mut scratch)
             .await
             .map_err(BodyError::Backend)?;
+    }
+    if spliced {
+        // The body's tail may still be held for the backend's socket.
+        b.flush().await.map_err(BodyError::Backend)?;
     }
     match framing {
         BodyFraming::Chunked => b.write(LAST_CHUNK).await.map_err(BodyError::Backend),

@@ -20,6 +20,10 @@ pub mod io {
     /// The TLS handshake failed (certificate not trusted, no common
     /// protocol); the host logged the reason.
     pub const ERR_TLS: i32 = 7;
+    /// ABI 1.7. The service cannot do this here, and the module should do
+    /// it the ordinary way: a splice (`body_splice_from`, `body_splice_to`)
+    /// where the bytes must pass through user space.
+    pub const ERR_UNSUPPORTED: i32 = 8;
 }
 
 /// A provider found in the registry. OWNERSHIP: the vtable and data live
@@ -208,6 +212,47 @@ pub struct HostApi {
     /// module name the module to enable rather than guess its name.
     /// OWNERSHIP: lives as long as the process.
     pub provider_module: extern "C" fn(group: AbiStr, name: AbiStr) -> AbiStr,
+
+    // --- ABI 1.7: bodies moved in the kernel (splice) ---
+    /// Moves up to `max` bytes of the response body from `conn` to the
+    /// client without copying them through user space, as if they had
+    /// been read from `conn` and handed to `body_send`: they count as
+    /// sent, against the response's Content-Length. Call it only after
+    /// `body_poll_ready` answered READY; it waits on `conn` alone (the
+    /// client's side is the core's, as for `body_send`). READY with `n`
+    /// bytes moved, `n` = 0 when `conn` reached its end of stream; an
+    /// error code from `conn`; or [`io::ERR_UNSUPPORTED`] when the bytes
+    /// must pass through user space (TLS on either side, HTTP/2, an
+    /// output filter, a response without Content-Length): read and
+    /// `body_send` them instead.
+    pub body_splice_from: extern "C" fn(
+        req: *mut c_void,
+        conn: *mut c_void,
+        max: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32,
+    /// Moves up to `max` bytes of the request body from the client to
+    /// `conn` without copying them through user space, as if they had
+    /// been read with `body_poll_read` and written with `conn_write`: what
+    /// `conn`'s socket does not take at once, `conn` holds and sends
+    /// before anything written after it, or on a flush (a zero-length
+    /// `conn_write`), as a TLS connection holds ciphertext. Waits on the
+    /// client alone, under the request body's timeout (ERR_TIMEOUT), when
+    /// `conn` holds nothing; flush it first. READY with `n` bytes moved,
+    /// `n` = 0 when the body is complete; ERR_ABORTED or ERR_TOO_LARGE as
+    /// `body_poll_read` answers them; a code from `conn` if it broke; or
+    /// [`io::ERR_UNSUPPORTED`] when this piece must be read with
+    /// `body_poll_read` (TLS on either side, HTTP/2, an input filter, a
+    /// chunked body, bytes the core already read, a `100 Continue` still
+    /// owed): then try again for the next.
+    pub body_splice_to: extern "C" fn(
+        req: *mut c_void,
+        conn: *mut c_void,
+        max: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32,
 }
 
 /// What [`HostApi::conn_idle_state`] found on an idle connection.

@@ -38,7 +38,7 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version this build of the API speaks.
-    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 6 };
+    pub const CURRENT: AbiVersion = AbiVersion { major: 1, minor: 7 };
 
     /// Major in the low 16 bits, minor in the high ones: modules built
     /// before minors existed wrote plain 1, which decodes as 1.0.
@@ -110,7 +110,8 @@ const FACTS: &[&[usize]] = &[
     &[
         offset_of!(HostApi, conn_idle_state),
         offset_of!(HostApi, provider_module),
-        size_of::<HostApi>(),
+        // HostApi as 1.1 ended (until 1.7): where 1.7's first service begins.
+        offset_of!(HostApi, body_splice_from),
     ],
     // 1.2: what an lbmethod hears of each attempt (LbMethodV1::done, with
     // the LbStats array beside the frozen LbMember one), how proxy tells
@@ -182,6 +183,14 @@ const FACTS: &[&[usize]] = &[
         // zero-length conn_write that flushes what TLS still holds.
         super::host::tls_flags::ALPN_H2 as usize,
     ],
+    // 1.7: bodies spliced between sockets in the kernel (HostApi's
+    // body_splice_from and body_splice_to, io::ERR_UNSUPPORTED).
+    &[
+        offset_of!(HostApi, body_splice_from),
+        offset_of!(HostApi, body_splice_to),
+        size_of::<HostApi>(),
+        io::ERR_UNSUPPORTED as usize,
+    ],
 ];
 
 /// The layout hash of `minor` (of the current major): FNV-1a over the
@@ -227,7 +236,7 @@ mod tests {
         let v = AbiVersion { major: 1, minor: 7 };
         assert_eq!(AbiVersion::decode(v.encode()), v);
         assert_eq!(AbiVersion::decode(1), AbiVersion { major: 1, minor: 0 });
-        assert_eq!(AbiVersion::CURRENT.to_string(), "1.6");
+        assert_eq!(AbiVersion::CURRENT.to_string(), "1.7");
     }
 
     #[test]

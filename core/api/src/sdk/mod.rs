@@ -23,12 +23,14 @@ pub mod purge;
 pub mod request;
 pub mod section;
 pub mod shim;
+pub mod splice;
 pub mod tunnel;
 
 pub use crate::abi::{order, utf8, HookKind};
 pub use host::{log, module_name, Level};
 pub use module::{ConfigError, Module, Registrar, Section, Status};
 pub use request::{FieldList, Headers, Request};
+pub use splice::Spliced;
 
 use crate::abi::io;
 

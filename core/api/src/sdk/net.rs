@@ -119,6 +119,11 @@ impl TcpConn {
         .await
     }
 
+    /// The host's handle, for the services that take a connection.
+    pub(crate) fn as_raw(&self) -> *mut c_void {
+        self.raw
+    }
+
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,

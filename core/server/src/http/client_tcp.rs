@@ -92,6 +92,23 @@ impl ClientTcp {
         }
     }
 
+    /// Runs a splice on the socket (`op` is given its descriptor),
+    /// waiting through the reactor for `interest` while it would block.
+    pub fn poll_splice(
+        &mut self,
+        cx: &mut Context<'_>,
+        interest: tokio::io::Interest,
+        op: impl FnMut(std::os::fd::BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        use std::os::fd::AsFd;
+        self.poll_io(
+            cx,
+            op,
+            |stream, op| op(stream.as_fd()),
+            |stream, cx, op| super::splice::poll_op(&stream, cx, interest, op),
+        )
+    }
+
     /// Runs `op` on the fresh socket; if it would block, registers the
     /// socket and runs `wait` on it instead, which does the same through
     /// the reactor. `arg` goes to whichever runs.

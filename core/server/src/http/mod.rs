@@ -13,5 +13,6 @@ pub mod client_io;
 pub mod client_tcp;
 pub mod outbox;
 pub mod request_body;
+pub mod splice;
 
 pub use modproxy_http1::{fields, path, request_head, response_head};

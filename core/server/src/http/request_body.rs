@@ -56,6 +56,28 @@ impl RequestBody {
         matches!(self.state, State::Done)
     }
 
+    /// How much of a `Content-Length` body is still to come, when the rest
+    /// may be spliced past the core's buffer: nothing of it is buffered
+    /// (`buffered`), and no `100 Continue` is owed or half-written. `None`
+    /// for chunked framing, whose sizes the core must read.
+    pub fn splice_room(&self, buffered: usize) -> Option<u64> {
+        let continue_done = matches!(self.continue_left, None | Some(0));
+        match self.state {
+            State::Length(left) if buffered == 0 && continue_done => Some(left),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes of the body went past the core (spliced), as if read.
+    pub fn spliced(&mut self, n: u64) {
+        if let State::Length(left) = &mut self.state {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                self.state = State::Done;
+            }
+        }
+    }
+
     /// The client waits for a `100 Continue` that was never sent: it may
     /// never send the body, so the connection cannot be reused.
     pub fn continue_owed(&self) -> bool {

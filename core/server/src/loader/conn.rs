@@ -5,6 +5,7 @@
 //! HTTP after a `101 Switching Protocols` (a WebSocket tunnel) or a
 //! CONNECT. The `conn_*` services work on all four.
 
+use crate::http::splice::{poll_op, Pipe};
 use modproxy_api::abi::io;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -13,13 +14,16 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 pub enum HostConn {
-    Tcp(TcpStream),
+    /// With the pipe of request body bytes spliced to it that the socket
+    /// has not taken yet (`body_splice_to`): they go out before anything
+    /// written after them, and on a flush.
+    Tcp(TcpStream, Option<Pipe>),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Unix(UnixStream),
     /// The client's side of a tunnel; the token (held, never read) keeps
@@ -36,10 +40,27 @@ impl HostConn {
     /// The TCP socket underneath, where there is one we own.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            HostConn::Tcp(s) => Some(s),
+            HostConn::Tcp(s, _) => Some(s),
             HostConn::Tls(s) => Some(s.get_ref().0),
             HostConn::Unix(_) | HostConn::Upgraded(..) => None,
         }
+    }
+
+    /// Sends what the pipe of a spliced request body still holds.
+    pub fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let HostConn::Tcp(stream, held @ Some(_)) = self else {
+            return Poll::Ready(Ok(()));
+        };
+        if let Some(pipe) = held.as_mut() {
+            while pipe.held() > 0 {
+                let sent = ready!(poll_op(stream, cx, Interest::WRITABLE, |fd| pipe.drain(fd)))?;
+                if sent == 0 {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+            }
+        }
+        *held = None; // empty: back to its pool
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -50,7 +71,7 @@ impl AsyncRead for HostConn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            HostConn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            HostConn::Tcp(s, _) => Pin::new(s).poll_read(cx, buf),
             HostConn::Tls(s) => Pin::new(s).poll_read(cx, buf),
             HostConn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_read(cx, buf),
@@ -64,24 +85,30 @@ impl AsyncWrite for HostConn {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            HostConn::Tcp(s) => Pin::new(s).poll_write(cx, data),
+        let conn = self.get_mut();
+        ready!(conn.poll_release(cx))?;
+        match conn {
+            HostConn::Tcp(s, _) => Pin::new(s).poll_write(cx, data),
             HostConn::Tls(s) => Pin::new(s).poll_write(cx, data),
             HostConn::Unix(s) => Pin::new(s).poll_write(cx, data),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_write(cx, data),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            HostConn::Tcp(s) => Pin::new(s).poll_flush(cx),
+        let conn = self.get_mut();
+        ready!(conn.poll_release(cx))?;
+        match conn {
+            HostConn::Tcp(s, _) => Pin::new(s).poll_flush(cx),
             HostConn::Tls(s) => Pin::new(s).poll_flush(cx),
             HostConn::Unix(s) => Pin::new(s).poll_flush(cx),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            HostConn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        let conn = self.get_mut();
+        ready!(conn.poll_release(cx))?;
+        match conn {
+            HostConn::Tcp(s, _) => Pin::new(s).poll_shutdown(cx),
             HostConn::Tls(s) => Pin::new(s).poll_shutdown(cx),
             HostConn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             HostConn::Upgraded(s, _) => Pin::new(s).poll_shutdown(cx),

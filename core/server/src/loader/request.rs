@@ -108,6 +108,29 @@ pub struct RequestCtx {
     /// The input filters on the request body (ABI 1.5), set before the
     /// handlers run; empty for most requests.
     pub input: InputBody,
+    /// The response body may be spliced to the client (ABI 1.7): set by
+    /// the core for a Content-Length body going to a plain TCP client
+    /// through no output filter.
+    pub splice_response: Option<SplicedResponse>,
+}
+
+/// A response body spliced from a module's connection to the client.
+#[derive(Default)]
+pub struct SplicedResponse {
+    /// The pipe, from the first splice on; what it holds goes out before
+    /// the handler is asked for more.
+    pub pipe: Option<crate::http::splice::Pipe>,
+    /// Spliced into the pipe and not yet counted against the body's
+    /// length by `server::respond`.
+    pub uncounted: u64,
+}
+
+impl RequestCtx {
+    /// Bytes of a spliced response body the client has not taken yet.
+    pub fn splice_held(&self) -> usize {
+        let pipe = self.splice_response.as_ref().and_then(|s| s.pipe.as_ref());
+        pipe.map_or(0, |p| p.held())
+    }
 }
 
 /// A request body on its way through input filters.

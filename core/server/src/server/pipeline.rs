@@ -111,6 +111,7 @@ pub async fn serve(
         pending_chunk: None,
         filters: Default::default(),
         input: Default::default(),
+        splice_response: None,
         bytes_sent: 0,
         started: std::time::Instant::now(),
         close: false,

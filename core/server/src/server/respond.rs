@@ -4,7 +4,7 @@
 //! logged once everything is queued, before its last bytes go out.
 
 use super::pipeline::{Reply, ReplyBody};
-use crate::http::client_io::{Upgraded, Wire};
+use crate::http::client_io::{ClientIo, Upgraded, Wire};
 use crate::http::outbox::Outbox;
 use crate::http::request_body::RequestBody;
 use crate::http::request_head::BodyFraming;
@@ -15,9 +15,9 @@ use bytes::Bytes;
 use modproxy_api::abi::code;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// At most this much response body waits in the outbox before the
@@ -239,6 +239,43 @@ impl Sink for H1Sink<'_> {
     }
 }
 
+/// Counts `n` bytes of the body as sent, against the Content-Length it
+/// still owes (`body_left`).
+fn count_sent(
+    ctx: &mut RequestCtx,
+    body_left: &mut Option<u64>,
+    n: u64,
+    module: &str,
+) -> Result<(), String> {
+    ctx.bytes_sent += n;
+    if let Some(left) = body_left.as_mut() {
+        *left = left
+            .checked_sub(n)
+            .ok_or_else(|| format!("module {module} sent more than its Content-Length"))?;
+    }
+    Ok(())
+}
+
+/// Sends the client what the splice pipe holds. Only an HTTP/1.x plain
+/// TCP connection gets a pipe (`loader::host_api::splice`).
+fn poll_drain_pipe(ctx: &mut RequestCtx, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    let (Some(wire), Some(spliced)) = (ctx.wire.as_mut(), ctx.splice_response.as_mut()) else {
+        return Poll::Ready(Err(()));
+    };
+    // A body in more than one write: no waiting on the client's ACKs.
+    wire.nodelay();
+    let (ClientIo::Tcp(tcp), Some(pipe)) = (&mut wire.io, spliced.pipe.as_mut()) else {
+        return Poll::Ready(Err(()));
+    };
+    while pipe.held() > 0 {
+        match ready!(tcp.poll_splice(cx, Interest::WRITABLE, |fd| pipe.drain(fd))) {
+            Ok(n) if n > 0 => {}
+            _ => return Poll::Ready(Err(())),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
 /// Streams a handler's body to the client: while the sink takes what is
 /// queued, the handler is asked for more, up to HIGH_WATER. True when
 /// the body ended as framed (`body_left`: a Content-Length to meet);
@@ -262,8 +299,25 @@ pub(crate) async fn stream(
     let mut failed = None;
     let result = poll_fn(|cx| loop {
         let mut progress = false;
-        if sink.queued() < HIGH_WATER {
-            let ctx = reply.finish.ctx();
+        let ctx = reply.finish.ctx();
+        if let Some(spliced) = ctx.splice_response.as_mut() {
+            let n = std::mem::take(&mut spliced.uncounted);
+            if let Err(why) = count_sent(ctx, &mut body_left, n, module) {
+                failed = Some(why);
+                return Poll::Ready(false);
+            }
+        }
+        if ctx.splice_held() > 0 {
+            // Spliced bytes go out after what was queued before them, and
+            // before the handler is asked for more.
+            if sink.is_empty() {
+                match poll_drain_pipe(ctx, cx) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(())) => return Poll::Ready(false),
+                    Poll::Pending => {}
+                }
+            }
+        } else if sink.queued() < HIGH_WATER {
             let next = if !filtered.is_empty() {
                 filtered.pop_front()
             } else if !filters.is_empty() && ctx.pending_chunk.is_some() {
@@ -282,13 +336,9 @@ pub(crate) async fn stream(
                 ctx.pending_chunk.take()
             };
             if let Some(chunk) = next {
-                ctx.bytes_sent += chunk.len() as u64;
-                if let Some(left) = body_left.as_mut() {
-                    let Some(rest) = left.checked_sub(chunk.len() as u64) else {
-                        failed = Some(format!("module {module} sent more than its Content-Length"));
-                        return Poll::Ready(false);
-                    };
-                    *left = rest;
+                if let Err(why) = count_sent(ctx, &mut body_left, chunk.len() as u64, module) {
+                    failed = Some(why);
+                    return Poll::Ready(false);
                 }
                 sink.push(chunk);
                 progress = true;
@@ -303,7 +353,8 @@ pub(crate) async fn stream(
                         progress = true;
                     }
                     Poll::Pending => {
-                        progress = reply.finish.ctx().pending_chunk.is_some();
+                        let ctx = reply.finish.ctx();
+                        progress = ctx.pending_chunk.is_some() || ctx.splice_held() > 0;
                         if !progress && sink.poll_gone(cx) {
                             failed = Some("the client reset the stream".to_owned());
                             return Poll::Ready(false);
@@ -348,6 +399,7 @@ pub(crate) async fn stream(
             && filters_done
             && filtered.is_empty()
             && reply.finish.ctx().pending_chunk.is_none()
+            && reply.finish.ctx().splice_held() == 0
         {
             return Poll::Ready(failed.is_none());
         }

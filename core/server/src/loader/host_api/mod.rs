@@ -11,6 +11,7 @@ mod calls;
 mod registration;
 mod request;
 mod runtime;
+mod splice;
 
 pub use calls::*;
 pub use registration::RegCtx;
@@ -19,6 +20,7 @@ use request::*;
 pub use request::{start_filters, start_input_filters, start_response};
 pub(crate) use runtime::io_code;
 use runtime::*;
+use splice::*;
 
 use super::conn::HostConn;
 use super::registry::{frozen, Claim, Hook, Provider, Registry};
@@ -82,6 +84,8 @@ pub static HOST_API: HostApi = HostApi {
     upgrade_take,
     conn_idle_state,
     provider_module: super::operate::provider_module,
+    body_splice_from,
+    body_splice_to,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.

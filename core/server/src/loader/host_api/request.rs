@@ -180,7 +180,11 @@ host_fn! {
             }
             start_filters_in(registry, raw);
         }
-        req(raw).head_sent = true;
+        let r = req(raw);
+        r.head_sent = true;
+        if may_splice_response(r) {
+            r.splice_response = Some(Default::default());
+        }
         io::READY
     }
 }
@@ -270,7 +274,7 @@ fn read_raw_chunk(r: &mut RequestCtx, waker: *const AbiWaker) -> Result<Option<B
 
 /// Timeout for a client that stops sending its body: the wait is armed
 /// on the first Pending, reset by each piece, and ends in ERR_TIMEOUT.
-fn body_wait(r: &mut RequestCtx, waker: *const AbiWaker) -> i32 {
+pub(super) fn body_wait(r: &mut RequestCtx, waker: *const AbiWaker) -> i32 {
     if r.body_timeout.is_zero() {
         return io::PENDING;
     }
@@ -295,6 +299,11 @@ host_fn! {
             return io::ERR_OTHER;
         }
         if r.pending_chunk.is_none() {
+            if r.splice_held() > 0 {
+                // The response body drains the pipe, then polls the
+                // handler again: no wake needed.
+                return io::PENDING;
+            }
             return io::READY;
         }
         // The response body drains the slot before it polls the handler again.
@@ -309,7 +318,7 @@ host_fn! {
         // SAFETY: modules make chunks with chunk::from_bytes.
         let data: Bytes = unsafe { modproxy_api::chunk::into_bytes(chunk) };
         let r = req(raw);
-        if !r.head_sent || r.pending_chunk.is_some() {
+        if !r.head_sent || r.pending_chunk.is_some() || r.splice_held() > 0 {
             return io::ERR_OTHER;
         }
         if !data.is_empty() {

@@ -73,7 +73,7 @@ host_fn! {
                     Ok(Err(e)) => Err(io_code(&e)),
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
-                        Ok(HostConn::Tcp(stream))
+                        Ok(HostConn::Tcp(stream, None))
                     }
                 }
             }),
@@ -140,7 +140,7 @@ host_fn! {
     }
 }
 
-fn stream<'a>(raw: *mut c_void) -> Pin<&'a mut HostConn> {
+pub(super) fn stream<'a>(raw: *mut c_void) -> Pin<&'a mut HostConn> {
     // SAFETY: made by connect_poll, used by its one owner until conn_drop.
     Pin::new(unsafe { &mut *(raw as *mut HostConn) })
 }
@@ -251,7 +251,7 @@ host_fn! {
     pub(super) fn conn_poll_readable(raw: *mut c_void, waker: *const AbiWaker) -> i32 = io::ERR_OTHER;
     {
         let polled = match &*stream(raw) {
-            HostConn::Tcp(tcp) => with_cx(waker, |cx| tcp.poll_read_ready(cx)),
+            HostConn::Tcp(tcp, _) => with_cx(waker, |cx| tcp.poll_read_ready(cx)),
             HostConn::Unix(unix) => with_cx(waker, |cx| unix.poll_read_ready(cx)),
             // TLS may hold decrypted bytes the socket no longer shows:
             // say "maybe", and let the caller's read find out.

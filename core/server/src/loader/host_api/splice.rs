@@ -1,0 +1,163 @@
+//! ABI 1.7: bodies spliced between the client and a module's connection
+//! in the kernel (`http::splice`), and when the core allows it. Each
+//! service waits on the side the bytes come from; the side they go to
+//! holds what it did not take yet (see `http::splice`).
+
+use super::*;
+use crate::http::client_io::ClientIo;
+use crate::http::splice::{poll_op, Pipe};
+use crate::metrics;
+use std::os::fd::AsFd;
+use tokio::io::Interest;
+
+/// Asked when the response head goes out: a Content-Length body to a
+/// plain TCP client, through no output filter, may be spliced. (TLS must
+/// encrypt the bytes, HTTP/2 frame them, a filter change them.)
+pub(super) fn may_splice_response(r: &RequestCtx) -> bool {
+    let plain = matches!(&r.wire, Some(w) if matches!(w.io, ClientIo::Tcp(_)));
+    let status = r.status.as_u16();
+    let method = r.head.method();
+    let has_body = status >= 200
+        && status != 204
+        && status != 304
+        && method != b"HEAD"
+        && method != b"CONNECT";
+    let length = r.response_headers.get(b"content-length");
+    let length = length.and_then(|v| modproxy_http1::parse_decimal(v.trim_ascii()));
+    plain && has_body && r.filters.is_empty() && length.is_some_and(|n| n > 0)
+}
+
+fn moved(n: *mut usize, count: usize) -> i32 {
+    // SAFETY: `n` is writable, owned by the caller (the services' contract).
+    unsafe { n.write(count) };
+    io::READY
+}
+
+fn no_pipe(e: std::io::Error) -> i32 {
+    log::write(
+        Level::Warn,
+        "core",
+        &format!("no pipe for a spliced body ({e}): it is copied instead; raise the open-files limit (ulimit -n)"),
+    );
+    io::ERR_UNSUPPORTED
+}
+
+host_fn! {
+    pub(super) fn body_splice_from(
+        raw: *mut c_void,
+        conn: *mut c_void,
+        max: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32 = io::ERR_OTHER;
+    {
+        let r = req(raw);
+        if r.pending_chunk.is_some() || r.splice_held() > 0 || max == 0 {
+            return io::ERR_OTHER; // body_poll_ready first
+        }
+        let Some(spliced) = r.splice_response.as_mut() else {
+            return io::ERR_UNSUPPORTED;
+        };
+        let HostConn::Tcp(socket, None) = Pin::get_mut(stream(conn)) else {
+            return io::ERR_UNSUPPORTED;
+        };
+        let pipe = match spliced.pipe.as_mut() {
+            Some(pipe) => pipe,
+            None => match Pipe::take() {
+                Ok(pipe) => spliced.pipe.insert(pipe),
+                Err(e) => return no_pipe(e),
+            },
+        };
+        let polled = with_cx(waker, |cx| {
+            poll_op(socket, cx, Interest::READABLE, |fd| pipe.fill(fd, max))
+        });
+        match polled {
+            Poll::Pending => io::PENDING,
+            Poll::Ready(Err(e)) => io_code(&e),
+            Poll::Ready(Ok(count)) => {
+                spliced.uncounted += count as u64;
+                metrics::spliced(metrics::Spliced::Response, count);
+                moved(n, count)
+            }
+        }
+    }
+}
+
+host_fn! {
+    pub(super) fn body_splice_to(
+        raw: *mut c_void,
+        conn: *mut c_void,
+        max: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32 = io::ERR_OTHER;
+    {
+        let r = req(raw);
+        let conn = Pin::get_mut(stream(conn));
+        if !r.input.chain.is_empty() || !matches!(conn, HostConn::Tcp(..)) {
+            return io::ERR_UNSUPPORTED;
+        }
+        let Some(wire) = r.wire.as_mut() else {
+            return io::ERR_UNSUPPORTED; // HTTP/2
+        };
+        if r.body.is_done() {
+            return moved(n, 0);
+        }
+        let (ClientIo::Tcp(client), Some(left)) = (&mut wire.io, r.body.splice_room(wire.buf.len()))
+        else {
+            return io::ERR_UNSUPPORTED;
+        };
+        // Only an empty pipe is filled: what the connection holds goes first.
+        match with_cx(waker, |cx| conn.poll_release(cx)) {
+            Poll::Pending => return io::PENDING,
+            Poll::Ready(Err(e)) => return io_code(&e),
+            Poll::Ready(Ok(())) => {}
+        }
+        let HostConn::Tcp(socket, held) = conn else {
+            return io::ERR_UNSUPPORTED;
+        };
+        let mut want = usize::try_from(left).map_or(max, |l| l.min(max));
+        if r.body_limit != 0 {
+            // One byte past the limit is enough to refuse the body.
+            let room = r.body_limit.saturating_sub(r.body_read).saturating_add(1);
+            want = usize::try_from(room).map_or(want, |room| room.min(want));
+        }
+        let mut pipe = match Pipe::take() {
+            Ok(pipe) => pipe,
+            Err(e) => return no_pipe(e),
+        };
+        let polled = with_cx(waker, |cx| {
+            client.poll_splice(cx, Interest::READABLE, |fd| pipe.fill(fd, want))
+        });
+        let count = match polled {
+            Poll::Pending => return body_wait(r, waker),
+            Poll::Ready(Ok(count)) if count > 0 => count,
+            Poll::Ready(_) => {
+                // Closed or broken before the body ended: as body_poll_read.
+                r.close = true;
+                return io::ERR_ABORTED;
+            }
+        };
+        r.body_timer = None;
+        r.body.spliced(count as u64);
+        metrics::spliced(metrics::Spliced::Request, count);
+        r.body_read += count as u64;
+        if r.body_limit != 0 && r.body_read > r.body_limit {
+            r.close = true;
+            return io::ERR_TOO_LARGE;
+        }
+        // As much as the socket takes now; an error stays with the held
+        // bytes, for the connection's next write or flush to report (the
+        // module's side, under its own deadline).
+        while pipe.held() > 0 {
+            match socket.try_io(Interest::WRITABLE, || pipe.drain(socket.as_fd())) {
+                Ok(sent) if sent > 0 => {}
+                _ => break,
+            }
+        }
+        if pipe.held() > 0 {
+            *held = Some(pipe);
+        }
+        moved(n, count)
+    }
+}
