@@ -274,3 +274,55 @@ fn an_upload_that_stalls_mid_body_is_a_408_at_the_timeout() {
     assert_eq!(r.status, 408, "{}", site.root.log());
     assert!(backend.seen().is_empty());
 }
+
+#[test]
+fn a_spliced_upload_lost_in_the_keep_alive_race_is_replayed_whole_from_the_kernels_copy() {
+    // One request per connection, then the race: the next request is read
+    // and the connection closed without an answer.
+    let backend = Scripted::start(|mut peer| {
+        if peer.request().is_some() {
+            peer.respond(200, &[], format!("conn {}", peer.index).as_bytes());
+        }
+        peer.request();
+    });
+    let site = Site::start(&backend.url(), "");
+    assert_eq!(get(site.plain, "/", &[]).unwrap().status, 200);
+    let body = noise(60_000, 28);
+    let (_, request_before) = site.spliced();
+    let mut c = Conn::open(site.plain).unwrap();
+    c.send(
+        format!(
+            "PUT /doc HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // The body after the head, so that none of it is read with the head
+    // and all of it is spliced.
+    std::thread::sleep(Duration::from_millis(200));
+    c.send(&body).unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "conn 1"),
+        "{}",
+        site.root.log()
+    );
+    let puts: Vec<_> = backend
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2, "lost once, then answered");
+    assert!(
+        puts.iter().all(|s| s.body == body),
+        "both times the whole body"
+    );
+    let (_, request) = site.spliced();
+    assert_eq!(
+        request - request_before,
+        body.len() as u64,
+        "spliced, not copied"
+    );
+}

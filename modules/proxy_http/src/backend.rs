@@ -15,6 +15,10 @@ pub const HEAD_READ: usize = 8 * 1024;
 /// Reads while streaming a body: the bound on what we hold per exchange.
 pub const BODY_READ: usize = 64 * 1024;
 
+/// A body with at least this much left to come is spliced: below it, the
+/// pipe's system calls cost more than the copy they save.
+pub const SPLICE_MIN: u64 = 16 * 1024;
+
 /// How much to ask for while `left` bytes of a `Content-Length` body are
 /// still to come: one byte more, up to [`BODY_READ`]. A byte past the body
 /// that arrived with its end is then caught for free: it stays in the
@@ -172,13 +176,31 @@ impl Backend {
         &mut self,
         req: &mut Request,
         max: usize,
+        keep: usize,
     ) -> Result<Spliced, Result<IoError, IoError>> {
         self.flush().await.map_err(Ok)?;
-        let spliced = req.splice_to(&mut self.conn, max).await.map_err(Err)?;
+        let spliced = req
+            .splice_to(&mut self.conn, max, keep)
+            .await
+            .map_err(Err)?;
         if let Spliced::Moved(n) = spliced {
             self.sent += n as u64;
         }
         Ok(spliced)
+    }
+
+    /// Sends again the `kept` bytes the host kept of a spliced request
+    /// body (a retry); anything else is an error, as the body would then
+    /// reach the backend with a gap.
+    pub async fn replay_spliced(&mut self, req: &mut Request, kept: u64) -> Result<(), IoError> {
+        self.flush().await?;
+        match req.splice_replay(&mut self.conn).await? {
+            Spliced::Moved(n) if n as u64 == kept => {
+                self.sent += kept;
+                Ok(())
+            }
+            _ => Err(IoError::Other),
+        }
     }
 
     /// Sends what the connection still holds (a spliced body's tail),

@@ -3,7 +3,7 @@
 //! its framing checked to the last byte, so a truncated body never ends
 //! like a complete one.
 
-use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ};
+use crate::backend::{body_want, Backend, BODY_READ, HEAD_READ, SPLICE_MIN};
 use bytes::Buf;
 use modproxy_api::sdk::{IoError, Spliced};
 use modproxy_api::{Headers, Request};
@@ -202,10 +202,6 @@ async fn length_body(req: &mut Request, b: &mut Backend, mut left: u64) -> Resul
         }
     }
 }
-
-/// A body left to come at least this large is spliced: below it, the
-/// pipe's two system calls cost more than the copy they save.
-const SPLICE_MIN: u64 = 16 * 1024;
 
 fn missing(left: u64) -> RelayError {
     RelayError::Backend(format!(

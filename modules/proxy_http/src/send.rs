@@ -2,7 +2,7 @@
 //! from the client's request and the ProxyPass flags (so a retry resends
 //! the same bytes), and the client's body streamed behind it.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, SPLICE_MIN};
 use crate::target::Target;
 use modproxy_api::proxy::{exchange_flags, BodyProgress};
 use modproxy_api::sdk::FieldList;
@@ -189,18 +189,24 @@ pub async fn send_body(
             .await
             .map_err(BodyError::Backend)?;
     }
-    let mut spliced = false;
+    let mut spliced = progress.host_kept() > 0;
+    if spliced {
+        b.replay_spliced(req, progress.host_kept())
+            .await
+            .map_err(BodyError::Backend)?;
+    }
     while !progress.ended {
-        // Once no retry can replay it, a Content-Length body goes to the
-        // backend in the kernel where the host allows it.
-        if let (BodyFraming::ContentLength(want), false) = (framing, progress.can_replay()) {
-            let left = want.saturating_sub(progress.consumed);
-            match b
-                .splice_from_client(req, usize::try_from(left).unwrap_or(usize::MAX))
-                .await
-            {
+        // A Content-Length body goes to the backend in the kernel where
+        // the host allows it (what is kept for a replay too).
+        let left = match framing {
+            BodyFraming::ContentLength(want) => want.saturating_sub(progress.consumed),
+            _ => 0,
+        };
+        if left >= SPLICE_MIN {
+            let max = usize::try_from(left).unwrap_or(usize::MAX);
+            match b.splice_from_client(req, max, progress.splice_keep()).await {
                 Ok(Spliced::Moved(n)) => {
-                    progress.consumed += n as u64;
+                    progress.spliced(n);
                     spliced = true;
                     continue;
                 }

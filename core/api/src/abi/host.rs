@@ -246,10 +246,28 @@ pub struct HostApi {
     /// `body_poll_read` (TLS on either side, HTTP/2, an input filter, a
     /// chunked body, bytes the core already read, a `100 Continue` still
     /// owed): then try again for the next.
+    ///
+    /// With `keep` > 0, the host also keeps what it moved (in the kernel,
+    /// not copied) for `body_splice_replay`, as long as all it kept for
+    /// this request stays within `keep` bytes: past that, and with `keep`
+    /// = 0, it keeps nothing more and drops what it had.
     pub body_splice_to: extern "C" fn(
         req: *mut c_void,
         conn: *mut c_void,
         max: usize,
+        keep: usize,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32,
+    /// Sends `conn` again what `body_splice_to` kept of the request body
+    /// (a retry on a new connection after the first one broke), `conn`
+    /// holding what its socket does not take at once. READY with `n` the
+    /// bytes kept (0 when none are: then nothing can be replayed); PENDING
+    /// while `conn` still holds earlier bytes; ERR_UNSUPPORTED for a
+    /// connection that cannot take a splice (TLS).
+    pub body_splice_replay: extern "C" fn(
+        req: *mut c_void,
+        conn: *mut c_void,
         waker: *const AbiWaker,
         n: *mut usize,
     ) -> i32,

@@ -184,10 +184,12 @@ const FACTS: &[&[usize]] = &[
         super::host::tls_flags::ALPN_H2 as usize,
     ],
     // 1.7: bodies spliced between sockets in the kernel (HostApi's
-    // body_splice_from and body_splice_to, io::ERR_UNSUPPORTED).
+    // body_splice_from, body_splice_to and body_splice_replay,
+    // io::ERR_UNSUPPORTED).
     &[
         offset_of!(HostApi, body_splice_from),
         offset_of!(HostApi, body_splice_to),
+        offset_of!(HostApi, body_splice_replay),
         size_of::<HostApi>(),
         io::ERR_UNSUPPORTED as usize,
     ],

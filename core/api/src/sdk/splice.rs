@@ -6,9 +6,10 @@
 use super::host::host;
 use super::net::TcpConn;
 use super::{IoError, Request};
-use crate::abi;
+use crate::abi::{self, AbiWaker};
+use std::ffi::c_void;
 use std::future::poll_fn;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 /// What a splice did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,43 +36,61 @@ impl Request {
         conn: &mut TcpConn,
         max: usize,
     ) -> Result<Spliced, IoError> {
-        poll_fn(|cx| self.poll_splice(cx, conn, max, host().body_splice_from)).await
+        let service = host().body_splice_from;
+        self.spliced(conn, |req, conn, w, n| service(req, conn, max, w, n))
+            .await
     }
 
     /// Moves up to `max` bytes of the request body from the client to
     /// `conn`, as [`Request::read_body`] and a write would: what `conn`'s
     /// socket does not take at once, `conn` holds until its next write or
     /// flush ([`TcpConn::poll_flush`]; flush before reading a response).
-    /// Waits on the client alone, under the request body's timeout.
-    pub async fn splice_to(&mut self, conn: &mut TcpConn, max: usize) -> Result<Spliced, IoError> {
-        poll_fn(|cx| self.poll_splice(cx, conn, max, host().body_splice_to)).await
-    }
-
-    fn poll_splice(
+    /// Waits on the client alone, under the request body's timeout. The
+    /// host keeps what it moves for [`Request::splice_replay`] while all
+    /// it kept fits in `keep` bytes (0: keep nothing, drop what was kept).
+    pub async fn splice_to(
         &mut self,
-        cx: &mut Context<'_>,
         conn: &mut TcpConn,
         max: usize,
-        service: SpliceFn,
-    ) -> Poll<Result<Spliced, IoError>> {
-        let mut n = 0;
-        let rc = crate::waker::lend(cx, |w| {
-            service(self.as_raw(), conn.as_raw(), max, w, &mut n)
-        });
-        Poll::Ready(match rc {
-            abi::io::PENDING => return Poll::Pending,
-            abi::io::READY if n == 0 => Ok(Spliced::Ended),
-            abi::io::READY => Ok(Spliced::Moved(n)),
-            abi::io::ERR_UNSUPPORTED => Ok(Spliced::Unsupported),
-            e => Err(IoError::from_code(e)),
+        keep: usize,
+    ) -> Result<Spliced, IoError> {
+        let service = host().body_splice_to;
+        self.spliced(conn, |req, conn, w, n| service(req, conn, max, keep, w, n))
+            .await
+    }
+
+    /// Sends `conn` again what [`Request::splice_to`] kept (a retry's
+    /// replay), `conn` holding what its socket does not take at once:
+    /// `Moved` with the bytes kept, `Ended` when nothing was kept.
+    pub async fn splice_replay(&mut self, conn: &mut TcpConn) -> Result<Spliced, IoError> {
+        let service = host().body_splice_replay;
+        self.spliced(conn, |req, conn, w, n| service(req, conn, w, n))
+            .await
+    }
+
+    /// Polls one of the splice services until it is done.
+    async fn spliced(
+        &mut self,
+        conn: &mut TcpConn,
+        service: impl Fn(*mut c_void, *mut c_void, *const AbiWaker, *mut usize) -> i32 + Send,
+    ) -> Result<Spliced, IoError> {
+        // `move`: the future holds the `&mut`s (Send), not shared borrows.
+        let (req, conn) = (self, conn);
+        poll_fn(move |cx| {
+            let mut n = 0;
+            let rc = crate::waker::lend(cx, |w| service(req.as_raw(), conn.as_raw(), w, &mut n));
+            outcome(rc, n)
         })
+        .await
     }
 }
 
-type SpliceFn = extern "C" fn(
-    *mut std::ffi::c_void,
-    *mut std::ffi::c_void,
-    usize,
-    *const abi::AbiWaker,
-    *mut usize,
-) -> i32;
+fn outcome(rc: i32, n: usize) -> Poll<Result<Spliced, IoError>> {
+    Poll::Ready(match rc {
+        abi::io::PENDING => return Poll::Pending,
+        abi::io::READY if n == 0 => Ok(Spliced::Ended),
+        abi::io::READY => Ok(Spliced::Moved(n)),
+        abi::io::ERR_UNSUPPORTED => Ok(Spliced::Unsupported),
+        e => Err(IoError::from_code(e)),
+    })
+}

@@ -12,7 +12,7 @@
 //! pipe has no free slot, and only the first may clear the reactor's
 //! readiness.
 
-use nix::fcntl::{splice, SpliceFFlags};
+use nix::fcntl::{splice, tee, SpliceFFlags};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -82,6 +82,15 @@ impl Pipe {
         let ends = self.ends()?;
         let n = splice(&ends.read, None, to, None, self.held, flags())?;
         self.held -= n;
+        Ok(n)
+    }
+
+    /// Duplicates the first `len` bytes `from` holds into this pipe, by
+    /// reference (tee(2)): `from` keeps them. Fewer when this pipe lacks
+    /// the room.
+    pub fn tee_from(&mut self, from: &Pipe, len: usize) -> io::Result<usize> {
+        let n = tee(&from.ends()?.read, &self.ends()?.write, len, flags())?;
+        self.held += n;
         Ok(n)
     }
 
@@ -173,6 +182,25 @@ mod tests {
         let again = Pipe::take().unwrap();
         assert_eq!(POOL.with(|p| p.borrow().len()), 0);
         drop(again);
+    }
+
+    #[test]
+    fn a_tee_keeps_a_copy_that_can_be_sent_again() {
+        let (mut src_peer, src) = pair();
+        let (dst, mut dst_peer) = pair();
+        src_peer.write_all(b"kept").unwrap();
+        let mut pipe = Pipe::take().unwrap();
+        let mut kept = Pipe::take().unwrap();
+        assert_eq!(pipe.fill(src.as_fd(), 4).unwrap(), 4);
+        assert_eq!(kept.tee_from(&pipe, 4).unwrap(), 4);
+        pipe.drain(dst.as_fd()).unwrap();
+        let mut again = Pipe::take().unwrap();
+        assert_eq!(again.tee_from(&kept, 4).unwrap(), 4);
+        again.drain(dst.as_fd()).unwrap();
+        assert_eq!(kept.held(), 4, "the kept copy stays");
+        let mut buf = [0u8; 8];
+        dst_peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"keptkept");
     }
 
     #[test]

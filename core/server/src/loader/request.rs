@@ -112,6 +112,9 @@ pub struct RequestCtx {
     /// the core for a Content-Length body going to a plain TCP client
     /// through no output filter.
     pub splice_response: Option<SplicedResponse>,
+    /// What `body_splice_to` kept of the request body for a retry's
+    /// replay (ABI 1.7), in the kernel.
+    pub body_replay: Option<crate::http::splice::Pipe>,
 }
 
 /// A response body spliced from a module's connection to the client.

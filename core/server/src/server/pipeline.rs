@@ -112,6 +112,7 @@ pub async fn serve(
         filters: Default::default(),
         input: Default::default(),
         splice_response: None,
+        body_replay: None,
         bytes_sent: 0,
         started: std::time::Instant::now(),
         close: false,

@@ -86,6 +86,7 @@ pub static HOST_API: HostApi = HostApi {
     provider_module: super::operate::provider_module,
     body_splice_from,
     body_splice_to,
+    body_splice_replay,
 };
 
 /// Borrowed bytes as `&str` (lossy), for names and messages from modules.

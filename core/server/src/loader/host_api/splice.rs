@@ -88,6 +88,7 @@ host_fn! {
         raw: *mut c_void,
         conn: *mut c_void,
         max: usize,
+        keep: usize,
         waker: *const AbiWaker,
         n: *mut usize,
     ) -> i32 = io::ERR_OTHER;
@@ -146,18 +147,83 @@ host_fn! {
             r.close = true;
             return io::ERR_TOO_LARGE;
         }
-        // As much as the socket takes now; an error stays with the held
-        // bytes, for the connection's next write or flush to report (the
-        // module's side, under its own deadline).
-        while pipe.held() > 0 {
-            match socket.try_io(Interest::WRITABLE, || pipe.drain(socket.as_fd())) {
-                Ok(sent) if sent > 0 => {}
-                _ => break,
-            }
-        }
-        if pipe.held() > 0 {
-            *held = Some(pipe);
-        }
+        keep_for_replay(r, &pipe, count, keep);
+        hand_over(socket, held, pipe);
         moved(n, count)
+    }
+}
+
+/// Keeps a copy of what a splice moved (by reference) for a replay, while
+/// all that is kept fits in `keep`; drops it all otherwise. A copy that
+/// fails leaves less kept than the module counts on, and the replay then
+/// says so (`body_splice_replay` answers how much it sent).
+fn keep_for_replay(r: &mut RequestCtx, moved: &Pipe, count: usize, keep: usize) {
+    let kept = r.body_replay.as_ref().map_or(0, Pipe::held);
+    if keep == 0 || kept + count > keep {
+        r.body_replay = None;
+        return;
+    }
+    let replay = match r.body_replay.as_mut() {
+        Some(replay) => replay,
+        None => match Pipe::take() {
+            Ok(pipe) => r.body_replay.insert(pipe),
+            Err(_) => return,
+        },
+    };
+    if !matches!(replay.tee_from(moved, count), Ok(teed) if teed == count) {
+        r.body_replay = None;
+    }
+}
+
+/// As much of `pipe` as `socket` takes now. What it does not take stays
+/// in the pipe, which the connection then holds (`held`); so does an
+/// error, for the connection's next write or flush to report: the
+/// module's side, under its own deadline.
+fn hand_over(socket: &tokio::net::TcpStream, held: &mut Option<Pipe>, mut pipe: Pipe) {
+    while pipe.held() > 0 {
+        match socket.try_io(Interest::WRITABLE, || pipe.drain(socket.as_fd())) {
+            Ok(sent) if sent > 0 => {}
+            _ => break,
+        }
+    }
+    if pipe.held() > 0 {
+        *held = Some(pipe);
+    }
+}
+
+host_fn! {
+    pub(super) fn body_splice_replay(
+        raw: *mut c_void,
+        conn: *mut c_void,
+        waker: *const AbiWaker,
+        n: *mut usize,
+    ) -> i32 = io::ERR_OTHER;
+    {
+        let r = req(raw);
+        let Some(replay) = r.body_replay.as_ref() else {
+            return moved(n, 0);
+        };
+        let conn = Pin::get_mut(stream(conn));
+        if !matches!(conn, HostConn::Tcp(..)) {
+            return io::ERR_UNSUPPORTED;
+        }
+        match with_cx(waker, |cx| conn.poll_release(cx)) {
+            Poll::Pending => return io::PENDING,
+            Poll::Ready(Err(e)) => return io_code(&e),
+            Poll::Ready(Ok(())) => {}
+        }
+        let HostConn::Tcp(socket, held) = conn else {
+            return io::ERR_UNSUPPORTED;
+        };
+        let mut copy = match Pipe::take() {
+            Ok(pipe) => pipe,
+            Err(e) => return no_pipe(e),
+        };
+        let kept = replay.held();
+        if !matches!(copy.tee_from(replay, kept), Ok(teed) if teed == kept) {
+            return moved(n, 0); // less than was kept: nothing to replay
+        }
+        hand_over(socket, held, copy);
+        moved(n, kept)
     }
 }
