@@ -259,6 +259,7 @@ mod tests {
         assert_eq!(layout_hash_for(4), Some(HASH_1_4));
         assert_eq!(layout_hash_for(5), Some(HASH_1_5));
         assert_eq!(layout_hash_for(6), Some(HASH_1_6));
+        assert_eq!(layout_hash_for(7), Some(HASH_1_7));
     }
     const HASH_1_0: u64 = 0xfea9_e8e3_0c68_f8c6;
     /// 1.1 as released (commit 3c16002).
@@ -273,6 +274,8 @@ mod tests {
     const HASH_1_5: u64 = 0x3ae6_7109_617b_620b;
     /// 1.6 as released (commit 8f89dfb).
     const HASH_1_6: u64 = 0x03d1_6776_a149_ba1b;
+    /// 1.7 as released (issue 23's tenth session).
+    const HASH_1_7: u64 = 0xa911_67a9_38bd_e933;
 
     /// The arrays a method gets are frozen: their size is their stride.
     #[test]
