@@ -94,6 +94,9 @@ host_fn! {
     ) -> i32 = io::ERR_OTHER;
     {
         let r = req(raw);
+        if max == 0 {
+            return io::ERR_OTHER; // a zero-length splice would read as the client's end
+        }
         let conn = Pin::get_mut(stream(conn));
         if !r.input.chain.is_empty() || !matches!(conn, HostConn::Tcp(..)) {
             return io::ERR_UNSUPPORTED;
