@@ -168,21 +168,16 @@ impl Backend {
     }
 
     /// Up to `max` bytes of the request body spliced from the client to
-    /// the backend. What the backend's socket had not taken from the last
-    /// one goes first, within the worker's timeout (`Err(Ok(e))`: the
-    /// backend's fault); the wait on the client is the core's, under the
-    /// request body's timeout (`Err(Err(e))`).
+    /// the backend, keeping up to `keep` for a replay. It waits on the
+    /// client alone (the core's body timeout), so an error is the
+    /// client's; flush first, so the connection holds nothing.
     pub async fn splice_from_client(
         &mut self,
         req: &mut Request,
         max: usize,
         keep: usize,
-    ) -> Result<Spliced, Result<IoError, IoError>> {
-        self.flush().await.map_err(Ok)?;
-        let spliced = req
-            .splice_to(&mut self.conn, max, keep)
-            .await
-            .map_err(Err)?;
+    ) -> Result<Spliced, IoError> {
+        let spliced = req.splice_to(&mut self.conn, max, keep).await?;
         if let Spliced::Moved(n) = spliced {
             self.sent += n as u64;
         }

@@ -197,13 +197,17 @@ pub async fn send_body(
     }
     while !progress.ended {
         // A Content-Length body goes to the backend in the kernel where
-        // the host allows it (what is kept for a replay too).
+        // the host allows it (what is kept for a replay too), and once
+        // begun, to its end: a chunk read after spliced bytes could not
+        // be replayed in order.
         let left = match framing {
             BodyFraming::ContentLength(want) => want.saturating_sub(progress.consumed),
             _ => 0,
         };
-        if left >= SPLICE_MIN {
+        if left >= SPLICE_MIN || (spliced && left > 0) {
             let max = usize::try_from(left).unwrap_or(usize::MAX);
+            // What the backend's socket had not taken yet goes first.
+            b.flush().await.map_err(BodyError::Backend)?;
             match b.splice_from_client(req, max, progress.splice_keep()).await {
                 Ok(Spliced::Moved(n)) => {
                     progress.spliced(n);
@@ -215,8 +219,7 @@ pub async fn send_body(
                     break;
                 }
                 Ok(Spliced::Unsupported) => {} // this piece is read below
-                Err(Ok(backend)) => return Err(BodyError::Backend(backend)),
-                Err(Err(client)) => return Err(BodyError::Client(client)),
+                Err(e) => return Err(BodyError::Client(e)),
             }
         }
         let chunk = match req.read_body().await {
