@@ -112,13 +112,9 @@ host_fn! {
             return io::ERR_UNSUPPORTED;
         };
         // Only an empty pipe is filled: what the connection holds goes first.
-        match with_cx(waker, |cx| conn.poll_release(cx)) {
-            Poll::Pending => return io::PENDING,
-            Poll::Ready(Err(e)) => return io_code(&e),
-            Poll::Ready(Ok(())) => {}
-        }
-        let HostConn::Tcp(socket, held) = conn else {
-            return io::ERR_UNSUPPORTED;
+        let (socket, held) = match released(conn, waker) {
+            Ok(parts) => parts,
+            Err(rc) => return rc,
         };
         let mut want = usize::try_from(left).map_or(max, |l| l.min(max));
         if r.body_limit != 0 {
@@ -178,6 +174,23 @@ fn keep_for_replay(r: &mut RequestCtx, moved: &Pipe, count: usize, keep: usize) 
     }
 }
 
+/// The socket of a plain TCP connection and its pipe slot, once what it
+/// held went out; `Err` is the code to answer (PENDING while it cannot).
+fn released(
+    conn: &mut HostConn,
+    waker: *const AbiWaker,
+) -> Result<(&tokio::net::TcpStream, &mut Option<Pipe>), i32> {
+    match with_cx(waker, |cx| conn.poll_release(cx)) {
+        Poll::Pending => return Err(io::PENDING),
+        Poll::Ready(Err(e)) => return Err(io_code(&e)),
+        Poll::Ready(Ok(())) => {}
+    }
+    match conn {
+        HostConn::Tcp(socket, held) => Ok((socket, held)),
+        _ => Err(io::ERR_UNSUPPORTED),
+    }
+}
+
 /// As much of `pipe` as `socket` takes now. What it does not take stays
 /// in the pipe, which the connection then holds (`held`); so does an
 /// error, for the connection's next write or flush to report: the
@@ -206,17 +219,9 @@ host_fn! {
         let Some(replay) = r.body_replay.as_ref() else {
             return moved(n, 0);
         };
-        let conn = Pin::get_mut(stream(conn));
-        if !matches!(conn, HostConn::Tcp(..)) {
-            return io::ERR_UNSUPPORTED;
-        }
-        match with_cx(waker, |cx| conn.poll_release(cx)) {
-            Poll::Pending => return io::PENDING,
-            Poll::Ready(Err(e)) => return io_code(&e),
-            Poll::Ready(Ok(())) => {}
-        }
-        let HostConn::Tcp(socket, held) = conn else {
-            return io::ERR_UNSUPPORTED;
+        let (socket, held) = match released(Pin::get_mut(stream(conn)), waker) {
+            Ok(parts) => parts,
+            Err(rc) => return rc,
         };
         let mut copy = match Pipe::take() {
             Ok(pipe) => pipe,
