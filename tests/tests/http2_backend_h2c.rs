@@ -377,7 +377,13 @@ fn a_killed_backend_answers_503_as_proxy_http_does() {
     );
     let first = get(server.port, "/", &[]).unwrap().status;
     // Once seen failing here (a 503 before the kill): say why next time.
-    assert_eq!(first, 200, "{}\nthe backend's log:\n{}", root.log(), b.log());
+    assert_eq!(
+        first,
+        200,
+        "{}\nthe backend's log:\n{}",
+        root.log(),
+        b.log()
+    );
     b.kill();
     let r = get(server.port, "/", &[]).unwrap();
     assert_eq!(r.status, 503, "{}", root.log());

@@ -32,6 +32,12 @@ pub struct HeadFacts {
     pub close: bool,
 }
 
+/// 1xx, 204 and 304 never carry a body, whatever their fields say
+/// (RFC 9112 §6.3).
+pub fn status_has_no_body(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
 /// Writes the head into `out`; returns its framing and whether the
 /// connection must close after it.
 pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing, bool) {
@@ -68,8 +74,7 @@ pub fn encode(out: &mut Vec<u8>, fields: &Fields, facts: &HeadFacts) -> (Framing
             field(out, name, value);
         }
     }
-    let no_body = status < 200 || status == 204 || status == 304;
-    let (framing, length_field) = if no_body {
+    let (framing, length_field) = if status_has_no_body(status) {
         // A 304 may give the length of the body it stands for, as HEAD
         // does; 1xx and 204 must not carry one.
         (Framing::None, declared.filter(|_| status == 304))

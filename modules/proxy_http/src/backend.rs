@@ -128,10 +128,7 @@ impl Backend {
             io_timeout,
             ..
         } = self;
-        match deadline.run(*io_timeout, conn.write_all(data)).await {
-            Some(r) => r?,
-            None => return Err(IoError::Timeout),
-        }
+        within(deadline, *io_timeout, conn.write_all(data)).await?;
         self.sent += data.len() as u64;
         Ok(())
     }
@@ -159,8 +156,7 @@ impl Backend {
             io_timeout,
             ..
         } = self;
-        let spliced = deadline.run(*io_timeout, req.splice_from(conn, max)).await;
-        let spliced = spliced.unwrap_or(Err(IoError::Timeout))?;
+        let spliced = within(deadline, *io_timeout, req.splice_from(conn, max)).await?;
         if let Spliced::Moved(n) = spliced {
             self.received += n as u64;
         }
@@ -207,10 +203,7 @@ impl Backend {
             io_timeout,
             ..
         } = self;
-        let flushed = deadline
-            .run(*io_timeout, poll_fn(|cx| conn.poll_flush(cx)))
-            .await;
-        flushed.unwrap_or(Err(IoError::Timeout))
+        within(deadline, *io_timeout, poll_fn(|cx| conn.poll_flush(cx))).await
     }
 
     /// [`Backend::fill`] within the worker's timeout (one body read).
@@ -222,9 +215,21 @@ impl Backend {
             io_timeout,
             ..
         } = self;
-        let read = deadline.run(*io_timeout, conn.read_buf(buf, want)).await;
-        let n = read.unwrap_or(Err(IoError::Timeout))?;
+        let n = within(deadline, *io_timeout, conn.read_buf(buf, want)).await?;
         self.received += n as u64;
         Ok(n)
     }
+}
+
+/// `io` within `wait` on the connection's deadline: running out is
+/// [`IoError::Timeout`], as the operation's own timeout would be.
+async fn within<T>(
+    deadline: &mut Deadline,
+    wait: Duration,
+    io: impl std::future::Future<Output = Result<T, IoError>>,
+) -> Result<T, IoError> {
+    deadline
+        .run(wait, io)
+        .await
+        .unwrap_or(Err(IoError::Timeout))
 }

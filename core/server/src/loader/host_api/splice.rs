@@ -17,9 +17,7 @@ pub(super) fn may_splice_response(r: &RequestCtx) -> bool {
     let plain = matches!(&r.wire, Some(w) if matches!(w.io, ClientIo::Tcp(_)));
     let status = r.status.as_u16();
     let method = r.head.method();
-    let has_body = status >= 200
-        && status != 204
-        && status != 304
+    let has_body = !crate::http::response_head::status_has_no_body(status)
         && method != b"HEAD"
         && method != b"CONNECT";
     let length = r.response_headers.get(b"content-length");
