@@ -129,14 +129,23 @@ fn three_nodes_share_manager_changes_through_etcd() {
         s.spawn(|| nodes[2].change(&m0.url(), "{\"status\":\"-D\",\"loadfactor\":9}"));
     });
     // Every node ends as the store has it (read again at each look: the
-    // store is the reference, whichever write came last).
+    // store is the reference, whichever write came last). The writes are
+    // only nearly concurrent: if node 1's change reached node 2 before
+    // node 2's own, node 2 wrote "-D" over standby and stored `+H` with
+    // loadfactor 9; the store's status says which.
     let expected = || {
         let stored = etcd.get(&key).unwrap_or_default();
-        if stored.contains("\"loadfactor\":5") {
-            ("standby".to_owned(), 5)
+        let loadfactor = if stored.contains("\"loadfactor\":5") {
+            5
         } else {
-            ("ok".to_owned(), 9)
-        }
+            9
+        };
+        let standby = stored
+            .split("\"status\":\"")
+            .nth(1)
+            .is_some_and(|s| s.split('"').next().unwrap_or("").contains('H'));
+        let state = if standby { "standby" } else { "ok" };
+        (state.to_owned(), loadfactor)
     };
     wait_until(
         "every node as the store has it",
