@@ -277,3 +277,43 @@ fn interim_103_responses_are_dropped_and_the_final_response_relayed() {
     assert_eq!(r.status, 200, "{}", p.log());
     assert_eq!(c.read_bytes(5).unwrap(), b"final");
 }
+
+#[test]
+fn the_last_response_of_a_closing_connection_arrives_whole_and_the_connection_ends() {
+    // Its last bytes wait for the close and leave with the FIN (MSG_MORE):
+    // nothing may be lost or kept waiting, one segment or many.
+    let small = b"closing".to_vec();
+    let large = noise(3 * MIB, 12);
+    let backend = {
+        let large = large.clone();
+        Backend::start(move |s| {
+            let body = if s.target.ends_with("large") {
+                large.clone()
+            } else {
+                b"closing".to_vec()
+            };
+            (200, vec![], body)
+        })
+    };
+    let p = proxy_to(&backend.url());
+    for (path, want) in [("/small", &small), ("/large", &large)] {
+        for version in ["HTTP/1.1\r\nConnection: close", "HTTP/1.0"] {
+            let req = format!("GET {path} {version}\r\nHost: h\r\n\r\n");
+            let started = std::time::Instant::now();
+            let raw = modproxy_tests::send_raw(p.port, req.as_bytes()).unwrap();
+            let r = modproxy_tests::client::parse(&raw).expect("a response");
+            assert_eq!(r.status, 200, "{version} {path}: {}", p.log());
+            assert_eq!(
+                checksum(&r.body),
+                checksum(want),
+                "{version} {path}: {} bytes",
+                r.body.len()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{version} {path}: the server closed only after {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}

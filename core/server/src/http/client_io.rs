@@ -25,6 +25,20 @@ impl ClientIo {
         }
     }
 
+    /// Writes `bufs` as the connection's last bytes: on plain TCP they
+    /// leave with the FIN of the close that must follow at once
+    /// (`ClientTcp::poll_write_last`); TLS writes as usual.
+    pub fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self {
+            ClientIo::Tcp(tcp) => tcp.poll_write_last(cx, bufs),
+            ClientIo::Tls(tls) => Pin::new(tls).poll_write_vectored(cx, bufs),
+        }
+    }
+
     /// TLS whose ALPN chose HTTP/2.
     pub fn alpn_h2(&self) -> bool {
         match self {

@@ -15,7 +15,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 pub enum ClientTcp {
@@ -109,6 +109,34 @@ impl ClientTcp {
         )
     }
 
+    /// Writes `bufs` as the connection's last bytes, flagged `MSG_MORE`:
+    /// the kernel holds back what does not fill a segment until the
+    /// close or shutdown that must follow at once, which sends it with
+    /// the FIN, so a short closing response is one packet and one wakeup
+    /// of the client instead of two.
+    pub fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(
+            cx,
+            bufs,
+            |stream, bufs| send_more(stream, bufs),
+            |stream, cx, bufs| loop {
+                let stream = &*stream;
+                match stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    other => return other.map_ok(|()| 0),
+                }
+                match stream.try_io(Interest::WRITABLE, || send_more(stream, bufs)) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    done => return Poll::Ready(done),
+                }
+            },
+        )
+    }
+
     /// Runs `op` on the fresh socket; if it would block, registers the
     /// socket and runs `wait` on it instead, which does the same through
     /// the reactor. `arg` goes to whichever runs.
@@ -131,6 +159,16 @@ impl ClientTcp {
             Ok(stream) => wait(Pin::new(stream), cx, arg),
             Err(e) => Poll::Ready(Err(e)),
         }
+    }
+}
+
+/// One send (a vectored one for several pieces) with `MSG_MORE`.
+fn send_more(stream: &impl std::os::fd::AsFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(stream);
+    let flags = libc::MSG_MORE | libc::MSG_NOSIGNAL;
+    match bufs {
+        [one] => socket.send_with_flags(one, flags),
+        _ => socket.send_vectored_with_flags(bufs, flags),
     }
 }
 
@@ -207,5 +245,44 @@ impl AsyncWrite for ClientTcp {
             ClientTcp::Registered(stream) => Pin::new(stream).poll_shutdown(cx),
             ClientTcp::Lost => Poll::Ready(Err(lost())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    #[test]
+    fn the_last_bytes_wait_for_the_close_and_arrive_with_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut tcp = ClientTcp::fresh(server);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let pieces = [IoSlice::new(b"head "), IoSlice::new(b"body")];
+        assert!(matches!(
+            tcp.poll_write_last(&mut cx, &pieces),
+            Poll::Ready(Ok(9))
+        ));
+        // Held by the kernel (less than a segment, MSG_MORE)…
+        peer.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let early = peer.read(&mut buf);
+        assert!(
+            early
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock),
+            "sent before the close: {early:?}"
+        );
+        // …until the close, which sends them with the FIN.
+        drop(tcp);
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"head body");
     }
 }

@@ -103,11 +103,26 @@ impl Outbox {
         std::future::poll_fn(|cx| self.poll_write(io, cx)).await
     }
 
+    /// Writes everything queued as the connection's last bytes: the
+    /// caller closes it (or shuts it down) as soon as this returns.
+    pub async fn flush_last(&mut self, io: &mut ClientIo) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write_some(io, cx, true)).await
+    }
+
     /// Writes until everything queued is out or the socket is full.
     pub fn poll_write(
         &mut self,
         io: &mut ClientIo,
         cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.poll_write_some(io, cx, false)
+    }
+
+    fn poll_write_some(
+        &mut self,
+        io: &mut ClientIo,
+        cx: &mut Context<'_>,
+        last: bool,
     ) -> Poll<std::io::Result<()>> {
         while !self.pieces.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -122,7 +137,9 @@ impl Outbox {
                 n += 1;
             }
             // One piece: a plain send, which the kernel takes for less.
-            let written = if n == 1 {
+            let written = if last {
+                io.poll_write_last(cx, &slices[..n])
+            } else if n == 1 {
                 Pin::new(&mut *io).poll_write(cx, &slices[0])
             } else {
                 Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])

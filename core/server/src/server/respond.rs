@@ -100,8 +100,19 @@ pub async fn send(
     let mut wire = ctx.wire.take()?;
     let mut body = std::mem::replace(&mut ctx.body, RequestBody::new(BodyFraming::None, false));
     let reusable = ended_well && !close && !ctx.close;
+    // A client that asked for the close and has sent everything it
+    // will: the connection closes right after this flush, so its last
+    // bytes may wait for the FIN and leave with it. (Not when the server
+    // chose the close: that client may have sent more, and a close over
+    // unread bytes resets the connection, so nothing may be held back.)
+    let last = !reusable && !ctx.head.keep_alive && wire.buf.is_empty() && body.is_done();
     drop(reply);
-    let written = out.flush(&mut wire.io).await.is_ok();
+    let written = if last {
+        out.flush_last(&mut wire.io).await
+    } else {
+        out.flush(&mut wire.io).await
+    }
+    .is_ok();
     if !written || !reusable {
         if written && (!wire.buf.is_empty() || !body.is_done()) {
             // Boxed: its 4 KiB read buffer would otherwise be part of
