@@ -125,10 +125,7 @@ impl ClientTcp {
             |stream, bufs| send_more(stream, bufs),
             |stream, cx, bufs| loop {
                 let stream = &*stream;
-                match stream.poll_write_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    other => return other.map_ok(|()| 0),
-                }
+                std::task::ready!(stream.poll_write_ready(cx))?;
                 match stream.try_io(Interest::WRITABLE, || send_more(stream, bufs)) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     done => return Poll::Ready(done),
