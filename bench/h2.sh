@@ -4,7 +4,8 @@
 # with 1 and with 100 concurrent streams per connection. As in peers.sh,
 # each proxy is pinned to CPU 0 and balances over two nginx backends
 # (8080, 8081) on CPU 1, where h2load runs too; cpu-us/req is the
-# proxy's CPU per request.
+# proxy's CPU per request. p50 and p99 come from h2load's per-request
+# log (time until the end of each response), max from its summary.
 #
 # usage: bench/h2.sh [--duration 10] [--conns 16]
 set -euo pipefail
@@ -73,20 +74,24 @@ for port in 9443 9444 9445; do
   for _ in $(seq 100); do curl -sk --http2 -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-printf '%-12s %-9s %10s %12s %12s %10s\n' streams proxy req/s mean-ms max-ms cpu-us/req
+printf '%-8s %-9s %10s %10s %10s %10s %10s\n' streams proxy req/s p50-ms p99-ms max-ms cpu-us/req
 for streams in 1 100; do
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
     IFS='|' read -r who pid port <<<"$p"
+    log="$W/h2load-$who-$streams.tsv"
     t0=$(cpu_ticks "$pid")
-    out=$(taskset -c 1 h2load -D "$DURATION" -c "$CONNS" -m "$streams" "https://127.0.0.1:$port/" 2>&1)
+    out=$(taskset -c 1 h2load -D "$DURATION" -c "$CONNS" -m "$streams" --log-file="$log" "https://127.0.0.1:$port/" 2>&1)
     t1=$(cpu_ticks "$pid")
     reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
     failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" = 0 ] || echo "warning: $who: $failed requests failed" >&2
     cpu=$(cpu_us_per_req "$t0" "$t1" "$reqs")
     # "time for request:  min  max  mean  sd  +/- sd"
-    read -r tmax tmean < <(awk '/^time for request:/ {print $5, $6}' <<<"$out")
-    printf '%-12s %-9s %10s %12s %12s %10s\n' "$streams" "$who" \
-      "$(awk '/^finished in/ {print $4}' <<<"$out")" "$tmean" "$tmax" "$cpu"
+    tmax=$(awk '/^time for request:/ {print $5}' <<<"$out")
+    # The log's third column: microseconds until the end of the response.
+    read -r p50 p99 < <(awk -F'\t' '$2 != -1 {print $3}' "$log" | sort -n |
+      awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000; else print "- -" }')
+    printf '%-8s %-9s %10s %10s %10s %10s %10s\n' "$streams" "$who" \
+      "$(awk '/^finished in/ {print $4}' <<<"$out")" "$p50" "$p99" "$tmax" "$cpu"
   done
 done
