@@ -55,25 +55,32 @@ fn prefixes(m: &Proxy, v: &VhostProxy) -> Vec<(String, String)> {
 }
 
 fn map_urls(m: &Proxy, v: &VhostProxy, req: &mut Request) {
-    // UseCanonicalName Off: the host the client asked for, else our name.
-    let host = req
-        .header_str(Headers::Request, "Host")
-        .filter(|h| !h.is_empty())
-        .unwrap_or(req.server_name());
-    let base = format!("{}://{host}", req.scheme());
-    let mut prefixes: Option<Vec<(String, String)>> = None;
+    // Worked out once, and only for a response with a URL to map: most
+    // have none, and then cost no allocation.
+    let mut rules: Option<(Vec<(String, String)>, String)> = None;
     for name in URL_HEADERS {
         let Some(value) = req.header_str(Headers::Response, name) else {
             continue;
         };
-        let prefixes = prefixes.get_or_insert_with(|| self::prefixes(m, v));
+        let (prefixes, base) =
+            rules.get_or_insert_with(|| (self::prefixes(m, v), public_base(req)));
         let mapped = prefixes
             .iter()
-            .find_map(|(url, path)| map_url(value, url, path, &base));
+            .find_map(|(url, path)| map_url(value, url, path, base));
         if let Some(new) = mapped {
             req.set_header(Headers::Response, name, new.as_bytes());
         }
     }
+}
+
+/// `scheme://host` as the client addressed this server (UseCanonicalName
+/// Off: the Host it asked for, else our name).
+fn public_base(req: &Request) -> String {
+    let host = req
+        .header_str(Headers::Request, "Host")
+        .filter(|h| !h.is_empty())
+        .unwrap_or(req.server_name());
+    format!("{}://{host}", req.scheme())
 }
 
 /// Rewrites every `Set-Cookie`; when one changes, all are removed and added
