@@ -149,6 +149,19 @@ impl Scripted {
         }
     }
 
+    /// Serves one request per connection, then plays the keep-alive
+    /// race: it reads the next request and closes without answering, as
+    /// a backend whose keep-alive timeout fired just as the request
+    /// arrived. Each answer says which connection gave it (`conn N`).
+    pub fn racy() -> Scripted {
+        Scripted::start(|mut peer| {
+            if peer.request().is_some() {
+                peer.respond(200, &[], format!("conn {}", peer.index).as_bytes());
+            }
+            peer.request();
+        })
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -160,5 +173,20 @@ impl Scripted {
     /// Every request a script read so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Asserts that `method` reached the backend twice (lost once in the
+    /// race, then answered), both times with the whole `body`.
+    pub fn assert_sent_twice_whole(&self, method: &str, body: &[u8]) {
+        let sent: Vec<_> = self
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == method)
+            .collect();
+        assert_eq!(sent.len(), 2, "lost once, then answered");
+        assert!(
+            sent.iter().all(|s| s.body == body),
+            "both times the whole body"
+        );
     }
 }

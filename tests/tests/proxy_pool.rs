@@ -30,21 +30,9 @@ fn requests_from_different_clients_share_one_pooled_backend_connection() {
     );
 }
 
-/// Serves one request per connection, then plays the race: it reads the
-/// next request and closes without answering, as a backend whose
-/// keep-alive timeout fired just as the request arrived.
-fn racy_backend() -> Scripted {
-    Scripted::start(|mut peer| {
-        if peer.request().is_some() {
-            peer.respond(200, &[], format!("conn {}", peer.index).as_bytes());
-        }
-        peer.request();
-    })
-}
-
 #[test]
 fn an_idempotent_request_on_a_connection_the_backend_closed_is_retried_on_a_fresh_one() {
-    let backend = racy_backend();
+    let backend = Scripted::racy();
     let p = proxy_to(&backend.url(), "");
     let answers: Vec<(u16, String)> = (0..3)
         .map(|_| {
@@ -69,7 +57,7 @@ fn an_idempotent_request_on_a_connection_the_backend_closed_is_retried_on_a_fres
 
 #[test]
 fn a_put_with_a_small_body_lost_in_the_keep_alive_race_is_sent_again_whole() {
-    let backend = racy_backend();
+    let backend = Scripted::racy();
     let p = proxy_to(&backend.url(), "");
     assert_eq!(get(p.port, "/", &[]).unwrap().status, 200);
     let body = modproxy_tests::noise(40_000, 7);
@@ -80,21 +68,12 @@ fn a_put_with_a_small_body_lost_in_the_keep_alive_race_is_sent_again_whole() {
         "{}",
         p.log()
     );
-    let puts: Vec<_> = backend
-        .seen()
-        .into_iter()
-        .filter(|s| s.method == "PUT")
-        .collect();
-    assert_eq!(puts.len(), 2, "lost once, then answered");
-    assert!(
-        puts.iter().all(|s| s.body == body),
-        "both times the whole body"
-    );
+    backend.assert_sent_twice_whole("PUT", &body);
 }
 
 #[test]
 fn a_post_lost_in_the_keep_alive_race_is_not_sent_twice() {
-    let backend = racy_backend();
+    let backend = Scripted::racy();
     let p = proxy_to(&backend.url(), "");
     assert_eq!(get(p.port, "/", &[]).unwrap().status, 200);
     let r = request(p.port, "POST", "/order", &[], b"buy").unwrap();

@@ -277,14 +277,7 @@ fn an_upload_that_stalls_mid_body_is_a_408_at_the_timeout() {
 
 #[test]
 fn a_spliced_upload_lost_in_the_keep_alive_race_is_replayed_whole_from_the_kernels_copy() {
-    // One request per connection, then the race: the next request is read
-    // and the connection closed without an answer.
-    let backend = Scripted::start(|mut peer| {
-        if peer.request().is_some() {
-            peer.respond(200, &[], format!("conn {}", peer.index).as_bytes());
-        }
-        peer.request();
-    });
+    let backend = Scripted::racy();
     let site = Site::start(&backend.url(), "");
     assert_eq!(get(site.plain, "/", &[]).unwrap().status, 200);
     let body = noise(60_000, 28);
@@ -309,16 +302,7 @@ fn a_spliced_upload_lost_in_the_keep_alive_race_is_replayed_whole_from_the_kerne
         "{}",
         site.root.log()
     );
-    let puts: Vec<_> = backend
-        .seen()
-        .into_iter()
-        .filter(|s| s.method == "PUT")
-        .collect();
-    assert_eq!(puts.len(), 2, "lost once, then answered");
-    assert!(
-        puts.iter().all(|s| s.body == body),
-        "both times the whole body"
-    );
+    backend.assert_sent_twice_whole("PUT", &body);
     let (_, request) = site.spliced();
     assert_eq!(
         request - request_before,
