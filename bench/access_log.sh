@@ -57,7 +57,7 @@ for r in "${ROWS[@]}"; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-printf '%-16s %-22s %10s %9s %9s %10s\n' round proxy req/s p50 p99 cpu-us/req
+wrk_header round
 for round in $(seq "${ROUNDS:-2}"); do
   for r in "${ROWS[@]}"; do
     IFS='|' read -r who pid port <<<"$r"

@@ -15,11 +15,14 @@
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
 #   cpu_ticks PID              -> the process's user + system clock ticks
+#   sys_ticks PID              -> the system (kernel) part of them
 #   cpu_us_per_req T0 T1 REQS  -> CPU µs per request between two cpu_ticks
 #                                 readings (`-` when no request was counted)
 #   wrk_row WORKLOAD PROXY PID URL
 #                              -> one table row: wrk (DURATION, CONNS) on CPU 1
-#                                 at URL; req/s, p50, p99 and PID's cpu-us/req
+#                                 at URL; req/s, p50, p99, PID's cpu-us/req
+#                                 and the system part of it (sys-us/req)
+#   wrk_header FIRST_COLUMN    -> wrk_row's header line
 DIST_MODULES=(proxy proxy_http proxy_balancer lbmethod_byrequests)
 DIST_PACKAGES=(-p modproxy)
 for m in "${DIST_MODULES[@]}"; do DIST_PACKAGES+=(-p "mod_$m"); done
@@ -132,6 +135,7 @@ bench_args() {
 }
 
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+sys_ticks() { awk '{sub(/^.*\) /, ""); print $13}' "/proc/$1/stat"; }
 
 cpu_us_per_req() {
   awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v r="${3:-0}" \
@@ -139,12 +143,14 @@ cpu_us_per_req() {
 }
 
 wrk_row() {
-  local name=$1 who=$2 pid=$3 url=$4 t0 t1 out reqs
-  t0=$(cpu_ticks "$pid")
+  local name=$1 who=$2 pid=$3 url=$4 t0 t1 s0 s1 out reqs
+  t0=$(cpu_ticks "$pid"); s0=$(sys_ticks "$pid")
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1)
-  t1=$(cpu_ticks "$pid")
+  t1=$(cpu_ticks "$pid"); s1=$(sys_ticks "$pid")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%-16s %-22s %10s %9s %9s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
+  printf '%-16s %-22s %10s %9s %9s %10s %10s\n' "$name" "$who" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
     "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" \
-    "$(cpu_us_per_req "$t0" "$t1" "$reqs")"
+    "$(cpu_us_per_req "$t0" "$t1" "$reqs")" "$(cpu_us_per_req "$s0" "$s1" "$reqs")"
 }
+# The header line for wrk_row's table; its first column is named $1.
+wrk_header() { printf '%-16s %-22s %10s %9s %9s %10s %10s\n' "$1" proxy req/s p50 p99 cpu-us/req sys-us/req; }

@@ -71,7 +71,7 @@ for port in 8080 9443 9444 9445; do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-printf '%-16s %-22s %10s %9s %9s %10s\n' workload proxy req/s p50 p99 cpu-us/req
+wrk_header workload
 for wl in "small-keepalive|/" "100KiB-body|/100k.txt"; do
   name=${wl%%|*}; path=${wl#*|}
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
