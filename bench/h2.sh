@@ -4,8 +4,9 @@
 # with 1 and with 100 concurrent streams per connection. As in peers.sh,
 # each proxy is pinned to CPU 0 and balances over two nginx backends
 # (8080, 8081) on CPU 1, where h2load runs too; cpu-us/req is the
-# proxy's CPU per request. p50 and p99 come from h2load's per-request
-# log (time until the end of each response), max from its summary.
+# proxy's CPU per request (sys-us/req: its kernel part). p50 and p99
+# come from h2load's per-request log (time until the end of each
+# response), max from its summary.
 #
 # usage: bench/h2.sh [--duration 10] [--conns 16]
 set -euo pipefail
@@ -74,14 +75,14 @@ for port in 9443 9444 9445; do
   for _ in $(seq 100); do curl -sk --http2 -o /dev/null "https://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-printf '%-8s %-9s %10s %10s %10s %10s %10s\n' streams proxy req/s p50-ms p99-ms max-ms cpu-us/req
+printf '%-8s %-9s %10s %10s %10s %10s %10s %10s\n' streams proxy req/s p50-ms p99-ms max-ms cpu-us/req sys-us/req
 for streams in 1 100; do
   for p in "modproxy|$OURS|9443" "nginx|$NGINX|9444" "haproxy|$HAPROXY|9445"; do
     IFS='|' read -r who pid port <<<"$p"
     log="$W/h2load-$who-$streams.tsv"
-    t0=$(cpu_ticks "$pid")
+    t0=$(cpu_ticks "$pid"); s0=$(sys_ticks "$pid")
     out=$(taskset -c 1 h2load -D "$DURATION" -c "$CONNS" -m "$streams" --log-file="$log" "https://127.0.0.1:$port/" 2>&1)
-    t1=$(cpu_ticks "$pid")
+    t1=$(cpu_ticks "$pid"); s1=$(sys_ticks "$pid")
     reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
     failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" = 0 ] || echo "warning: $who: $failed requests failed" >&2
@@ -91,7 +92,8 @@ for streams in 1 100; do
     # The log's third column: microseconds until the end of the response.
     read -r p50 p99 < <(awk -F'\t' '$2 != -1 {print $3}' "$log" | sort -n |
       awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000; else print "- -" }')
-    printf '%-8s %-9s %10s %10s %10s %10s %10s\n' "$streams" "$who" \
-      "$(awk '/^finished in/ {print $4}' <<<"$out")" "$p50" "$p99" "$tmax" "$cpu"
+    printf '%-8s %-9s %10s %10s %10s %10s %10s %10s\n' "$streams" "$who" \
+      "$(awk '/^finished in/ {print $4}' <<<"$out")" "$p50" "$p99" "$tmax" "$cpu" \
+      "$(cpu_us_per_req "$s0" "$s1" "$reqs")"
   done
 done

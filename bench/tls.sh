@@ -2,7 +2,8 @@
 # TLS termination beside nginx and HAProxy, with the same certificate: the harness's
 # small-keepalive and 100KiB-body workloads over https. Like peers.sh, each
 # proxy is pinned to CPU 0 and balances over two nginx backends (8080, 8081)
-# on CPU 1, where wrk runs too; cpu-us/req is the proxy's CPU per request.
+# on CPU 1, where wrk runs too; cpu-us/req is the proxy's CPU per request,
+# sys-us/req its kernel part.
 #
 # usage: bench/tls.sh [--duration 10] [--conns 64]
 set -euo pipefail
