@@ -52,16 +52,5 @@ CONF
   taskset -c 0 target/dist/modproxy -d "$W/ours-$name" run & PIDS+=($!)
   ROWS+=("modproxy, log $name|${PIDS[-1]}|$port")
 done
-for r in "${ROWS[@]}"; do
-  IFS='|' read -r _ _ port <<<"$r"
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
-
-wrk_header round
-for round in $(seq "${ROUNDS:-2}"); do
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r who pid port <<<"$r"
-    wrk_row "$round" "$who" "$pid" "http://127.0.0.1:$port/"
-  done
-done
+wrk_rounds 2
 echo "log lines written: $(cat "$W"/logs/*.log | wc -l) (every request of the logging variants)" >&2

@@ -53,37 +53,8 @@ CONF
 taskset -c 0 nginx -c "$W/nginx.conf" & PIDS+=($!)
 ROWS+=("nginx|${PIDS[-1]}|9002")
 
-cat > "$W/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option forwardfor
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:9003
-  default_backend mycluster
-backend mycluster
-  balance roundrobin
-  server a 127.0.0.1:8080
-  server b 127.0.0.1:8081
-CONF
+haproxy_config "$W" 9003
 taskset -c 0 haproxy -db -f "$W/haproxy.cfg" & PIDS+=($!)
 ROWS+=("haproxy|${PIDS[-1]}|9003")
 
-for r in "${ROWS[@]}"; do
-  IFS='|' read -r _ _ port <<<"$r"
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
-
-wrk_header round
-for round in $(seq "${ROUNDS:-3}"); do
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r who pid port <<<"$r"
-    wrk_row "$round" "$who" "$pid" "http://127.0.0.1:$port/"
-  done
-done
+wrk_rounds 3

@@ -9,8 +9,9 @@
 #   bench_args CONNS "$@"      -> DURATION (10) and CONNS from --duration N, --conns N
 #   need_tools SCRIPT TOOL...  -> exits, naming what to install, if one is missing
 #   self_signed_cert DIR       -> DIR/cert.pem, DIR/key.pem, DIR/both.pem (HAProxy's crt)
-#   haproxy_tls_config DIR PORT ALPN
-#                              -> DIR/haproxy.cfg: TLS on PORT, balancing 8080/8081
+#   haproxy_config DIR PORT [ALPN]
+#                              -> DIR/haproxy.cfg: PORT (TLS with DIR/both.pem
+#                                 when ALPN is given), balancing 8080/8081
 #   backends_config DIR PORT PORT [WORKERS=1]
 #                              -> DIR/backends.conf: the two nginx backends
 #                                 (`/`, files from DIR/www, POST /upload)
@@ -23,6 +24,7 @@
 #                                 at URL; req/s, p50, p99, PID's cpu-us/req
 #                                 and the system part of it (sys-us/req)
 #   wrk_header FIRST_COLUMN    -> wrk_row's header line
+#   wrk_rounds DEFAULT_ROUNDS  -> ROUNDS rounds of wrk_row over ROWS
 DIST_MODULES=(proxy proxy_http proxy_balancer lbmethod_byrequests)
 DIST_PACKAGES=(-p modproxy)
 for m in "${DIST_MODULES[@]}"; do DIST_PACKAGES+=(-p "mod_$m"); done
@@ -100,8 +102,9 @@ self_signed_cert() {
   cat "$dir/cert.pem" "$dir/key.pem" > "$dir/both.pem"
 }
 
-haproxy_tls_config() {
-  local dir=$1 port=$2 alpn=$3
+haproxy_config() {
+  local dir=$1 port=$2 alpn=${3:-} tls=""
+  [ -z "$alpn" ] || tls=" ssl crt $dir/both.pem alpn $alpn"
   cat > "$dir/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -114,7 +117,7 @@ defaults
   option forwardfor
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$port ssl crt $dir/both.pem alpn $alpn
+  bind 127.0.0.1:$port$tls
   default_backend mycluster
 backend mycluster
   balance roundrobin
@@ -154,3 +157,21 @@ wrk_row() {
 }
 # The header line for wrk_row's table; its first column is named $1.
 wrk_header() { printf '%-16s %-22s %10s %9s %9s %10s %10s\n' "$1" proxy req/s p50 p99 cpu-us/req sys-us/req; }
+
+# ROWS holds "name|pid|port" entries, proxies of `GET /` on 127.0.0.1:
+# waits until each answers, then prints ROUNDS (default $1) rounds of
+# wrk_row over them in turn, so the machine's drift falls on all alike.
+wrk_rounds() {
+  local r who pid port round
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r _ _ port <<<"$r"
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  done
+  wrk_header round
+  for round in $(seq "${ROUNDS:-$1}"); do
+    for r in "${ROWS[@]}"; do
+      IFS='|' read -r who pid port <<<"$r"
+      wrk_row "$round" "$who" "$pid" "http://127.0.0.1:$port/"
+    done
+  done
+}

@@ -38,7 +38,7 @@ CONF
 taskset -c 0 nginx -c "$W/nginx.conf" -p "$W" & PIDS+=($!)
 NGINX=${PIDS[-1]}
 
-haproxy_tls_config "$W" 9445 http/1.1
+haproxy_config "$W" 9445 http/1.1
 taskset -c 0 haproxy -f "$W/haproxy.cfg" -db & PIDS+=($!)
 HAPROXY=${PIDS[-1]}
 
