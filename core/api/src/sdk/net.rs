@@ -155,7 +155,7 @@ impl TcpConn {
         buf: &mut bytes::BytesMut,
         max: usize,
     ) -> Poll<Result<usize, IoError>> {
-        buf.reserve(max);
+        make_room(buf, max);
         let spare = buf.spare_capacity_mut();
         let len = spare.len().min(max);
         let mut n = 0;
@@ -341,4 +341,47 @@ pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapse
 /// Runs `fut` on the host's runtime, detached.
 pub fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) {
     (host().spawn)(crate::future::export(fut, super::shim::report_panic));
+}
+
+/// Room for `max` more bytes in `buf`. When `buf` holds nothing and its
+/// memory cannot be reused as it is (the bytes before it still lent out,
+/// or too little behind them), it becomes a new buffer: `reserve` would
+/// grow the old allocation, and growing copies every byte already taken
+/// from it (a body read after its head copied the head's 8 KiB each time).
+fn make_room(buf: &mut bytes::BytesMut, max: usize) {
+    if buf.is_empty() && !buf.try_reclaim(max) {
+        *buf = bytes::BytesMut::with_capacity(max);
+    }
+    buf.reserve(max);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::make_room;
+    use bytes::BytesMut;
+
+    #[test]
+    fn an_emptied_buffer_is_reused_when_it_can_be_and_replaced_when_not() {
+        // Everything read was taken and given back: the same memory.
+        let mut buf = BytesMut::with_capacity(8192);
+        buf.extend_from_slice(&[7; 100]);
+        let start = buf.as_ptr();
+        drop(buf.split());
+        make_room(&mut buf, 8192);
+        assert_eq!(buf.as_ptr(), start);
+        assert!(buf.capacity() >= 8192);
+
+        // Asked for more than it ever had: a new buffer of the size asked.
+        let lent = buf.split().freeze();
+        make_room(&mut buf, 65536);
+        assert!(buf.is_empty() && buf.capacity() >= 65536);
+        assert_eq!(lent.len(), 0);
+
+        // Bytes not yet taken stay, in order.
+        let mut buf = BytesMut::with_capacity(16);
+        buf.extend_from_slice(b"head");
+        make_room(&mut buf, 65536);
+        assert_eq!(&buf[..], b"head");
+        assert!(buf.capacity() >= 65536 + 4);
+    }
 }
