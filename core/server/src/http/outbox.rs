@@ -136,7 +136,8 @@ impl Outbox {
                 });
                 n += 1;
             }
-            // One piece: a plain send, which the kernel takes for less.
+            // The last bytes go flagged to leave with the FIN; otherwise
+            // one piece is a plain send, which the kernel takes for less.
             let written = if last {
                 io.poll_write_last(cx, &slices[..n])
             } else if n == 1 {

@@ -100,12 +100,15 @@ pub async fn send(
     let mut wire = ctx.wire.take()?;
     let mut body = std::mem::replace(&mut ctx.body, RequestBody::new(BodyFraming::None, false));
     let reusable = ended_well && !close && !ctx.close;
+    // Nothing of the client's is left unread: no bytes behind this
+    // request, and its body read to the end.
+    let client_done = wire.buf.is_empty() && body.is_done();
     // A client that asked for the close and has sent everything it
     // will: the connection closes right after this flush, so its last
     // bytes may wait for the FIN and leave with it. (Not when the server
     // chose the close: that client may have sent more, and a close over
     // unread bytes resets the connection, so nothing may be held back.)
-    let last = !reusable && !ctx.head.keep_alive && wire.buf.is_empty() && body.is_done();
+    let last = !reusable && !ctx.head.keep_alive && client_done;
     drop(reply);
     let written = if last {
         out.flush_last(&mut wire.io).await
@@ -114,7 +117,7 @@ pub async fn send(
     }
     .is_ok();
     if !written || !reusable {
-        if written && (!wire.buf.is_empty() || !body.is_done()) {
+        if written && !client_done {
             // Boxed: its 4 KiB read buffer would otherwise be part of
             // every connection's task.
             Box::pin(linger(wire)).await;
